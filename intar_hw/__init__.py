@@ -1,0 +1,1 @@
+"""intar-hw: generate inter-task auto-reconfigurable (InTAR) DNN accelerators in Amaranth."""

@@ -1,0 +1,1 @@
+"""Reusable Amaranth blocks. They know nothing of any model or schedule."""
