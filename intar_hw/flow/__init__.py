@@ -1,0 +1,1 @@
+"""From components to files: Verilog export, simulation harnesses, synthesis and reports."""

@@ -1,0 +1,17 @@
+"""Verilog export of any intar-hw component."""
+
+from amaranth.back import verilog
+
+
+__all__ = ["to_verilog"]
+
+
+def to_verilog(component, name="top"):
+    """Return the Verilog text of ``component`` as a module called ``name``.
+
+    Source locations are left out so the output is stable from run to run. Port names join
+    member paths with ``__`` (``i__payload``, ``o__valid``).
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"Verilog module name must be an identifier, not {name!r}")
+    return verilog.convert(component, name=name, emit_src=False)
