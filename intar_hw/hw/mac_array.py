@@ -1,0 +1,267 @@
+from amaranth import *
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+
+__all__ = ["OPERAND_WIDTHS", "MACBeatLayout", "MACArray"]
+
+
+#: Operand widths the array supports, in bits (signed two's complement).
+OPERAND_WIDTHS = (4, 8, 16)
+
+
+def _check_count(owner, name, value):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{owner} {name} must be an integer, not {value!r}")
+    if value < 1:
+        raise ValueError(f"{owner} {name} must be a positive integer, not {value!r}")
+
+
+def _check_operand_width(owner, name, value):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{owner} {name} must be an integer, not {value!r}")
+    if value not in OPERAND_WIDTHS:
+        raise ValueError(f"{owner} {name} must be 4, 8 or 16, not {value!r}")
+
+
+def _accumulator_width(operand_width, products):
+    # Derived in the Notes of MACArray.
+    return 2 * operand_width - 1 + ceil_log2(products + 1)
+
+
+class MACBeatLayout(data.StructLayout):
+    """Payload of one input beat of a :class:`MACArray`: one operand vector per row and column.
+
+    Parameters
+    ----------
+    rows : int
+        Number of rows (``d1``) of the array, at least 1.
+    cols : int
+        Number of columns (``d2``) of the array, at least 1.
+    depth : int
+        Dot-product depth (``d3``): operand pairs each processing element multiplies per beat.
+    width : int
+        Operand width in bits: 4, 8 or 16.
+
+    Members
+    -------
+    a : ArrayLayout(ArrayLayout(signed(width), depth), rows)
+        ``a[r][k]``: the ``k``-th operand of row ``r``, shared along the row.
+    b : ArrayLayout(ArrayLayout(signed(width), depth), cols)
+        ``b[c][k]``: the ``k``-th operand of column ``c``, shared along the column.
+    last : unsigned(1)
+        Set on the final beat of a reduction; the finished tile is emitted after it.
+
+    Raises
+    ------
+    TypeError
+        If any parameter is not an integer.
+    ValueError
+        If ``rows``, ``cols`` or ``depth`` is less than 1, or ``width`` is not 4, 8 or 16.
+    """
+
+    def __init__(self, rows, cols, depth, width):
+        for name, value in (("rows", rows), ("cols", cols), ("depth", depth)):
+            _check_count("MACBeatLayout", name, value)
+        _check_operand_width("MACBeatLayout", "width", width)
+        self._rows, self._cols, self._depth, self._width = rows, cols, depth, width
+        operands = data.ArrayLayout(signed(width), depth)
+        super().__init__({
+            "a": data.ArrayLayout(operands, rows),
+            "b": data.ArrayLayout(operands, cols),
+            "last": 1,
+        })
+
+    @property
+    def rows(self):
+        return self._rows
+
+    @property
+    def cols(self):
+        return self._cols
+
+    @property
+    def depth(self):
+        return self._depth
+
+    @property
+    def width(self):
+        return self._width
+
+    def __repr__(self):
+        return f"MACBeatLayout({self._rows}, {self._cols}, {self._depth}, {self._width})"
+
+
+class MACArray(wiring.Component):
+    """A ``rows`` x ``cols`` output-stationary tile of signed multiply-accumulate elements.
+
+    Each input beat carries ``depth`` operands per row (``a``) and per column (``b``). Processing
+    element ``(r, c)`` adds ``sum(a[r][k] * b[c][k] for k in range(depth))`` to its accumulator;
+    the beat with ``last`` set ends the reduction, and the finished ``rows`` x ``cols`` tile of
+    sums leaves on ``o`` as one beat while the accumulators start the next reduction from zero.
+    A reduction of ``n`` beats thus computes ``A @ B.T`` for ``A`` of shape ``(rows, n * depth)``
+    and ``B`` of shape ``(cols, n * depth)``.
+
+    The datapath is a three-stage pipeline shaped for FPGA DSP blocks: registered multiplier
+    inputs, registered products, then the accumulators, whose sum on a ``last`` beat goes to a
+    separate result register. That register lets a finished tile wait on ``o`` while the next
+    reduction accumulates, so with ``o`` always ready the array takes one beat per cycle, even
+    when every beat ends a reduction. The pipeline stalls (and ``i.ready`` falls) only when a
+    ``last`` beat reaches the accumulators while the result register holds a tile that ``o`` is
+    not taking this cycle; no tile is ever dropped or repeated. ``o.valid`` is a register output;
+    ``i.ready`` depends combinationally on ``o.ready``.
+
+    Parameters
+    ----------
+    rows : int
+        Number of rows (``d1``), at least 1.
+    cols : int
+        Number of columns (``d2``), at least 1.
+    depth : int
+        Dot-product depth (``d3``): operand pairs each element multiplies and sums per beat.
+    operand_width : int
+        Width of the signed two's complement operands: 4, 8 or 16 bits.
+    max_reduction : int
+        Longest reduction to support, in products summed into one output (``beats * depth``).
+        It is rounded up to a whole number of beats. Longer reductions wrap modulo
+        ``2**accumulator_width``.
+
+    Members
+    -------
+    i : In(stream.Signature(MACBeatLayout(rows, cols, depth, operand_width)))
+        Operand beats; see :class:`MACBeatLayout`.
+    o : Out(stream.Signature(ArrayLayout(ArrayLayout(signed(accumulator_width), cols), rows)))
+        One beat per reduction: ``o.payload[r][c]`` is the sum of element ``(r, c)``.
+
+    Attributes
+    ----------
+    latency : int
+        Cycles from the transfer of a ``last`` beat on ``i`` to its tile being valid on ``o``,
+        when the result register is free: 3 (multiplier inputs, products, result register).
+    accumulator_width : int
+        Width of each signed sum: ``2 * operand_width - 1 + ceil_log2(K + 1)`` for
+        ``K = ceil(max_reduction / depth) * depth``, the narrowest that no reduction of up to ``K``
+        products can overflow (see Notes).
+
+    Raises
+    ------
+    TypeError
+        If any parameter is not an integer.
+    ValueError
+        If ``rows``, ``cols``, ``depth`` or ``max_reduction`` is less than 1, or
+        ``operand_width`` is not 4, 8 or 16.
+
+    Notes
+    -----
+    Accumulator width. A signed ``w``-bit operand lies in ``[-2**(w-1), 2**(w-1) - 1]``, so one
+    product lies in ``[-2**(2w-2) + 2**(w-1), 2**(2w-2)]``: the positive extreme, reached only by
+    ``(-2**(w-1))**2``, outweighs the negative one. A sum of ``K`` products lies in
+    ``[-K * (2**(2w-2) - 2**(w-1)), K * 2**(2w-2)]``, and a signed ``W``-bit register holds it iff
+    ``K * 2**(2w-2) < 2**(W-1)``, i.e. ``K < 2**(W-2w+1)``, i.e. ``W >= 2w - 1 + ceil_log2(K + 1)``.
+    That is never wider than the rule of thumb ``2w + ceil_log2(K)`` and one bit narrower unless
+    ``K`` is a power of two (``K = 1`` gives ``2w``, ``K = 3`` gives ``2w + 1``, ``K = 4`` gives
+    ``2w + 2``). Partial sums are sums of fewer products and fit as well.
+    """
+
+    latency = 3
+
+    def __init__(self, rows, cols, *, depth=1, operand_width=8, max_reduction):
+        for name, value in (("rows", rows), ("cols", cols), ("depth", depth)):
+            _check_count("MACArray", name, value)
+        _check_operand_width("MACArray", "operand_width", operand_width)
+        _check_count("MACArray", "max_reduction", max_reduction)
+        self._rows = rows
+        self._cols = cols
+        self._depth = depth
+        self._operand_width = operand_width
+        self._max_reduction = max_reduction
+        beats = -(-max_reduction // depth)
+        self._accumulator_width = _accumulator_width(operand_width, beats * depth)
+        tile = data.ArrayLayout(data.ArrayLayout(signed(self._accumulator_width), cols), rows)
+        super().__init__({
+            "i": In(stream.Signature(MACBeatLayout(rows, cols, depth, operand_width))),
+            "o": Out(stream.Signature(tile)),
+        })
+
+    @property
+    def rows(self):
+        return self._rows
+
+    @property
+    def cols(self):
+        return self._cols
+
+    @property
+    def depth(self):
+        return self._depth
+
+    @property
+    def operand_width(self):
+        return self._operand_width
+
+    @property
+    def max_reduction(self):
+        return self._max_reduction
+
+    @property
+    def accumulator_width(self):
+        return self._accumulator_width
+
+    def elaborate(self, platform):
+        m = Module()
+        rows, cols, depth = self._rows, self._cols, self._depth
+        beat = self.i.payload.shape()
+
+        # One enable for the whole pipeline (DSP blocks have clock enables on every register).
+        advance = Signal()
+
+        # Stage 1: multiplier inputs.
+        operands = Signal(beat)
+        operands_valid = Signal()
+        # Stage 2: products.
+        products = [[[Signal(signed(2 * self._operand_width), name=f"product_{r}_{c}_{k}")
+                      for k in range(depth)] for c in range(cols)] for r in range(rows)]
+        products_valid = Signal()
+        products_last = Signal()
+        # Stage 3: accumulators and the result register (which drives o.payload).
+        accumulators = [[Signal(signed(self._accumulator_width), name=f"accumulator_{r}_{c}")
+                         for c in range(cols)] for r in range(rows)]
+
+        # A last beat needs the result register; it is free if empty or being emptied now.
+        m.d.comb += [
+            advance.eq(~(products_valid & products_last) | ~self.o.valid | self.o.ready),
+            self.i.ready.eq(advance),
+        ]
+
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+
+        with m.If(advance):
+            m.d.sync += [
+                operands.eq(self.i.payload),
+                operands_valid.eq(self.i.valid),
+                products_valid.eq(operands_valid),
+                products_last.eq(operands.last),
+            ]
+            for r in range(rows):
+                for c in range(cols):
+                    for k in range(depth):
+                        m.d.sync += products[r][c][k].eq(operands.a[r][k] * operands.b[c][k])
+
+            with m.If(products_valid):
+                for r in range(rows):
+                    for c in range(cols):
+                        # Exact: the sum of at most max_reduction products fits (see Notes).
+                        total = sum(products[r][c], accumulators[r][c])
+                        with m.If(products_last):
+                            m.d.sync += [
+                                self.o.payload[r][c].eq(total),
+                                accumulators[r][c].eq(0),
+                            ]
+                        with m.Else():
+                            m.d.sync += accumulators[r][c].eq(total)
+                with m.If(products_last):
+                    m.d.sync += self.o.valid.eq(1)
+
+        return m
