@@ -14,6 +14,7 @@ test: $(STAMP) tools
 
 # Paper-scale measurements: slow, so not part of `make test`.
 bench: $(STAMP) tools
+	$(VENV)/bin/intar bench
 	$(PY) -m pytest -W error -m slow -s
 
 $(STAMP): pyproject.toml

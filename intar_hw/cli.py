@@ -16,12 +16,21 @@ def _cmd_demo(args):
     return demo.main()
 
 
+def _cmd_bench(args):
+    from intar_hw import bench
+    return bench.main(args.suites or None)
+
+
 def _parser():
     parser = argparse.ArgumentParser(prog="intar", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="run the built-in demonstration")
     demo.set_defaults(run=_cmd_demo)
+
+    bench = commands.add_parser("bench", help="measure and print the figures the README quotes")
+    bench.add_argument("suites", nargs="*", metavar="SUITE", help="suites to run (default: all)")
+    bench.set_defaults(run=_cmd_bench)
     return parser
 
 

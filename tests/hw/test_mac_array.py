@@ -4,7 +4,7 @@ import pytest
 from amaranth import *
 
 from intar_hw.hw.mac_array import MACArray, MACBeatLayout
-from intar_hw.testbench import get, put, run, seeded
+from intar_hw.testbench import beats_per_cycle, flow, get, put, run, seeded
 
 
 def reference_mac_array(reductions):
@@ -138,41 +138,12 @@ def test_layouts():
     assert tile.elem_shape.elem_shape == signed(dut.accumulator_width)
 
 
-def flow_cycles(dut, beats):
-    """Cycles at which beats enter and tiles leave, with an always-valid source and ready sink."""
-    tiles = sum(beat["last"] for beat in beats)
-    taken, given = [], []
-
-    async def source(ctx):
-        await put(ctx, dut.i, beats)
-
-    async def sink(ctx):
-        await get(ctx, dut.o, tiles)
-
-    async def monitor(ctx):
-        cycle = 0
-        async for _, _, i_valid, i_ready, o_valid, o_ready in ctx.tick().sample(
-                dut.i.valid, dut.i.ready, dut.o.valid, dut.o.ready):
-            if i_valid and i_ready:
-                taken.append(cycle)
-            if o_valid and o_ready:
-                given.append(cycle)
-            cycle += 1
-
-    run(dut, source, sink, processes=[monitor], deadline=2 * len(beats) + 50)
-    return taken, given
-
-
-def beats_per_cycle(cycles):
-    return len(cycles) / (cycles[-1] - cycles[0] + 1)
-
-
 @pytest.mark.parametrize("length", [1, 16])
 def test_throughput(length):
     dut = MACArray(4, 4, max_reduction=length)
     beat = {"a": [[1]] * 4, "b": [[1]] * 4}
     beats = [dict(beat, last=int(n % length == length - 1)) for n in range(64)]
-    taken, given = flow_cycles(dut, beats)
+    taken, given = flow(dut, beats, 64 // length)
     assert len(taken) == 64 and beats_per_cycle(taken) == 1.0
     assert len(given) == 64 // length
     if length == 1:
@@ -181,7 +152,7 @@ def test_throughput(length):
 
 def test_latency():
     dut = MACArray(1, 1, max_reduction=1)
-    taken, given = flow_cycles(dut, [{"a": [[3]], "b": [[-5]], "last": 1}])
+    taken, given = flow(dut, [{"a": [[3]], "b": [[-5]], "last": 1}], 1)
     assert given[0] - taken[0] == MACArray.latency == dut.latency == 3
 
 

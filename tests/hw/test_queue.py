@@ -4,7 +4,7 @@ from amaranth import *
 from amaranth.lib import data
 
 from intar_hw.hw.queue import Queue
-from intar_hw.testbench import get, put, run, seeded
+from intar_hw.testbench import beats_per_cycle, flow, get, put, run, seeded
 
 
 class Beat(data.Struct):
@@ -74,28 +74,8 @@ def test_fills_to_depth_under_full_backpressure():
 
 
 def throughput(depth, beats=64):
-    """Beats per cycle moved through a queue of ``depth`` with an always-ready source and sink."""
-    dut = Queue(8, depth)
-    first = last = None
-
-    async def source(ctx):
-        await put(ctx, dut.i, [n % 256 for n in range(beats)])
-
-    async def sink(ctx):
-        nonlocal first, last
-        ctx.set(dut.o.ready, 1)
-        cycle = 0
-        taken = 0
-        while taken < beats:
-            _, _, valid = await ctx.tick().sample(dut.o.valid)
-            if valid:
-                taken += 1
-                first = cycle if first is None else first
-                last = cycle
-            cycle += 1
-
-    run(dut, source, sink, deadline=10 * beats)
-    return (beats - 1) / (last - first)
+    taken, given = flow(Queue(8, depth), [n % 256 for n in range(beats)], beats)
+    return beats_per_cycle(given)
 
 
 @pytest.mark.parametrize("depth,expected", [(1, 0.5), (2, 0.5), (3, 1.0), (4, 1.0)])

@@ -1,0 +1,58 @@
+"""The ``intar bench`` command: measure and print the figures the README quotes.
+
+Each suite returns rows of ``(what, figure, unit)`` measured on this machine; nothing is read from
+a file or assumed. Suites are slow enough that they are not part of ``make test``.
+"""
+
+import numpy as np
+
+from intar_hw.demo import pysim_speed
+from intar_hw.hw.mac_array import MACArray
+from intar_hw.hw.queue import Queue
+from intar_hw.testbench import beats_per_cycle, flow
+
+
+__all__ = ["SUITES", "hardware_blocks", "main"]
+
+
+def _queue_throughput(depth, beats=256):
+    _, given = flow(Queue(8, depth), [n % 256 for n in range(beats)], beats)
+    return beats_per_cycle(given)
+
+
+def _mac_array_throughput(length, beats=256):
+    rng = np.random.default_rng(length)
+    dut = MACArray(4, 4, max_reduction=length)
+    payloads = [{"a": rng.integers(-128, 128, (4, 1)).tolist(),
+                 "b": rng.integers(-128, 128, (4, 1)).tolist(),
+                 "last": int(n % length == length - 1)} for n in range(beats)]
+    taken, _ = flow(dut, payloads, beats // length)
+    return beats_per_cycle(taken)
+
+
+def hardware_blocks():
+    """Throughput of the stream blocks with no stalls, and the speed of Amaranth's simulator."""
+    rows = [(f"Queue throughput, depth {depth}", _queue_throughput(depth), "beats/cycle")
+            for depth in (1, 2, 3, 4)]
+    rows += [(f"MACArray 4x4 int8 throughput, reductions of {length}",
+              _mac_array_throughput(length), "beats/cycle") for length in (1, 32)]
+    rows.append(("pysim speed, 4x4 int8 MACArray with stream helpers", pysim_speed(),
+                 "cycles/s"))
+    return rows
+
+
+SUITES = {"hw": hardware_blocks}
+
+
+def main(suites=None):
+    """Run the named suites (all when ``None``) and print one table per suite."""
+    names = list(SUITES) if suites is None else suites
+    for name in names:
+        if name not in SUITES:
+            raise ValueError(f"Benchmark suite must be one of {', '.join(SUITES)}, not {name!r}")
+    for name in names:
+        print(f"== {name}")
+        for what, figure, unit in SUITES[name]():
+            text = f"{figure:,.0f}" if figure >= 100 else f"{figure:.2f}"
+            print(f"  {what:<60} {text:>10} {unit}")
+    return 0
