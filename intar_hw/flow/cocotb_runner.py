@@ -53,7 +53,8 @@ def run_cocotb(component, *, toplevel, test_module, test_dir, build_dir, paramet
     env = {"INTAR_COCOTB_PARAMS": json.dumps(parameters or {}),
            "PYTHONPATH": os.pathsep.join([str(test_dir), *sys.path])}
     try:
-        runner.test(hdl_toplevel=toplevel, test_module=test_module, test_dir=test_dir,
+        # Run inside build_dir so results and logs stay out of the source tree.
+        runner.test(hdl_toplevel=toplevel, test_module=test_module, test_dir=build_dir,
                     build_dir=build_dir, extra_env=env)
     except SystemExit:
         # The runner exits the interpreter on a failed test; report it as a test failure.

@@ -33,7 +33,8 @@ class Queue(wiring.Component):
     Attributes
     ----------
     latency : int
-        Cycles from a beat taken on ``i`` to it being valid on ``o`` when the queue was empty: 1.
+        Cycles from a beat taken on ``i`` to it being valid on ``o`` when the queue was empty:
+        1 at depth 1 (the output register alone), 2 at larger depths (storage, then register).
 
     Raises
     ------
@@ -42,8 +43,6 @@ class Queue(wiring.Component):
     ValueError
         If ``depth`` is less than 1.
     """
-
-    latency = 1
 
     def __init__(self, shape, depth):
         try:
@@ -69,6 +68,10 @@ class Queue(wiring.Component):
     @property
     def depth(self):
         return self._depth
+
+    @property
+    def latency(self):
+        return 1 if self._depth == 1 else 2
 
     def elaborate(self, platform):
         m = Module()

@@ -83,6 +83,13 @@ def test_throughput(depth, expected):
     assert throughput(depth) == pytest.approx(expected, abs=0.02)
 
 
+@pytest.mark.parametrize("depth", [1, 2, 5])
+def test_latency(depth):
+    dut = Queue(8, depth)
+    taken, given = flow(dut, [5], 1)
+    assert given[0] - taken[0] == dut.latency
+
+
 def test_shape_type_error():
     with pytest.raises(TypeError, match=r"^Queue shape must be a shape-castable object, not 'x'$"):
         Queue("x", 4)
