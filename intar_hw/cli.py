@@ -21,6 +21,32 @@ def _cmd_bench(args):
     return bench.main(args.suites or None)
 
 
+def _cmd_info(args):
+    import json
+    from intar_hw.models import model_graph
+
+    graph = model_graph(args.model, args.scale)
+    rows = graph.table()
+    if args.json:
+        print(json.dumps({"model": graph.name, "scale": args.scale, "macs": graph.macs,
+                          "param_bytes": sum(p.nbytes for p in graph.params.values()),
+                          "inputs": {t.name: list(t.shape) for t in graph.inputs},
+                          "outputs": [t.name for t in graph.outputs], "ops": rows}, indent=2))
+        return
+    shape = lambda s: "x".join(map(str, s))  # noqa: E731
+    header = ("op", "kind", "inputs", "output", "fmt", "MACs", "out bytes", "live bytes")
+    table = [header] + [
+        (r["op"], r["kind"], ", ".join(shape(s) for s in r["inputs"]), shape(r["output"]),
+         r["format"], f"{r['macs']:,}", f"{r['output_bytes']:,}", f"{r['live_bytes']:,}")
+        for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    print(f"{graph.name} ({args.scale}): {len(rows)} ops, {graph.macs:,} MACs, "
+          f"{sum(p.nbytes for p in graph.params.values()):,} parameter bytes")
+    for row in table:
+        print("  ".join(cell.ljust(w) if i < 5 else cell.rjust(w)
+                        for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+
+
 def _parser():
     parser = argparse.ArgumentParser(prog="intar", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -31,6 +57,14 @@ def _parser():
     bench = commands.add_parser("bench", help="measure and print the figures the README quotes")
     bench.add_argument("suites", nargs="*", metavar="SUITE", help="suites to run (default: all)")
     bench.set_defaults(run=_cmd_bench)
+
+    info = commands.add_parser("info", help="print the task table of a model")
+    info.add_argument("model", metavar="MODEL",
+                      help="a shipped model name or a path to a .py file defining graph(scale)")
+    info.add_argument("--scale", default="paper", metavar="S",
+                      help="tiny, small or paper (default: paper)")
+    info.add_argument("--json", action="store_true", help="print the table as JSON")
+    info.set_defaults(run=_cmd_info)
     return parser
 
 
