@@ -14,3 +14,4 @@ __all__ = [
     "error_report",
     "MODELS", "SCALES", "load", "model_graph",
 ]
+from .schedule import Resources, Schedule, Stage, Pattern, schedule

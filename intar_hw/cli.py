@@ -65,6 +65,9 @@ def _parser():
                       help="tiny, small or paper (default: paper)")
     info.add_argument("--json", action="store_true", help="print the table as JSON")
     info.set_defaults(run=_cmd_info)
+
+    from intar_hw.schedule.commands import add_commands
+    add_commands(commands)       # schedule, compare
     return parser
 
 

@@ -1,0 +1,804 @@
+"""The cost model: cycles of the hardware the generator builds from a schedule.
+
+This module is the contract between the scheduler and the RTL generator: the generator must build
+exactly the machine described here, and the cost model predicts its cycles. It imports no Amaranth.
+
+Execution model
+---------------
+PE array
+    Each core's array is ``d1 x d2 x d3``: a beat feeds ``d1`` A-vectors and ``d2`` B-vectors of
+    ``d3`` elements, output-stationary (:class:`~intar_hw.hw.mac_array.MACArray`). A task's GEMM
+    (``M x N x K``, ``batch`` times) is mapped with M on ``d1`` and N on ``d2`` (orientation
+    ``"MN"``) or swapped (``"NM"``), whichever is faster (on a tie, the one with more rows per
+    tile, which passes over B fewer times). A tile is ``ceil(K / d3)`` beats deep;
+    a finished tile drains through the result path one PE row (``d2`` values) per cycle while the
+    next tile accumulates, so tile ``t`` costs ``max(kb, rows_t)`` and a run of ``T`` tiles costs
+    ``kb + sum(max(kb, rows_t) for t < T - 1) + rows_last``. The array's pipeline latency
+    (:data:`ARRAY_LATENCY`, 3 cycles: registered operands, products, accumulators) is paid once
+    per stage.
+Core groups
+    A task on several cores deals tiles of one dimension (``split``, M or N) round-robin to them;
+    with equal cores each gets ``floor`` or ``ceil`` of the tile count, with unequal cores (the
+    VAE's 64-tap and 16-tap) work goes in proportion to rate (a binary search on the finishing
+    time). The other operand is broadcast. Rows covered by one pass over B are the sum of the
+    cores' tile rows when M is split (``rows_per_pass``), else one tile's rows; likewise columns.
+Memory
+    Parameters, graph inputs and graph outputs live off-chip. Other tensors live in the pooled
+    scratchpads when the live set fits; what does not fit spills (the producer writes the spilled
+    part off-chip, every reader reads it back). Per task the loop order that minimises off-chip
+    traffic is chosen: ``ROWS`` holds a block of A rows (resident, or staged in an input buffer)
+    and streams B once per block, ``COLS`` holds a block of B columns in a weight buffer and
+    streams A once per block. Weight tiles are reused across row tiles only when buffered; blocks
+    grow to what the free on-chip memory holds. An A operand read from off-chip (a graph input, or
+    the spilled part of a tensor) goes through a staging buffer of one row tile (a convolution:
+    the input rows under its windows), one broadcast copy when the cores split N, one per core
+    when they split M. A graph input whose row tile does not fit one core's scratchpad makes the
+    budget infeasible; a tensor whose row tile does not fit is never spilled (and if it cannot
+    stay on chip either, the budget is infeasible, naming the task and the shortfall).
+Bandwidth
+    Off-chip transfers overlap compute (double buffering) and reads and writes share one bus:
+    ``offchip = ceil(bytes / bytes_per_cycle)``, plus the read latency once per stage that reads.
+    Scratchpads have ``scratchpad_ports`` read ports and one write port per core: reading A and
+    B both from the scratchpad takes two reads per beat; results and join operands take one access
+    per drained row.
+Stages
+    ``cycles = max(pipeline, offchip, scratchpad) + fill + reconfig`` where ``pipeline`` is the
+    span of the stage's tasks, ``fill = ARRAY_LATENCY`` (+ the off-chip latency when the stage
+    reads off-chip) and ``reconfig = RECONFIG_CYCLES`` at every stage boundary (the mode
+    controller steps its state and restarts the address generators). ``bound`` names the
+    dominating term: ``compute``, ``pipeline-fill`` (the span exceeds the busiest task by more
+    than 1%: tasks waited for producers), ``offchip`` or ``scratchpad``.
+Task pipelines
+    Tasks of a TASK_PIPELINE stream their results through FIFOs (depth :data:`FIFO_DEPTH`, SFUs in
+    the link) into the buffer each edge needs. An edge is *streamable* when the consumer takes
+    its operand in the order the producer emits it:
+
+    - A rows of a linear/matmul (consumer ``ROWS``): a row-block buffer of ``rows_per_pass`` rows,
+      double-buffered; the producer must emit rows (``ROWS``, or ``COLS`` in one pass);
+    - A columns, i.e. reduction chunks (consumer ``KOUTER``, rank-d updates): an accumulator buffer
+      of ``batch * M * N`` partial sums; the producer must emit columns (``COLS``, or ``ROWS`` in
+      one pass, as a one-row GEMV does: the paper's "rank-16 updates, h2 never stored");
+    - a convolution's input (consumer ``ROWS``): a line buffer of ``band_rows + 1`` input rows;
+    - B^T (``A.B^T``, consumer ``COLS``, the producer's rows are B's columns) or B (``A.B``,
+      consumer ``COLS``, the producer's columns): a column-block buffer of ``cols_per_pass``,
+      double-buffered;
+    - a join's side operand: a FIFO when both producers emit in the same order.
+
+    A row-wise SFU (softmax, LayerNorm) in the link needs whole rows, so only a row-emitting
+    producer streams through it. Any other edge is *blocking*: the whole tensor is buffered
+    (spilled off-chip when it does not fit, counting its write and read) and the consumer starts
+    when the producer ends. Producers emit linearly over their run (a ``KOUTER`` task during its
+    last chunk only). Timing: ``start_t = max_p(emit_start_p + f * (end_p - emit_start_p))`` with
+    ``f`` the fraction of the operand the consumer's buffer needs first (1 for blocking edges),
+    and ``end_t = max(start_t + busy_t, max_p(end_p + tail_t))`` with ``tail_t`` the consumer's
+    time for its last block. Rate mismatch falls out of the max. Back-pressure on a producer does
+    not change the span (its consumer ends later anyway).
+"""
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from .plan import Order
+
+
+__all__ = ["ARRAY_LATENCY", "RECONFIG_CYCLES", "FIFO_DEPTH", "Deal", "deal", "Member",
+           "StageEval", "evaluate_stage", "mandatory_bytes", "InfeasibleError"]
+
+
+#: Pipeline latency of a PE array (registered operands, products, accumulators).
+ARRAY_LATENCY = 3
+#: Cycles to switch stages: the mode controller steps its state and restarts address generators.
+RECONFIG_CYCLES = 2
+#: Depth of the FIFO on every stream link (>= 3 keeps a stream at one beat per cycle).
+FIFO_DEPTH = 4
+
+
+class InfeasibleError(ValueError):
+    """A budget cannot hold a task or tensor; the message names it and the shortfall."""
+
+
+def _kib(n):
+    return f"{n / 1024:.3g} KiB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.3g} MiB"
+
+
+# --- compute -----------------------------------------------------------------------------------
+
+def _tiles(pea, orientation, M, N):
+    d1, d2, _ = pea
+    dm, dn = (d1, d2) if orientation == "MN" else (d2, d1)
+    tm, tn = -(-M // dm), -(-N // dn)
+    on_rows = M if orientation == "MN" else N
+    full_rows = d1
+    rem_rows = on_rows - ((tm if orientation == "MN" else tn) - 1) * d1
+    n_rem = tn if orientation == "MN" else tm
+    return dm, dn, tm, tn, full_rows, rem_rows, n_rem
+
+
+def core_cycles(pea, orientation, batch, M, N, K, chunk=None):
+    """Busy cycles of one core computing ``batch`` GEMMs ``M x N x K`` (see the module docs).
+
+    With ``chunk``, the reduction runs outermost in chunks of ``chunk`` (``KOUTER``).
+    Returns ``(cycles, (i, j, k))`` with the loop bounds: tiles along M and N, beats per tile.
+    """
+    if M <= 0 or N <= 0:
+        return 0, (0, 0, 0)
+    d3 = pea[2]
+    dm, dn, tm, tn, r_full, r_rem, n_rem = _tiles(pea, orientation, M, N)
+    n_rem *= batch
+    n_full = batch * tm * tn - n_rem
+    if chunk is None or chunk >= K:
+        chunks = [(K, 1)]
+    else:
+        count = -(-K // chunk)
+        last = K - (count - 1) * chunk
+        chunks = [(chunk, count - 1), (last, 1)] if last != chunk else [(chunk, count)]
+    total = 0
+    for size, count in chunks:
+        kb = -(-size // d3)
+        total += count * (n_full * max(kb, r_full) + n_rem * max(kb, r_rem))
+    kb_first = -(-chunks[0][0] // d3)
+    kb_last = -(-chunks[-1][0] // d3)
+    r_last = r_rem
+    total += kb_first - max(kb_last, r_last) + r_last
+    return total, (tm, tn, -(-min(K, chunk or K) // d3))
+
+
+@dataclass(frozen=True)
+class Deal:
+    """How a task's tiles are dealt to a core group, and the resulting busy time.
+
+    ``cores`` holds ``(orientation, M_c, N_c, cycles, (i, j, k))`` per core; ``cycles`` is the
+    slowest; ``rows_per_pass`` / ``cols_per_pass`` are the rows / columns the group covers in one
+    pass over the other operand; ``dm`` / ``dn`` the largest tile extents.
+    """
+    split: str
+    cycles: int
+    cores: tuple
+    rows_per_pass: int
+    cols_per_pass: int
+
+
+def _best_orientation(pea, batch, M, N, K, chunk):
+    """The faster orientation; on a tie, the one with more rows per tile (fewer B passes)."""
+    best, best_key = None, None
+    for orientation in ("MN", "NM"):
+        cycles, loops = core_cycles(pea, orientation, batch, M, N, K, chunk)
+        rows = pea[0] if orientation == "MN" else pea[1]
+        key = (cycles, -min(rows, M))
+        if best is None or key < best_key:
+            best, best_key = (orientation, cycles, loops), key
+    return best
+
+
+@lru_cache(maxsize=65536)
+def deal(peas, batch, M, N, K, chunk=None, split=None):
+    """Deal a GEMM over cores of shapes ``peas`` (a tuple), minimising the slowest core.
+
+    ``split`` forces the dealt dimension (``"M"`` or ``"N"``); by default the faster wins, and of
+    equally fast deals the one covering more rows per pass (fewer passes over B).
+    """
+    best = None
+    for dim in ((split,) if split else ("M", "N")):
+        result = _deal_dim(peas, batch, M, N, K, chunk, dim)
+        if best is None or (result.cycles, -result.rows_per_pass) < (best.cycles,
+                                                                     -best.rows_per_pass):
+            best = result
+    return best
+
+
+def _deal_dim(peas, batch, M, N, K, chunk, dim):
+    size = M if dim == "M" else N
+    g = len(peas)
+    if g == 1 or size == 1:
+        cores = [(peas[0], size)] + [(p, 0) for p in peas[1:]]
+        sizes = [s for _, s in cores]
+        return _make_deal(peas, batch, M, N, K, chunk, dim, sizes)
+    if len(set(peas)) == 1:
+        best = None
+        for orientation in ("MN", "NM"):
+            dm, dn, *_ = _tiles(peas[0], orientation, M, N)
+            unit = dm if dim == "M" else dn
+            units = -(-size // unit)
+            base, extra = divmod(units, g)
+            counts = [base + (1 if c < extra else 0) for c in range(g)]
+            sizes = [n * unit for n in counts]
+            # The partial last tile goes to a core with the most tiles: it shortens the slowest.
+            sizes[counts.index(max(counts))] -= units * unit - size
+            d = _make_deal(peas, batch, M, N, K, chunk, dim, sizes, orientation)
+            if best is None or (d.cycles, -d.rows_per_pass) < (best.cycles, -best.rows_per_pass):
+                best = d
+        return best
+
+    def time(c, n):
+        if n == 0:
+            return 0
+        Mc, Nc = (n, N) if dim == "M" else (M, n)
+        return _best_orientation(peas[c], batch, Mc, Nc, K, chunk)[1]
+
+    def capacity(c, limit):
+        lo, hi = 0, size
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if time(c, mid) <= limit:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    lo, hi = 0, min(time(c, size) for c in range(g))
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if sum(capacity(c, mid) for c in range(g)) >= size:
+            hi = mid
+        else:
+            lo = mid + 1
+    sizes, left = [], size
+    for c in range(g):
+        n = min(capacity(c, lo), left)
+        sizes.append(n)
+        left -= n
+    return _make_deal(peas, batch, M, N, K, chunk, dim, sizes)
+
+
+def _make_deal(peas, batch, M, N, K, chunk, dim, sizes, orientation=None):
+    cores = []
+    for pea, n in zip(peas, sizes):
+        Mc, Nc = (n, N) if dim == "M" else (M, n)
+        if n == 0:
+            cores.append(("MN", Mc, Nc, 0, (0, 0, 0)))
+            continue
+        if orientation is None:
+            o, cycles, loops = _best_orientation(pea, batch, Mc, Nc, K, chunk)
+        else:
+            o = orientation
+            cycles, loops = core_cycles(pea, o, batch, Mc, Nc, K, chunk)
+        cores.append((o, Mc, Nc, cycles, loops))
+    extents = []
+    for pea, (o, Mc, Nc, _, _) in zip(peas, cores):
+        d1, d2, _ = pea
+        extents.append((d1, d2) if o == "MN" else (d2, d1))
+    active = [e for e, n in zip(extents, sizes) if n > 0] or extents[:1]
+    if dim == "M":
+        rows = min(M, sum(e[0] for e in active))
+        cols = min(N, max(e[1] for e in active))
+    else:
+        rows = min(M, max(e[0] for e in active))
+        cols = min(N, sum(e[1] for e in active))
+    return Deal(dim, max(c[3] for c in cores), tuple(cores), max(rows, 1), max(cols, 1))
+
+
+# --- stage evaluation ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Member:
+    """A task in a stage: its index, the cores it runs on and its loop order."""
+    task: int
+    cores: tuple
+    order: Order
+
+
+@dataclass
+class _Input:
+    tensor: str
+    role: str          # A, window, B, BT, weight, side
+    bytes: int
+    spilled: int = 0   # bytes living off-chip
+    passes: int = 1
+    producer: object = None
+    streamed: bool = False
+    edge: str = ""     # rows / cols / line / blocking / fifo
+
+
+@dataclass
+class TaskEval:
+    member: Member
+    deal: Deal
+    busy: int
+    start: int = 0
+    end: int = 0
+    emit_start: int = 0
+    block: int = 1
+    inputs: list = field(default_factory=list)
+    results: list = field(default_factory=list)   # (tensor, dest, spilled, bytes, consumers)
+    offchip_bytes: int = 0
+    scratchpad_cycles: int = 0
+
+
+@dataclass
+class StageEval:
+    """Everything :mod:`.policies` needs to make a :class:`~.plan.Stage` record."""
+    members: tuple
+    tasks: list
+    buffers: list       # (kind, tensor, owner, producer, bytes, depth, spilled)
+    cycles: int
+    bound: str
+    compute: int
+    pipeline: int
+    offchip: int
+    scratchpad: int
+    fill: int
+    reconfig: int
+    offchip_bytes: int
+    buffer_bytes: int
+
+    @property
+    def key(self):
+        return (self.cycles, self.offchip_bytes)
+
+
+def _row_bytes(info):
+    return info.bytes / max(info.rows, 1)
+
+
+def _emits(task, member, d):
+    """What order a task's results leave in: a set of 'rows' / 'cols'."""
+    if member.order is Order.KOUTER:
+        return {"rows", "cols"}
+    if member.order is Order.ROWS:
+        return {"rows", "cols"} if d.rows_per_pass >= task.M else {"rows"}
+    return {"rows", "cols"} if d.cols_per_pass >= task.N else {"cols"}
+
+
+def _staging(task, d, peas):
+    """``(total, per_core)`` bytes of the input buffers staging one A row tile per core.
+
+    A convolution stages the input rows under its windows. Cores that split N work on the same
+    rows, so they share one broadcast copy; cores that split M each stage their own rows.
+    """
+    per_core = []
+    for pea, (o, Mc, Nc, cycles, loops) in zip(peas, d.cores):
+        if cycles == 0:
+            continue
+        dm = pea[0] if o == "MN" else pea[1]
+        if task.conv is not None:
+            c = task.conv
+            rows = -(-min(dm, Mc) // c.out_width) + c.band_rows
+            rows = min(rows, c.in_height)
+            per_core.append(int(math.ceil(rows * c.in_width * c.in_channels
+                                          * task.a_bytes_per_elem)))
+        else:
+            per_core.append(int(math.ceil(min(dm, Mc) * task.K * task.batch
+                                          * task.a_bytes_per_elem)))
+    if not per_core:
+        return 0, 0
+    return (sum(per_core) if d.split == "M" else max(per_core)), max(per_core)
+
+
+def _chunk_of(producer_task, producer_deal):
+    return max(1, min(producer_deal.cols_per_pass, producer_task.N))
+
+
+@dataclass
+class _Plan:
+    tasks: dict         # task index -> (Deal, edges, chunk, staging)
+    mandatory: int      # bytes of buffers the stage cannot do without
+    buffers: list
+    optional: int       # staging bytes needed only if resident A operands get spilled
+    pins: list          # (tensor, task, per-core bytes): A operands too big to stage on a core
+
+
+def mandatory_bytes(tg, resources, peas, members, inside):
+    """``(bytes, optional, pins)`` of a stage's on-chip needs.
+
+    ``bytes``: pipeline buffers, and staging buffers of A operands that are always off-chip
+    (graph inputs). ``optional``: staging the stage would need if its scratchpad operands were
+    spilled. ``pins``: tensors that must not spill because no core could stage a row tile of
+    them. Raises :class:`InfeasibleError` when a core cannot hold the staging of a graph input.
+    """
+    plan = _plan_edges(tg, resources, peas, members, inside, check=True)
+    if plan is None:
+        return None
+    return plan.mandatory, plan.optional, plan.pins
+
+
+def _always_offchip(info):
+    return info.source is None or info.output
+
+
+def _plan_edges(tg, resources, peas, members, inside, check=False):
+    """Deals, edge kinds and pipeline buffers of a stage (no timing, no traffic)."""
+    tasks = {}
+    buffers = []
+    mandatory = optional = 0
+    pins = []
+    for m in members:
+        task = tg.tasks[m.task]
+        core_peas = tuple(peas[c] for c in m.cores)
+        chunk = None
+        if m.order is Order.KOUTER:
+            source = tg.tensors[task.a].source
+            p = _index(tg, source)
+            if p is None or p not in inside or task.a_role != "A":
+                return None
+            chunk = _chunk_of(tg.tasks[p], tasks[p][0])
+        split = "N" if m.order is Order.KOUTER else None
+        d = deal(core_peas, task.batch, task.M, task.N, task.K, chunk, split)
+        edges = []
+        staging = None
+        for tensor, role in _operands(task):
+            info = tg.tensors[tensor]
+            p = _index(tg, info.source)
+            if p is None or p not in inside or p == m.task:
+                if role in ("A", "window"):
+                    total, per_core = _staging(task, d, core_peas)
+                    always = _always_offchip(info)
+                    staging = (tensor, total, per_core, always)
+                    if always:
+                        if check and per_core > resources.scratchpad_bytes:
+                            raise InfeasibleError(
+                                f"Task {task.name!r} needs {_kib(per_core)} of scratchpad for "
+                                f"its input row tile of {tensor!r} but each CC has "
+                                f"{_kib(resources.scratchpad_bytes)} "
+                                f"({_kib(per_core - resources.scratchpad_bytes)} short)")
+                        mandatory += total
+                        buffers.append(("a_block", tensor, task.name, None, total, 1, 0))
+                    else:
+                        optional += total
+                        if per_core > resources.scratchpad_bytes:
+                            pins.append((tensor, task.name, per_core))
+                continue
+            ptask, pdeal, pmember = tg.tasks[p], tasks[p][0], inside[p]
+            kind, need, tail, buf, depth = _edge(ptask, pmember, pdeal, task, m, d, role, info)
+            edges.append((p, tensor, role, kind, need, tail, buf, depth))
+            if kind != "blocking":
+                mandatory += buf
+                buffers.append(({"rows": "row_block", "cols": "col_block", "line": "line",
+                                 "acc": "accumulator", "fifo": "fifo",
+                                 "bcols": "col_block"}[kind],
+                                tensor, task.name, ptask.name, buf, depth, 0))
+        tasks[m.task] = (d, edges, chunk, staging)
+    return _Plan(tasks, mandatory, buffers, optional, pins)
+
+
+def _index(tg, name):
+    if name is None:
+        return None
+    for t in tg.tasks:
+        if t.name == name:
+            return t.index
+    return None
+
+
+def _operands(task):
+    ops = [(task.a, task.a_role)]
+    if task.b is not None:
+        ops.append((task.b, task.b_role))
+    ops.extend((s, "side") for s in task.side)
+    return ops
+
+
+def _edge(ptask, pmember, pdeal, task, member, d, role, info):
+    """Kind of a stream edge: (kind, fraction needed first, tail fraction, buffer bytes, depth)."""
+    emits = _emits(ptask, pmember, pdeal)
+    if info.rowwise and "rows" not in emits:
+        emits = set()
+    row_bytes = _row_bytes(info)
+    order = member.order
+    blocking = ("blocking", 1.0, 1.0, info.bytes, info.rows)
+    # The producer completes rows (columns) one pass at a time.
+    row_grain = min(1.0, pdeal.rows_per_pass / ptask.M)
+    col_grain = min(1.0, pdeal.cols_per_pass / ptask.N)
+
+    def grain(fraction, unit):
+        return min(1.0, math.ceil(fraction / unit - 1e-9) * unit)
+
+    if role == "A":
+        if order is Order.ROWS and "rows" in emits:
+            rows = min(d.rows_per_pass, task.M)
+            buf = int(math.ceil(min(info.bytes, 2 * rows * row_bytes)))
+            return ("rows", grain(rows / task.M, row_grain), rows / task.M, buf, 2 * rows)
+        if order is Order.KOUTER and "cols" in emits and not info.rowwise:
+            chunk = _chunk_of(ptask, pdeal)
+            acc = task.batch * task.M * task.N * task.acc_bytes
+            return ("acc", chunk / task.K, chunk / task.K, acc, task.batch * task.M * task.N)
+        return blocking
+    if role == "window":
+        c = task.conv
+        if order is Order.ROWS and "rows" in emits:
+            in_rows = info.rows
+            first = grain(min(1.0, c.first_rows / c.in_height), row_grain)
+            rows = min(c.band_rows + 1, in_rows)
+            buf = int(math.ceil(rows * row_bytes))
+            tail = max(min(d.rows_per_pass, task.M) / task.M, 1 / max(c.out_height, 1))
+            return ("line", first, tail, buf, rows)
+        return blocking
+    if role == "BT":
+        # B's columns are the producer's rows.
+        if order is Order.COLS and "rows" in emits:
+            cols = min(d.cols_per_pass, task.N)
+            buf = int(math.ceil(min(info.bytes, 2 * cols * row_bytes)))
+            return ("bcols", grain(cols / task.N, row_grain), cols / task.N, buf, 2 * cols)
+        return blocking
+    if role == "B":
+        if order is Order.COLS and "cols" in emits:
+            cols = min(d.cols_per_pass, task.N)
+            buf = int(math.ceil(min(info.bytes, 2 * cols * info.bytes / (task.N * task.batch))))
+            return ("cols", grain(cols / task.N, col_grain), cols / task.N, buf, 2 * cols)
+        return blocking
+    # A join's side operand must arrive in the order the task emits its results.
+    own = _emits(task, member, d)
+    if emits & own:
+        word = int(math.ceil(row_bytes))
+        if member.order is Order.KOUTER:
+            return ("fifo", 1.0, 1 / max(task.K, 1), FIFO_DEPTH * word, FIFO_DEPTH)
+        fraction = (grain(min(d.rows_per_pass, task.M) / task.M, row_grain)
+                    if "rows" in own & emits
+                    else grain(min(d.cols_per_pass, task.N) / task.N, col_grain))
+        return ("fifo", fraction, fraction, FIFO_DEPTH * word, FIFO_DEPTH)
+    return blocking
+
+
+def evaluate_stage(tg, resources, peas, members, spill, room, first, readers_inside=None):
+    """Predict one stage.
+
+    Parameters
+    ----------
+    tg : TaskGraph
+    resources : Resources
+    peas : tuple of (d1, d2, d3)
+        Shapes of the schedule's cores, by index.
+    members : tuple of Member
+        The stage's tasks in graph order, on disjoint cores.
+    spill : mapping of str to float
+        Fraction of each stored tensor that lives off-chip (missing: all on-chip).
+    room : int
+        On-chip bytes free for this stage's buffers (capacity less resident tensors).
+    first : bool
+        Whether this is the first stage (no reconfiguration before it).
+    readers_inside : callable or None
+        ``readers_inside(tensor)`` is true when every reader of a tensor produced here is in this
+        stage (so it is not stored); by default judged from ``members``.
+
+    Returns
+    -------
+    StageEval or None
+        ``None`` when the members' orders cannot work together (e.g. ``KOUTER`` without a
+        streamed A) or the mandatory buffers exceed ``room``.
+    """
+    inside = {m.task: m for m in members}
+    planned = _plan_edges(tg, resources, peas, members, inside)
+    if planned is None:
+        return None
+    plan, mandatory, buffers = planned.tasks, planned.mandatory, planned.buffers
+    if mandatory > room:
+        return None
+    free = room - mandatory
+    names = {tg.tasks[i].name for i in inside}
+
+    def internal(tensor):
+        info = tg.tensors[tensor]
+        if readers_inside is not None:
+            return readers_inside(tensor)
+        return not info.output and info.readers and all(r in names for r, _ in info.readers)
+
+    evals = {}
+    total_bytes = 0
+    reads_offchip = False
+    for m in members:
+        task = tg.tasks[m.task]
+        d, edges, chunk, staging = plan[m.task]
+        te = TaskEval(member=m, deal=d, busy=d.cycles)
+        by_tensor = {e[1]: e for e in edges}
+        inputs = []
+        for tensor, role in _operands(task):
+            info = tg.tensors[tensor]
+            e = by_tensor.get(tensor)
+            if e is not None:
+                p, _, _, kind, need, tail, buf, depth = e
+                item = _Input(tensor, role, info.bytes, producer=tg.tasks[p].name, streamed=True,
+                              edge=kind)
+                if kind == "blocking":
+                    held = min(buf, free)
+                    free -= held
+                    item.spilled = buf - held
+                    item.passes = 2 if item.spilled else 0   # written once, read once
+                    buffers.append(("whole", tensor, task.name, tg.tasks[p].name, buf,
+                                    info.rows, buf - held))
+                else:
+                    item.passes = 0
+                inputs.append(item)
+                continue
+            if _always_offchip(info):
+                spilled = info.bytes
+            else:
+                spilled = int(round(spill.get(tensor, 0.0) * info.bytes))
+            inputs.append(_Input(tensor, role, info.bytes, spilled=spilled, producer=info.source))
+        a = inputs[0]
+        if staging is not None and not staging[3] and a.spilled:
+            # A spilled scratchpad operand comes back through a staging buffer.
+            tensor, total, per_core, _ = staging
+            if per_core > resources.scratchpad_bytes or total > free:
+                return None
+            free -= total
+            buffers.append(("a_block", tensor, task.name, None, total, 1, 0))
+        if task.b is None and task.weight_bytes:
+            inputs.append(_Input(f"{task.name}.weight", "weight", task.weight_bytes,
+                                 spilled=task.weight_bytes))
+        free = _choose_reuse(task, m, d, inputs, free, buffers)
+        te.inputs = inputs
+        te.block = _block_of(task, m, d)
+        # Results.
+        results = []
+        for tensor in task.stored:
+            info = tg.tensors[tensor]
+            consumers = tuple(r for r, _ in info.readers) + (("output",) if info.output else ())
+            if internal(tensor):
+                results.append((tensor, "fifo", 0, info.bytes, consumers))
+            elif info.output:
+                results.append((tensor, "offchip", info.bytes, info.bytes, consumers))
+            else:
+                spilled = int(round(spill.get(tensor, 0.0) * info.bytes))
+                dest = "offchip" if spilled >= info.bytes else "scratchpad"
+                results.append((tensor, dest, spilled, info.bytes, consumers))
+        te.results = results
+        te.offchip_bytes = (sum(i.spilled * i.passes for i in inputs)
+                            + sum(r[2] for r in results))
+        reads_offchip = reads_offchip or any(i.spilled and i.passes for i in inputs)
+        total_bytes += te.offchip_bytes
+        te.scratchpad_cycles = _port_cycles(task, d, inputs, results, resources)
+        evals[m.task] = te
+
+    # Timing, in graph order.
+    for m in members:
+        te = evals[m.task]
+        task = tg.tasks[m.task]
+        d, edges, chunk, _ = plan[m.task]
+        start, late = 0, 0
+        for p, tensor, role, kind, need, tail, buf, depth in edges:
+            pe = evals[p]
+            span = pe.end - pe.emit_start
+            if kind == "blocking":
+                start = max(start, pe.end)
+            else:
+                start = max(start, pe.emit_start + int(math.ceil(need * span)))
+                late = max(late, pe.end + int(math.ceil(tail * te.busy)))
+        te.start = start
+        te.end = max(start + te.busy, late)
+        if m.order is Order.KOUTER and chunk:
+            passes = -(-task.K // chunk)
+            te.emit_start = te.end - int(math.ceil(te.busy / passes))
+        else:
+            te.emit_start = te.start
+
+    pipeline = max(te.end for te in evals.values())
+    compute = max(te.busy for te in evals.values())
+    offchip = int(math.ceil(total_bytes / resources.offchip_bytes_per_cycle))
+    scratchpad = max(te.scratchpad_cycles for te in evals.values())
+    fill = ARRAY_LATENCY + (resources.offchip_latency if reads_offchip else 0)
+    reconfig = 0 if first else RECONFIG_CYCLES
+    top = max(pipeline, offchip, scratchpad)
+    if top == pipeline:
+        bound = "compute" if pipeline <= compute * 1.01 + 1 else "pipeline-fill"
+    elif top == offchip:
+        bound = "offchip"
+    else:
+        bound = "scratchpad"
+    buffer_bytes = sum(b[4] - b[6] for b in buffers)
+    return StageEval(
+        members=tuple(members), tasks=[evals[m.task] for m in members], buffers=buffers,
+        cycles=top + fill + reconfig, bound=bound, compute=compute, pipeline=pipeline,
+        offchip=offchip, scratchpad=scratchpad, fill=fill, reconfig=reconfig,
+        offchip_bytes=total_bytes, buffer_bytes=buffer_bytes)
+
+
+def _block_of(task, member, d):
+    if member.order is Order.ROWS:
+        return max(1, min(task.M, d.rows_per_pass))
+    if member.order is Order.COLS:
+        return max(1, min(task.N, d.cols_per_pass))
+    return max(1, min(task.K, d.cols_per_pass))
+
+
+def _grow(unit, limit, budget, per_unit_bytes):
+    """Largest multiple of ``unit`` (at least ``unit``, at most ``limit``) whose bytes fit."""
+    if per_unit_bytes <= 0:
+        return limit
+    fits = int(budget // per_unit_bytes) if budget > 0 else 0
+    return max(unit, min(limit, fits // unit * unit))
+
+
+def _choose_reuse(task, member, d, inputs, free, buffers):
+    """Set the off-chip passes of A and B for the task's order; grow reuse buffers into ``free``.
+
+    ``ROWS``: A rows are on chip R at a time (all of them when A is resident or buffered whole,
+    a row-block when streamed, a staged block when spilled); a B column tile is reused across
+    those R rows if a double-buffered tile buffer fits, else B streams once per row pass.
+    ``COLS`` is the mirror image. Returns the free bytes left.
+    """
+    a = next(i for i in inputs if i.role in ("A", "window"))
+    b = next((i for i in inputs if i.role in ("B", "BT", "weight")), None)
+    M, N = task.M, task.N
+    P_M, P_N = d.rows_per_pass, d.cols_per_pass
+    a_off = 0 if a.streamed else a.spilled
+    b_off = 0 if (b is None or b.streamed) else b.spilled
+    a_row = a.bytes / M
+    b_col = (b.bytes / N) if b is not None else 0.0
+    a_tile = int(math.ceil(2 * P_M * a_row))
+    b_tile = int(math.ceil(2 * P_N * b_col))
+    if not a.streamed:
+        a.passes = 1
+    if b is not None and not b.streamed:
+        b.passes = 1
+    order = member.order
+    if order is Order.KOUTER:
+        # A arrives in reduction chunks; the chunk's B rows serve every row tile if buffered.
+        if b_off and M > P_M:
+            if b_tile <= free:
+                free -= b_tile
+                buffers.append(("b_block", b.tensor, task.name, None, b_tile, 2 * P_N, 0))
+            else:
+                b.passes = -(-M // P_M)
+        return free
+    if order is Order.ROWS:
+        if a.streamed:
+            rows = P_M if a.edge == "rows" else M
+        elif not a_off:
+            rows = M
+        else:
+            rows = P_M
+            if b_off and M > P_M:
+                # The staging buffer already holds P_M rows; more rows cost a_off / M each.
+                rows = _grow(P_M, M, free - b_tile + a_off / M * P_M, a_off / M)
+            if rows > P_M:
+                a_buf = int(math.ceil(a_off / M * (rows - P_M)))
+                free -= a_buf
+                buffers.append(("a_block", a.tensor, task.name, None, a_buf, rows, 0))
+        if b_off and M > P_M:
+            if rows > P_M and b_tile <= free:
+                free -= b_tile
+                buffers.append(("b_block", b.tensor, task.name, None, b_tile, 2 * P_N, 0))
+                b.passes = -(-M // rows)
+            else:
+                b.passes = -(-M // P_M)
+        return free
+    # COLS
+    if b is None:
+        cols = N
+    elif b.streamed:
+        cols = P_N if b.edge in ("cols", "bcols") else N
+    elif not b_off:
+        cols = N
+    else:
+        cols = P_N
+        if a_off and N > P_N:
+            cols = _grow(P_N, N, free - a_tile, b_off / N)
+        if cols > P_N:
+            b_buf = int(math.ceil(b_off / N * cols))
+            free -= b_buf
+            buffers.append(("b_block", b.tensor, task.name, None, b_buf, cols, 0))
+    if b_off and M > P_M and cols <= P_N:
+        # The B column tile serves every row tile only if buffered.
+        if b_tile <= free:
+            free -= b_tile
+            buffers.append(("b_block", b.tensor, task.name, None, b_tile, 2 * P_N, 0))
+        else:
+            b.passes = -(-M // P_M)
+    if a_off and N > P_N:
+        if cols > P_N and a_tile <= free:
+            free -= a_tile
+            buffers.append(("a_block", a.tensor, task.name, None, a_tile, 2 * P_M, 0))
+            a.passes = -(-N // cols)
+        else:
+            a.passes = -(-N // P_N)
+    return free
+
+
+def _port_cycles(task, d, inputs, results, resources):
+    """Busiest scratchpad port of the task's cores (see the module documentation)."""
+    a = next(i for i in inputs if i.role in ("A", "window"))
+    b = next((i for i in inputs if i.role in ("B", "BT")), None)
+    a_sp = int(not a.streamed and a.spilled < a.bytes)
+    b_sp = int(b is not None and not b.streamed and b.spilled < b.bytes)
+    sides = sum(1 for i in inputs if i.role == "side" and not i.streamed and i.spilled < i.bytes)
+    to_sp = sum(1 for r in results if r[1] == "scratchpad")
+    worst = 0
+    for o, Mc, Nc, cycles, (i, j, k) in d.cores:
+        if cycles == 0:
+            continue
+        beats = task.batch * i * j * k
+        rows = task.batch * (j * Mc if o == "MN" else i * Nc)
+        reads = (a_sp + b_sp) * beats + sides * rows
+        writes = to_sp * rows
+        worst = max(worst, -(-reads // resources.scratchpad_ports), writes)
+    return worst
