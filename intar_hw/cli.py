@@ -48,7 +48,8 @@ def _cmd_info(args):
 
 
 def _parser():
-    parser = argparse.ArgumentParser(prog="intar", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="intar", description="Schedule, generate and check InTAR accelerators for DNN models.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="run the built-in demonstration")

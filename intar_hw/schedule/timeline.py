@@ -22,7 +22,9 @@ def plot_timeline(schedule, path, *, title=None):
     """Draw ``schedule`` to ``path`` (PNG).
 
     Top: one row per core; each task is a bar from its start to its end, coloured by its stage's
-    pattern and labelled with its name; dotted lines mark stage boundaries. Bottom: on-chip
+    pattern and labelled with its name, over a pale band spanning its whole stage (a stage outlasts
+    its tasks when off-chip traffic or fill bounds it; the band is labelled with that bound);
+    dotted lines mark stage boundaries. Bottom: on-chip
     occupancy per stage (resident tensors plus buffers) against the budget's capacity.
     """
     from matplotlib.figure import Figure
@@ -39,6 +41,13 @@ def plot_timeline(schedule, path, *, title=None):
     for stage in schedule.stages:
         colour = COLOURS[stage.pattern]
         for placement in stage.placements:
+            for core in placement.cores:
+                bars.broken_barh([(stage.start, stage.cycles)], (core - 0.45, 0.9),
+                                 facecolors=colour, alpha=0.25, linewidth=0)
+        if stage.cycles > total * 0.06 and stage.bound != "compute":
+            bars.text(stage.start + stage.cycles / 2, -0.62, f"{stage.bound} bound",
+                      ha="center", va="center", fontsize=6, clip_on=True)
+        for placement in stage.placements:
             begin = stage.start + placement.start
             width = max(placement.end - placement.start, total * 1e-4)
             for core in placement.cores:
@@ -51,7 +60,7 @@ def plot_timeline(schedule, path, *, title=None):
     bars.set_yticks(range(len(cores)))
     bars.set_yticklabels([f"core {c.index}\n{'x'.join(map(str, c.pea))}" for c in cores],
                          fontsize=7)
-    bars.set_ylim(-0.6, len(cores) - 0.4)
+    bars.set_ylim(-0.8, len(cores) - 0.4)
     bars.invert_yaxis()
     bars.set_xlim(0, total)
     bars.legend(handles=[Patch(color=c, label=p.value) for p, c in COLOURS.items()],
