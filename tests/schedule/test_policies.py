@@ -25,6 +25,7 @@ def test_every_policy_schedules_every_model(model, scale):
         assert s.macs == graph.macs
         assert 0 < s.utilisation <= 1
     assert result["intar"].cycles <= result["sequential"].cycles
+    assert result["intar"].cycles <= result["dataflow"].cycles
     sequential = result["sequential"]
     assert all(st.pattern is Pattern.SEQUENTIAL for st in sequential.stages)
     assert all(st.placements[0].cores == tuple(range(resources.ccs)) for st in sequential.stages)
@@ -42,6 +43,15 @@ def test_intar_beats_both_baselines_on_the_paper_kernels(model, fmt):
               for p in ("sequential", "dataflow", "intar")}
     assert cycles["intar"] <= cycles["sequential"]
     assert cycles["intar"] <= cycles["dataflow"]
+
+
+def test_intar_never_loses_to_dataflow_on_a_user_budget():
+    # The README's budget: an off-chip-bound MLP where one pipeline of all tasks is fastest.
+    graph = model_graph("mlp", "paper")
+    resources = Resources(ccs=2, pea=(1, 16), scratchpad_kib=64, offchip_bytes_per_cycle=8)
+    dataflow, intar = (schedule(graph, resources, p) for p in ("dataflow", "intar"))
+    assert intar.cycles <= dataflow.cycles
+    assert intar.policy == "intar"
 
 
 def test_gpt2_layer():
