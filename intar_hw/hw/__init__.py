@@ -1,1 +1,11 @@
 """Reusable Amaranth blocks. They know nothing of any model or schedule."""
+
+from .address_generator import AddressGenerator, AddressLayout
+from .mac_array import MACArray, MACBeatLayout
+from .offchip import OffchipPort
+from .queue import Queue
+from .scratchpad import Scratchpad
+
+
+__all__ = ["AddressGenerator", "AddressLayout", "MACArray", "MACBeatLayout", "OffchipPort",
+           "Queue", "Scratchpad"]
