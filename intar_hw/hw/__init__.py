@@ -1,11 +1,12 @@
 """Reusable Amaranth blocks. They know nothing of any model or schedule."""
 
 from .address_generator import AddressGenerator, AddressLayout
+from .line_buffer import LineBuffer
 from .mac_array import MACArray, MACBeatLayout
 from .offchip import OffchipPort
 from .queue import Queue
 from .scratchpad import Scratchpad
 
 
-__all__ = ["AddressGenerator", "AddressLayout", "MACArray", "MACBeatLayout", "OffchipPort",
-           "Queue", "Scratchpad"]
+__all__ = ["AddressGenerator", "AddressLayout", "LineBuffer", "MACArray", "MACBeatLayout",
+           "OffchipPort", "Queue", "Scratchpad"]
