@@ -13,52 +13,11 @@ from amaranth.lib.wiring import In, Out
 
 from .. import numerics
 from .sfu.layouts import VectorLayout
+from .checks import check_count, check_format, check_pair
+from .logic import wrap_increment
 
 
 __all__ = ["LineBuffer"]
-
-
-def _check_count(owner, name, value):
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{owner} {name} must be an integer, not {value!r}")
-    if value < 1:
-        raise ValueError(f"{owner} {name} must be a positive integer, not {value!r}")
-
-
-def _check_pair(owner, name, value, minimum):
-    """An integer or a pair of integers, each at least ``minimum``, as a pair."""
-    def is_int(v):
-        return isinstance(v, int) and not isinstance(v, bool)
-    if is_int(value):
-        pair = (value, value)
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(map(is_int, value)):
-        pair = tuple(value)
-    else:
-        raise TypeError(f"{owner} {name} must be an integer or a pair of integers, "
-                        f"not {value!r}")
-    if min(pair) < minimum:
-        word = "positive" if minimum == 1 else "non-negative"
-        raise ValueError(f"{owner} {name} must be {word}, not {value!r}")
-    return pair
-
-
-def _check_format(owner, name, value):
-    """A :class:`~intar_hw.numerics.Format` from a Format, a name (``"int8"``) or a width."""
-    if isinstance(value, numerics.Format):
-        return value
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise TypeError(
-            f"{owner} {name} must be a Format, a name like 'int8' or a width, not {value!r}")
-    try:
-        return numerics.as_format(value)
-    except ValueError:
-        raise ValueError(f"{owner} {name} must be a format of 2 to 64 bits, not {value!r}") \
-            from None
-
-
-def _wrap_increment(value, count):
-    """``value + 1`` modulo ``count``."""
-    return Mux(value == count - 1, 0, value + 1)
 
 
 def _add_mod(value, constant, modulus):
@@ -169,23 +128,23 @@ class LineBuffer(wiring.Component):
 
     def __init__(self, height, width, channels, kernel, *, stride=1, padding=0, dilation=1,
                  lanes=1, format="int8", buffer_rows=None):
-        _check_count("LineBuffer", "height", height)
-        _check_count("LineBuffer", "width", width)
-        _check_count("LineBuffer", "lanes", lanes)
+        check_count("LineBuffer", "height", height)
+        check_count("LineBuffer", "width", width)
+        check_count("LineBuffer", "lanes", lanes)
         if not isinstance(channels, int) or isinstance(channels, bool):
             raise TypeError(f"LineBuffer channels must be an integer, not {channels!r}")
         if channels < 1 or channels % lanes:
             raise ValueError(f"LineBuffer channels must be a positive multiple of lanes "
                              f"({lanes}), not {channels!r}")
-        kernel = _check_pair("LineBuffer", "kernel", kernel, 1)
-        stride = _check_pair("LineBuffer", "stride", stride, 1)
-        padding = _check_pair("LineBuffer", "padding", padding, 0)
-        dilation = _check_pair("LineBuffer", "dilation", dilation, 1)
+        kernel = check_pair("LineBuffer", "kernel", kernel, 1)
+        stride = check_pair("LineBuffer", "stride", stride, 1)
+        padding = check_pair("LineBuffer", "padding", padding, 0)
+        dilation = check_pair("LineBuffer", "dilation", dilation, 1)
         spans = tuple(d * (k - 1) + 1 for d, k in zip(dilation, kernel))
         if any(size + 2 * p < span for size, p, span in zip((height, width), padding, spans)):
             raise ValueError(f"LineBuffer kernel {kernel!r} with dilation {dilation!r} must fit "
                              f"the {height}x{width} image padded by {padding!r}")
-        fmt = _check_format("LineBuffer", "format", format)
+        fmt = check_format("LineBuffer", "format", format)
         band = min(spans[0], height)
         if buffer_rows is None:
             buffer_rows = min(band + stride[0], height)
@@ -299,8 +258,8 @@ class LineBuffer(wiring.Component):
         ]
         with m.If(taken):
             m.d.sync += [
-                w_addr.eq(_wrap_increment(w_addr, depth)),
-                w_count.eq(_wrap_increment(w_count, row_beats)),
+                w_addr.eq(wrap_increment(w_addr, depth)),
+                w_count.eq(wrap_increment(w_count, row_beats)),
             ]
             m.d.comb += row_done.eq(w_count == row_beats - 1)
 
@@ -352,19 +311,19 @@ class LineBuffer(wiring.Component):
         end_image = end_out_row & (oy == out_height - 1)
 
         with m.If(fire):
-            m.d.sync += g.eq(_wrap_increment(g, groups))
+            m.d.sync += g.eq(wrap_increment(g, groups))
             with m.If(end_tap):
-                m.d.sync += [tx.eq(_wrap_increment(tx, kx)), col.eq(col + dx * groups)]
+                m.d.sync += [tx.eq(wrap_increment(tx, kx)), col.eq(col + dx * groups)]
                 with m.If(end_row_of_taps):
                     m.d.sync += [
-                        ty.eq(_wrap_increment(ty, ky)),
+                        ty.eq(wrap_increment(ty, ky)),
                         iy.eq(iy + dy),
                         row_addr.eq(_add_mod(row_addr, dy * row_beats, depth)),
                         col.eq(left),
                     ]
                     with m.If(end_window):
                         m.d.sync += [
-                            ox.eq(_wrap_increment(ox, out_width)),
+                            ox.eq(wrap_increment(ox, out_width)),
                             iy.eq(top),
                             row_addr.eq(top_addr),
                             left.eq(left + sx * groups),
@@ -377,7 +336,7 @@ class LineBuffer(wiring.Component):
                             m.d.comb += release.eq(Mux(end_image, height, next_first) - first)
                             next_top_addr = _add_mod(top_addr, sy * row_beats, depth)
                             m.d.sync += [
-                                oy.eq(_wrap_increment(oy, out_height)),
+                                oy.eq(wrap_increment(oy, out_height)),
                                 top.eq(top + sy),
                                 iy.eq(top + sy),
                                 top_addr.eq(next_top_addr),

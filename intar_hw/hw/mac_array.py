@@ -2,6 +2,7 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
+from .checks import check_count
 
 
 __all__ = ["OPERAND_WIDTHS", "MACBeatLayout", "MACArray"]
@@ -9,13 +10,6 @@ __all__ = ["OPERAND_WIDTHS", "MACBeatLayout", "MACArray"]
 
 #: Operand widths the array supports, in bits (signed two's complement).
 OPERAND_WIDTHS = (4, 8, 16)
-
-
-def _check_count(owner, name, value):
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{owner} {name} must be an integer, not {value!r}")
-    if value < 1:
-        raise ValueError(f"{owner} {name} must be a positive integer, not {value!r}")
 
 
 def _check_operand_width(owner, name, value):
@@ -63,7 +57,7 @@ class MACBeatLayout(data.StructLayout):
 
     def __init__(self, rows, cols, depth, width):
         for name, value in (("rows", rows), ("cols", cols), ("depth", depth)):
-            _check_count("MACBeatLayout", name, value)
+            check_count("MACBeatLayout", name, value)
         _check_operand_width("MACBeatLayout", "width", width)
         self._rows, self._cols, self._depth, self._width = rows, cols, depth, width
         operands = data.ArrayLayout(signed(width), depth)
@@ -168,9 +162,9 @@ class MACArray(wiring.Component):
 
     def __init__(self, rows, cols, *, depth=1, operand_width=8, max_reduction):
         for name, value in (("rows", rows), ("cols", cols), ("depth", depth)):
-            _check_count("MACArray", name, value)
+            check_count("MACArray", name, value)
         _check_operand_width("MACArray", "operand_width", operand_width)
-        _check_count("MACArray", "max_reduction", max_reduction)
+        check_count("MACArray", "max_reduction", max_reduction)
         self._rows = rows
         self._cols = cols
         self._depth = depth

@@ -19,6 +19,7 @@ from amaranth.lib.wiring import In, Out
 
 from ... import numerics
 from .layouts import VectorLayout
+from ..checks import check_bool, check_format
 
 
 __all__ = ["ACTIVATIONS", "Requantize", "Activation", "Add", "Mul"]
@@ -45,25 +46,6 @@ def _check_shift(owner, value):
         raise TypeError(f"{owner} shift must be an integer, not {value!r}")
     if not 0 <= value <= _MAX_SHIFT:
         raise ValueError(f"{owner} shift must be between 0 and {_MAX_SHIFT}, not {value!r}")
-
-
-def _check_bool(owner, name, value):
-    if not isinstance(value, bool):
-        raise TypeError(f"{owner} {name} must be a bool, not {value!r}")
-
-
-def _check_format(owner, name, value):
-    """A :class:`~intar_hw.numerics.Format` from a Format, a name (``"int8"``) or a width."""
-    if isinstance(value, numerics.Format):
-        return value
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise TypeError(
-            f"{owner} {name} must be a Format, a name like 'int8' or a width, not {value!r}")
-    try:
-        return numerics.as_format(value)
-    except ValueError:
-        raise ValueError(f"{owner} {name} must be a format of 2 to 64 bits, not {value!r}") \
-            from None
 
 
 # --- arithmetic shared by the units ---------------------------------------------------------------
@@ -160,12 +142,12 @@ class Requantize(wiring.Component):
     def __init__(self, lanes, *, in_format, shift, out_format="int8", bias_format=None,
                  relu=False):
         _check_lanes("Requantize", lanes)
-        in_format = _check_format("Requantize", "in_format", in_format)
+        in_format = check_format("Requantize", "in_format", in_format)
         _check_shift("Requantize", shift)
-        out_format = _check_format("Requantize", "out_format", out_format)
+        out_format = check_format("Requantize", "out_format", out_format)
         if bias_format is not None:
-            bias_format = _check_format("Requantize", "bias_format", bias_format)
-        _check_bool("Requantize", "relu", relu)
+            bias_format = check_format("Requantize", "bias_format", bias_format)
+        check_bool("Requantize", "relu", relu)
         self._lanes = lanes
         self._in_format = in_format
         self._shift = shift
@@ -292,7 +274,7 @@ class Activation(wiring.Component):
         if function not in ACTIVATIONS:
             raise ValueError(
                 f"Activation function must be 'relu', 'gelu' or 'silu', not {function!r}")
-        fmt = _check_format("Activation", "format", format)
+        fmt = check_format("Activation", "format", format)
         if function != "relu" and fmt.bits not in (8, 16):
             raise ValueError(f"Activation format of {function!r} must be int8 or int16, "
                              f"not {format!r}")
@@ -432,10 +414,10 @@ class _Binary(wiring.Component):
     @staticmethod
     def _check(owner, lanes, a_format, b_format, out_format):
         _check_lanes(owner, lanes)
-        a_format = _check_format(owner, "a_format", a_format)
-        b_format = a_format if b_format is None else _check_format(owner, "b_format", b_format)
+        a_format = check_format(owner, "a_format", a_format)
+        b_format = a_format if b_format is None else check_format(owner, "b_format", b_format)
         out_format = (a_format if out_format is None
-                      else _check_format(owner, "out_format", out_format))
+                      else check_format(owner, "out_format", out_format))
         return a_format, b_format, out_format
 
     lanes = property(lambda self: self._lanes)

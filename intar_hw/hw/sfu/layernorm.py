@@ -14,6 +14,8 @@ from amaranth.lib.wiring import In, Out
 
 from ... import numerics
 from .layouts import VectorLayout
+from ..checks import check_count, check_format
+from ..logic import stage, wrap_increment
 
 
 __all__ = ["LayerNormParamsLayout", "LayerNorm"]
@@ -27,27 +29,6 @@ _RECIP_BITS = 17
 
 
 # --- parameter checks -----------------------------------------------------------------------------
-
-def _check_count(owner, name, value):
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{owner} {name} must be an integer, not {value!r}")
-    if value < 1:
-        raise ValueError(f"{owner} {name} must be a positive integer, not {value!r}")
-
-
-def _check_format(owner, name, value):
-    """A :class:`~intar_hw.numerics.Format` from a Format, a name (``"int8"``) or a width."""
-    if isinstance(value, numerics.Format):
-        return value
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise TypeError(
-            f"{owner} {name} must be a Format, a name like 'int8' or a width, not {value!r}")
-    try:
-        return numerics.as_format(value)
-    except ValueError:
-        raise ValueError(f"{owner} {name} must be a format of 2 to 64 bits, not {value!r}") \
-            from None
-
 
 def _check_frac(owner, name, value, fmt, default):
     if value is None:
@@ -72,25 +53,6 @@ def _check_vector(owner, name, value, length, fmt):
         if not fmt.lo <= v <= fmt.hi:
             raise ValueError(f"{owner} {name} value {index} must fit {fmt.name}, not {int(v)!r}")
     return tuple(int(v) for v in values)
-
-
-# --- hardware helpers -----------------------------------------------------------------------------
-
-def _stage(m, enable, name, values):
-    """Registers loaded from ``values`` (a dict of values) on cycles when ``enable`` is high."""
-    regs = {}
-    for key, value in values.items():
-        value = Value.cast(value)
-        reg = Signal(value.shape(), name=f"{name}_{key}")
-        with m.If(enable):
-            m.d.sync += reg.eq(value)
-        regs[key] = reg
-    return regs
-
-
-def _wrap_increment(value, count):
-    """``value + 1`` modulo ``count``."""
-    return Mux(value == count - 1, 0, value + 1)
 
 
 class LayerNormParamsLayout(data.StructLayout):
@@ -239,13 +201,13 @@ class LayerNorm(wiring.Component):
     def __init__(self, row_length, lanes=1, *, weight, bias, format="int8", frac=None,
                  out_frac=None, eps=1e-5, weight_format="int8", weight_frac=None,
                  loadable=False):
-        _check_count("LayerNorm", "lanes", lanes)
+        check_count("LayerNorm", "lanes", lanes)
         if not isinstance(row_length, int) or isinstance(row_length, bool):
             raise TypeError(f"LayerNorm row_length must be an integer, not {row_length!r}")
         if row_length < 1 or row_length % lanes:
             raise ValueError(f"LayerNorm row_length must be a positive multiple of lanes "
                              f"({lanes}), not {row_length!r}")
-        fmt = _check_format("LayerNorm", "format", format)
+        fmt = check_format("LayerNorm", "format", format)
         if fmt.bits not in (8, 16):
             raise ValueError(f"LayerNorm format must be int8 or int16, not {format!r}")
         limit = numerics.layernorm_max_length(fmt)
@@ -259,7 +221,7 @@ class LayerNorm(wiring.Component):
             raise TypeError(f"LayerNorm eps must be a number, not {eps!r}")
         if not 0 <= eps < 1:
             raise ValueError(f"LayerNorm eps must be at least 0 and less than 1, not {eps!r}")
-        weight_fmt = _check_format("LayerNorm", "weight_format", weight_format)
+        weight_fmt = check_format("LayerNorm", "weight_format", weight_format)
         if weight_fmt.bits not in _WEIGHT_BITS:
             raise ValueError(f"LayerNorm weight_format must be int4, int8 or int16, "
                              f"not {weight_format!r}")
@@ -390,7 +352,7 @@ class LayerNorm(wiring.Component):
         step = {s: Signal(name=f"{s}_step") for s in names}
         for s in names:
             with m.If(step[s]):
-                m.d.sync += ptr[s].eq(_wrap_increment(ptr[s], banks))
+                m.d.sync += ptr[s].eq(wrap_increment(ptr[s], banks))
 
         row_s = Array(Signal(signed(s_width), name=f"row_sum_{b}") for b in range(banks))
         row_q = Array(Signal(q_width, name=f"row_squares_{b}") for b in range(banks))
@@ -420,8 +382,8 @@ class LayerNorm(wiring.Component):
         ]
         with m.If(taken):
             m.d.sync += [
-                in_addr.eq(_wrap_increment(in_addr, depth)),
-                in_beat.eq(_wrap_increment(in_beat, beats)),
+                in_addr.eq(wrap_increment(in_addr, depth)),
+                in_beat.eq(wrap_increment(in_beat, beats)),
                 in_s.eq(new_s),
                 in_q.eq(new_q),
             ]
@@ -522,8 +484,8 @@ class LayerNorm(wiring.Component):
         m.d.comb += out_go.eq(tokens["output"] != 0)
         with m.If(advance & out_go):
             m.d.sync += [
-                out_addr.eq(_wrap_increment(out_addr, depth)),
-                out_beat.eq(_wrap_increment(out_beat, beats)),
+                out_addr.eq(wrap_increment(out_addr, depth)),
+                out_beat.eq(wrap_increment(out_beat, beats)),
             ]
             with m.If(out_beat == beats - 1):
                 # The last read is issued: the bank is free (later stages carry what they need).
@@ -533,31 +495,31 @@ class LayerNorm(wiring.Component):
         beta_read = beta_mem.read_port()
         for port, addr in ((read, out_addr), (gamma_read, out_beat), (beta_read, out_beat)):
             m.d.comb += [port.addr.eq(addr), port.en.eq(advance)]
-        s1 = _stage(m, advance, "out_read", {
+        s1 = stage(m, advance, "out_read", {
             "valid": out_go, "last": out_beat == beats - 1, "sum": row_s[ptr["output"]],
             "recip": row_r[ptr["output"]], "shift": row_shift[ptr["output"]]})
         xs = data.View(vector, read.data)
         keep = {"valid": s1["valid"], "last": s1["last"]}
-        s2 = _stage(m, advance, "out_centred", {
+        s2 = stage(m, advance, "out_centred", {
             **keep, "shift": s1["shift"], "recip": s1["recip"],
             **{f"c_{n}": (d * xs[n] - s1["sum"])[:c_width].as_signed() for n in range(lanes)},
             **{f"gamma_{n}": gamma_read.data[n] for n in range(lanes)},
             **{f"beta_{n}": beta_read.data[n] for n in range(lanes)}})
         params = {key: s2[key] for key in s2 if key.startswith(("gamma", "beta"))}
         keep = {"valid": s2["valid"], "last": s2["last"]}
-        s3 = _stage(m, advance, "out_scaled", {
+        s3 = stage(m, advance, "out_scaled", {
             **keep, **params, "shift": s2["shift"],
             **{f"cr_{n}": s2[f"c_{n}"] * s2["recip"] for n in range(lanes)}})
         # round_shift by s >= 3, with "shift" holding s - 1: ((v >> (s - 1)) + 1) >> 1 equals
         # (v + 2**(s - 1)) >> s, and needs no variable rounding constant.
         params = {key: s3[key] for key in s3 if key.startswith(("gamma", "beta"))}
         keep = {"valid": s3["valid"], "last": s3["last"]}
-        s4 = _stage(m, advance, "out_normalised", {
+        s4 = stage(m, advance, "out_normalised", {
             **keep, **params,
             **{f"n_{n}": (((s3[f"cr_{n}"] >> s3["shift"]) + 1) >> 1)[:n_width].as_signed()
                for n in range(lanes)}})
         keep = {"valid": s4["valid"], "last": s4["last"]}
-        s5 = _stage(m, advance, "out_affine", {
+        s5 = stage(m, advance, "out_affine", {
             **keep, **{f"acc_{n}": s4[f"n_{n}"] * s4[f"gamma_{n}"] + s4[f"beta_{n}"]
                        for n in range(lanes)}})
         shift, lo, hi = self.shift, self._format.lo, self._format.hi

@@ -13,51 +13,11 @@ from amaranth.lib.wiring import In, Out
 
 from ... import numerics
 from .layouts import VectorLayout
+from ..checks import check_count, check_format
+from ..logic import stage, wrap_increment
 
 
 __all__ = ["Softmax"]
-
-
-# --- parameter checks -----------------------------------------------------------------------------
-
-def _check_count(owner, name, value):
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{owner} {name} must be an integer, not {value!r}")
-    if value < 1:
-        raise ValueError(f"{owner} {name} must be a positive integer, not {value!r}")
-
-
-def _check_format(owner, name, value):
-    """A :class:`~intar_hw.numerics.Format` from a Format, a name (``"int8"``) or a width."""
-    if isinstance(value, numerics.Format):
-        return value
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise TypeError(
-            f"{owner} {name} must be a Format, a name like 'int8' or a width, not {value!r}")
-    try:
-        return numerics.as_format(value)
-    except ValueError:
-        raise ValueError(f"{owner} {name} must be a format of 2 to 64 bits, not {value!r}") \
-            from None
-
-
-# --- hardware helpers -----------------------------------------------------------------------------
-
-def _stage(m, enable, name, values):
-    """Registers loaded from ``values`` (a dict of values) on cycles when ``enable`` is high."""
-    regs = {}
-    for key, value in values.items():
-        value = Value.cast(value)
-        reg = Signal(value.shape(), name=f"{name}_{key}")
-        with m.If(enable):
-            m.d.sync += reg.eq(value)
-        regs[key] = reg
-    return regs
-
-
-def _wrap_increment(value, count):
-    """``value + 1`` modulo ``count``."""
-    return Mux(value == count - 1, 0, value + 1)
 
 
 class Softmax(wiring.Component):
@@ -158,13 +118,13 @@ class Softmax(wiring.Component):
 
     def __init__(self, row_length, lanes=1, *, format="int8", frac=None, causal=False,
                  rows=None):
-        _check_count("Softmax", "lanes", lanes)
+        check_count("Softmax", "lanes", lanes)
         if not isinstance(row_length, int) or isinstance(row_length, bool):
             raise TypeError(f"Softmax row_length must be an integer, not {row_length!r}")
         if row_length < 1 or row_length % lanes:
             raise ValueError(f"Softmax row_length must be a positive multiple of lanes "
                              f"({lanes}), not {row_length!r}")
-        fmt = _check_format("Softmax", "format", format)
+        fmt = check_format("Softmax", "format", format)
         if fmt.bits not in (8, 16):
             raise ValueError(f"Softmax format must be int8 or int16, not {format!r}")
         if frac is None:
@@ -178,7 +138,7 @@ class Softmax(wiring.Component):
         if causal:
             if rows is None:
                 raise ValueError("Softmax rows must be given for a causal softmax")
-            _check_count("Softmax", "rows", rows)
+            check_count("Softmax", "rows", rows)
         elif rows is not None:
             raise ValueError(f"Softmax rows must be None unless causal, not {rows!r}")
         self._row_length = row_length
@@ -264,7 +224,7 @@ class Softmax(wiring.Component):
         carried = {key: value for key, value in issue.items() if key != "addr"}
 
         # Stage 1: the buffered beat; k = m - x addresses the ROMs.
-        s1 = _stage(m, enable, f"{name}_read", carried)
+        s1 = stage(m, enable, f"{name}_read", carried)
         x = data.View(data.ArrayLayout(signed(bits), lanes), port.data)
         lo_ports, hi_ports = [], []
         for n in range(lanes):
@@ -281,14 +241,14 @@ class Softmax(wiring.Component):
 
         # Stage 2: the table entries.
         del s1["max"]
-        s2 = _stage(m, enable, f"{name}_table", s1)
+        s2 = stage(m, enable, f"{name}_table", s1)
         if hi_rom is None:
             final, exps = s2, [port.data for port in lo_ports]
         else:
             # Stage 3 (int16): the product of the two entries, then its rounding.
             products = {f"product_{n}": hi.data * lo.data
                         for n, (hi, lo) in enumerate(zip(hi_ports, lo_ports))}
-            final = _stage(m, enable, f"{name}_product", {**s2, **products})
+            final = stage(m, enable, f"{name}_product", {**s2, **products})
             exps = [(final.pop(f"product_{n}") + (1 << 14)) >> 15 for n in range(lanes)]
         exps = [Mux(final["mask"][n], 0, e) for n, e in enumerate(exps)]
         return final, exps
@@ -331,7 +291,7 @@ class Softmax(wiring.Component):
         step = {s: Signal(name=f"{s}_step") for s in names}
         for s in names:
             with m.If(step[s]):
-                m.d.sync += ptr[s].eq(_wrap_increment(ptr[s], banks))
+                m.d.sync += ptr[s].eq(wrap_increment(ptr[s], banks))
 
         # Per-bank results handed from stage to stage.
         row_max = Array(Signal(signed(bits), name=f"row_max_{b}") for b in range(banks))
@@ -362,15 +322,15 @@ class Softmax(wiring.Component):
         m.d.comb += new_max.eq(running)
         with m.If(taken):
             m.d.sync += [
-                in_addr.eq(_wrap_increment(in_addr, depth)),
-                in_beat.eq(_wrap_increment(in_beat, beats)),
+                in_addr.eq(wrap_increment(in_addr, depth)),
+                in_beat.eq(wrap_increment(in_beat, beats)),
                 in_max.eq(new_max),
             ]
             with m.If(in_beat == beats - 1):
                 m.d.comb += [take["input"].eq(1), give["input"].eq(1), step["input"].eq(1)]
                 m.d.sync += [
                     row_max[ptr["input"]].eq(new_max),
-                    in_row.eq(_wrap_increment(in_row, row_count)),
+                    in_row.eq(wrap_increment(in_row, row_count)),
                 ]
 
         # --- exponentials: read the bank back, sum e ---
@@ -381,12 +341,12 @@ class Softmax(wiring.Component):
         m.d.comb += exp_go.eq(tokens["exp"] != 0)
         with m.If(exp_go):
             m.d.sync += [
-                exp_addr.eq(_wrap_increment(exp_addr, depth)),
-                exp_beat.eq(_wrap_increment(exp_beat, beats)),
+                exp_addr.eq(wrap_increment(exp_addr, depth)),
+                exp_beat.eq(wrap_increment(exp_beat, beats)),
             ]
             with m.If(exp_beat == beats - 1):
                 m.d.comb += [take["exp"].eq(1), step["exp"].eq(1)]
-                m.d.sync += exp_row.eq(_wrap_increment(exp_row, row_count))
+                m.d.sync += exp_row.eq(wrap_increment(exp_row, row_count))
         final, exps = self._exp_pipeline(m, "exp", buffer, lo_rom, hi_rom, C(1), {
             "valid": exp_go, "addr": exp_addr, "max": row_max[ptr["exp"]],
             "mask": self._mask(exp_beat * lanes, exp_row), "first": exp_beat == 0,
@@ -446,19 +406,19 @@ class Softmax(wiring.Component):
         m.d.comb += out_go.eq(tokens["output"] != 0)
         with m.If(advance & out_go):
             m.d.sync += [
-                out_addr.eq(_wrap_increment(out_addr, depth)),
-                out_beat.eq(_wrap_increment(out_beat, beats)),
+                out_addr.eq(wrap_increment(out_addr, depth)),
+                out_beat.eq(wrap_increment(out_beat, beats)),
             ]
             with m.If(out_beat == beats - 1):
                 # The last read is issued: the bank is free (later stages carry what they need).
                 m.d.comb += [take["output"].eq(1), give["output"].eq(1), step["output"].eq(1)]
-                m.d.sync += out_row.eq(_wrap_increment(out_row, row_count))
+                m.d.sync += out_row.eq(wrap_increment(out_row, row_count))
         final, exps = self._exp_pipeline(m, "out", buffer, lo_rom, hi_rom, advance, {
             "valid": out_go, "addr": out_addr, "max": row_max[ptr["output"]],
             "mask": self._mask(out_beat * lanes, out_row), "last": out_beat == beats - 1,
             "recip": row_recip[ptr["output"]]})
         products = {f"product_{n}": e * final["recip"] for n, e in enumerate(exps)}
-        scaled = _stage(m, advance, "out_scaled", {
+        scaled = stage(m, advance, "out_scaled", {
             "valid": final["valid"], "last": final["last"], **products})
         shift, hi = self._out_shift, self._format.hi
         with m.If(advance):

@@ -17,6 +17,8 @@ from amaranth.lib.wiring import In, Out
 
 from ... import numerics
 from .layouts import VectorLayout
+from ..checks import check_count, check_format, check_pair
+from ..logic import wrap_increment
 
 
 __all__ = ["MaxPool", "Upsample"]
@@ -24,48 +26,10 @@ __all__ = ["MaxPool", "Upsample"]
 
 # --- parameter checks -----------------------------------------------------------------------------
 
-def _check_count(owner, name, value):
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{owner} {name} must be an integer, not {value!r}")
-    if value < 1:
-        raise ValueError(f"{owner} {name} must be a positive integer, not {value!r}")
-
-
-def _check_pair(owner, name, value, minimum):
-    """An integer or a pair of integers, each at least ``minimum``, as a pair."""
-    def is_int(v):
-        return isinstance(v, int) and not isinstance(v, bool)
-    if is_int(value):
-        pair = (value, value)
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(map(is_int, value)):
-        pair = tuple(value)
-    else:
-        raise TypeError(f"{owner} {name} must be an integer or a pair of integers, "
-                        f"not {value!r}")
-    if min(pair) < minimum:
-        word = "positive" if minimum == 1 else "non-negative"
-        raise ValueError(f"{owner} {name} must be {word}, not {value!r}")
-    return pair
-
-
-def _check_format(owner, name, value):
-    """A :class:`~intar_hw.numerics.Format` from a Format, a name (``"int8"``) or a width."""
-    if isinstance(value, numerics.Format):
-        return value
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise TypeError(
-            f"{owner} {name} must be a Format, a name like 'int8' or a width, not {value!r}")
-    try:
-        return numerics.as_format(value)
-    except ValueError:
-        raise ValueError(f"{owner} {name} must be a format of 2 to 64 bits, not {value!r}") \
-            from None
-
-
 def _check_image(owner, height, width, channels, lanes):
-    _check_count(owner, "height", height)
-    _check_count(owner, "width", width)
-    _check_count(owner, "lanes", lanes)
+    check_count(owner, "height", height)
+    check_count(owner, "width", width)
+    check_count(owner, "lanes", lanes)
     if not isinstance(channels, int) or isinstance(channels, bool):
         raise TypeError(f"{owner} channels must be an integer, not {channels!r}")
     if channels < 1 or channels % lanes:
@@ -74,11 +38,6 @@ def _check_image(owner, height, width, channels, lanes):
 
 
 # --- hardware helpers -----------------------------------------------------------------------------
-
-def _wrap_increment(value, count):
-    """``value + 1`` modulo ``count``."""
-    return Mux(value == count - 1, 0, value + 1)
-
 
 def _maximum(a, b):
     return Mux(a > b, a, b)
@@ -164,16 +123,16 @@ class MaxPool(wiring.Component):
     def __init__(self, height, width, channels, kernel, *, stride=None, padding=0, lanes=1,
                  format="int8"):
         _check_image("MaxPool", height, width, channels, lanes)
-        kernel = _check_pair("MaxPool", "kernel", kernel, 1)
-        stride = kernel if stride is None else _check_pair("MaxPool", "stride", stride, 1)
-        padding = _check_pair("MaxPool", "padding", padding, 0)
+        kernel = check_pair("MaxPool", "kernel", kernel, 1)
+        stride = kernel if stride is None else check_pair("MaxPool", "stride", stride, 1)
+        padding = check_pair("MaxPool", "padding", padding, 0)
         if any(2 * p > k for p, k in zip(padding, kernel)):
             raise ValueError(f"MaxPool padding must be at most half the kernel {kernel!r}, "
                              f"not {padding!r}")
         if any(size + 2 * p < k for size, p, k in zip((height, width), padding, kernel)):
             raise ValueError(f"MaxPool kernel {kernel!r} must fit the {height}x{width} image "
                              f"padded by {padding!r}")
-        fmt = _check_format("MaxPool", "format", format)
+        fmt = check_format("MaxPool", "format", format)
         self._height, self._width, self._channels = height, width, channels
         self._kernel, self._stride, self._padding = kernel, stride, padding
         self._lanes = lanes
@@ -297,13 +256,13 @@ class MaxPool(wiring.Component):
                 m.d.sync += o.eq(pad - q * s)
 
         with m.If(move):
-            m.d.sync += g.eq(_wrap_increment(g, groups))
+            m.d.sync += g.eq(wrap_increment(g, groups))
             with m.If(g == groups - 1):
-                m.d.sync += x.eq(_wrap_increment(x, vwidth))
+                m.d.sync += x.eq(wrap_increment(x, vwidth))
                 step(off_x, kx, sx)
                 with m.If(x == vwidth - 1):
                     restart(off_x, px, sx)
-                    m.d.sync += y.eq(_wrap_increment(y, vheight))
+                    m.d.sync += y.eq(wrap_increment(y, vheight))
                     step(off_y, ky, sy)
                     with m.If(y == vheight - 1):
                         restart(off_y, py, sy)
@@ -362,7 +321,7 @@ class MaxPool(wiring.Component):
         # h beats come in (ox, group) order, out_width * groups per row: a wrapping counter.
         h_addr = Signal(range(out_width * groups), name="h_addr")
         with m.If(advance & emit_h):
-            m.d.sync += h_addr.eq(_wrap_increment(h_addr, out_width * groups))
+            m.d.sync += h_addr.eq(wrap_increment(h_addr, out_width * groups))
 
         # Vertical partial maxima: one line memory per row slot, addressed by (ox, group).
         v_reads, v_writes = [], []
@@ -473,8 +432,8 @@ class Upsample(wiring.Component):
 
     def __init__(self, height, width, channels, factor, *, lanes=1, format="int8"):
         _check_image("Upsample", height, width, channels, lanes)
-        factor = _check_pair("Upsample", "factor", factor, 1)
-        fmt = _check_format("Upsample", "format", format)
+        factor = check_pair("Upsample", "factor", factor, 1)
+        fmt = check_format("Upsample", "format", format)
         self._height, self._width, self._channels = height, width, channels
         self._factor = factor
         self._lanes = lanes
@@ -551,7 +510,7 @@ class Upsample(wiring.Component):
             write.en.eq(taken),
         ]
         with m.If(taken):
-            m.d.sync += w_count.eq(_wrap_increment(w_count, row_beats))
+            m.d.sync += w_count.eq(wrap_increment(w_count, row_beats))
             m.d.comb += row_start.eq(w_count == 0)
             with m.If(w_count == row_beats - 1):
                 m.d.comb += row_end.eq(1)
@@ -581,18 +540,18 @@ class Upsample(wiring.Component):
         end_copy = end_row & (r_copy == fy - 1)
         final = end_copy & (r_row == height - 1)
         with m.If(advance & issue):
-            m.d.sync += r_group.eq(_wrap_increment(r_group, groups))
+            m.d.sync += r_group.eq(wrap_increment(r_group, groups))
             with m.If(end_pixel):
-                m.d.sync += r_repeat.eq(_wrap_increment(r_repeat, fx))
+                m.d.sync += r_repeat.eq(wrap_increment(r_repeat, fx))
                 with m.If(end_repeat):
                     m.d.sync += r_pixel.eq(Mux(end_row, 0, r_pixel + groups))
                     with m.If(end_row):
-                        m.d.sync += r_copy.eq(_wrap_increment(r_copy, fy))
+                        m.d.sync += r_copy.eq(wrap_increment(r_copy, fy))
                         with m.If(end_copy):
                             m.d.comb += row_free.eq(1)
                             m.d.sync += [
                                 r_slot.eq(~r_slot),
-                                r_row.eq(_wrap_increment(r_row, height)),
+                                r_row.eq(wrap_increment(r_row, height)),
                             ]
         with m.If(advance):
             m.d.sync += [self.o.valid.eq(issue), self.o.payload.last.eq(final)]
