@@ -58,7 +58,8 @@ Task pipelines
     - A columns, i.e. reduction chunks (consumer ``KOUTER``, rank-d updates): an accumulator buffer
       of ``batch * M * N`` partial sums; the producer must emit columns (``COLS``, or ``ROWS`` in
       one pass, as a one-row GEMV does: the paper's "rank-16 updates, h2 never stored");
-    - a convolution's input (consumer ``ROWS``): a line buffer of ``band_rows + 1`` input rows;
+    - a convolution's input (consumer ``ROWS``): a line buffer of ``band_rows + stride`` input
+      rows (``ConvGeometry.line_rows``, the :class:`~intar_hw.hw.line_buffer.LineBuffer` default);
     - B^T (``A.B^T``, consumer ``COLS``, the producer's rows are B's columns) or B (``A.B``,
       consumer ``COLS``, the producer's columns): a column-block buffer of ``cols_per_pass``,
       double-buffered;
@@ -498,7 +499,7 @@ def _edge(ptask, pmember, pdeal, task, member, d, role, info):
         if order is Order.ROWS and "rows" in emits:
             in_rows = info.rows
             first = grain(min(1.0, c.first_rows / c.in_height), row_grain)
-            rows = min(c.band_rows + 1, in_rows)
+            rows = min(c.line_rows, in_rows)
             buf = int(math.ceil(rows * row_bytes))
             tail = max(min(d.rows_per_pass, task.M) / task.M, 1 / max(c.out_height, 1))
             return ("line", first, tail, buf, rows)

@@ -56,18 +56,31 @@ class ConvGeometry:
     transposed: bool
 
     @property
-    def band_rows(self):
+    def span_rows(self):
+        """Input rows one output row's windows span, before clipping to the image."""
         span = (self.kernel[0] - 1) * self.dilation[0] + 1
         if self.transposed:
             span = -(-span // self.stride[0])
-        return min(span, self.in_height)
+        return span
+
+    @property
+    def band_rows(self):
+        return min(self.span_rows, self.in_height)
 
     @property
     def first_rows(self):
-        """Input rows needed before the first output row: the band less the top padding."""
+        """Input rows needed before the first output row: the span less the top padding."""
         if self.transposed:
             return max(1, min(self.band_rows, self.in_height))
-        return max(1, min(self.band_rows - self.padding[0], self.in_height))
+        return max(1, min(self.span_rows - self.padding[0], self.in_height))
+
+    @property
+    def line_rows(self):
+        """Rows of the line buffer: the band, plus the ``stride`` rows the next output row needs
+        streaming in while this one is computed (:class:`~intar_hw.hw.line_buffer.LineBuffer`).
+        """
+        step = 1 if self.transposed else self.stride[0]
+        return min(self.band_rows + step, self.in_height)
 
 
 @dataclass(frozen=True)
