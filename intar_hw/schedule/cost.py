@@ -43,8 +43,8 @@ Bandwidth
     per drained row.
 Stages
     ``cycles = max(pipeline, offchip, scratchpad) + fill + reconfig`` where ``pipeline`` is the
-    span of the stage's tasks, ``fill = ARRAY_LATENCY`` (+ the off-chip latency when the stage
-    reads off-chip) and ``reconfig = RECONFIG_CYCLES`` at every stage boundary (the mode
+    span of the stage's tasks, ``fill = ARRAY_LATENCY`` (+ :data:`BIAS_LATENCY` when a task of the
+    stage adds a bias, + the off-chip latency when the stage reads off-chip) and ``reconfig = RECONFIG_CYCLES`` at every stage boundary (the mode
     controller steps its state and restarts the address generators). ``bound`` names the
     dominating term: ``compute``, ``pipeline-fill`` (the span exceeds the busiest task by more
     than 1%: tasks waited for producers), ``offchip`` or ``scratchpad``.
@@ -83,12 +83,14 @@ from functools import lru_cache
 from .plan import Order
 
 
-__all__ = ["ARRAY_LATENCY", "RECONFIG_CYCLES", "FIFO_DEPTH", "Deal", "deal", "Member",
+__all__ = ["ARRAY_LATENCY", "BIAS_LATENCY", "RECONFIG_CYCLES", "FIFO_DEPTH", "Deal", "deal", "Member",
            "StageEval", "evaluate_stage", "mandatory_bytes", "InfeasibleError"]
 
 
 #: Pipeline latency of a PE array (registered operands, products, accumulators).
 ARRAY_LATENCY = 3
+#: Extra result-path cycle of a task with a bias: ``acc + bias`` is registered before rounding.
+BIAS_LATENCY = 1
 #: Cycles to switch stages: the mode controller steps its state and restarts address generators.
 RECONFIG_CYCLES = 2
 #: Depth of the FIFO on every stream link (>= 3 keeps a stream at one beat per cycle).
@@ -666,7 +668,9 @@ def evaluate_stage(tg, resources, peas, members, spill, room, first, readers_ins
     compute = max(te.busy for te in evals.values())
     offchip = int(math.ceil(total_bytes / resources.offchip_bytes_per_cycle))
     scratchpad = max(te.scratchpad_cycles for te in evals.values())
-    fill = ARRAY_LATENCY + (resources.offchip_latency if reads_offchip else 0)
+    biased = any(tg.tasks[m.task].has_bias for m in members)
+    fill = (ARRAY_LATENCY + (BIAS_LATENCY if biased else 0)
+            + (resources.offchip_latency if reads_offchip else 0))
     reconfig = 0 if first else RECONFIG_CYCLES
     top = max(pipeline, offchip, scratchpad)
     if top == pipeline:

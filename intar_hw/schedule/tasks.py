@@ -121,6 +121,8 @@ class Task:
     a_bytes_per_elem, b_bytes_per_elem : float
         Bytes per element of the A operand and of the B operand (weights or activation).
     conv : ConvGeometry or None
+    has_bias : bool
+        Whether a bias is added to the accumulators before requantisation.
     """
     name: str
     kind: str
@@ -146,6 +148,7 @@ class Task:
     a_bytes_per_elem: float
     b_bytes_per_elem: float
     conv: object
+    has_bias: bool = False
 
     @property
     def b_bytes(self):
@@ -307,7 +310,7 @@ def task_graph(graph):
             prologue=prologue, stored=tuple(stored), side=tuple(side_of[op.name]),
             acc_bytes=max(1, math.ceil(op.acc_fmt.bits / 8)),
             a_bytes_per_elem=_bytes_per_elem(x.fmt), b_bytes_per_elem=_bytes_per_elem(b_fmt),
-            conv=conv))
+            conv=conv, has_bias=bool(getattr(op, "has_bias", False))))
 
     infos = {}
     wanted = set(readers) | outputs | {n for t in tasks for n in t.stored}

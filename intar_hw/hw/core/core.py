@@ -1,0 +1,270 @@
+"""The computing core: scratchpads, operand fetch, PE array and result path, per-stage programs."""
+
+from collections.abc import Iterable, Mapping
+
+from amaranth import *
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from ..mac_array import OPERAND_WIDTHS, MACArray
+from ..scratchpad import ReadPortSignature, Scratchpad, WriteRequest, _word_fits
+from .operand_fetch import OperandFetch, operand_word
+from .program import BIAS_FORMAT, MEMORIES, GemmProgram, memory_lanes, memory_words
+from .result_path import ResultPath
+
+
+__all__ = ["ComputingCore"]
+
+
+class ComputingCore(wiring.Component):
+    """A PE array with its memories, running one :class:`~.program.GemmProgram` per stage.
+
+    The programs are unrolled into constants: ``stage`` selects one, ``start`` runs it, and
+    ``done`` marks the cycle its last result is written. Per program the core computes
+    ``R = epilogue(A @ B^T + bias)`` exactly as :mod:`intar_hw.schedule.cost` describes: tiles
+    of ``d1 x d2`` outputs, each ``ceil(K / d3)`` beats deep, one beat per cycle; a finished tile
+    drains one PE row per cycle while the next accumulates (:class:`.OperandFetch`,
+    :class:`~intar_hw.hw.mac_array.MACArray`, :class:`.ResultPath`).
+
+    Memories (each a :class:`~intar_hw.hw.scratchpad.Scratchpad`, built only if some program
+    uses it; layouts in :mod:`.program`):
+
+    - ``activations``, ``weights``: operands; words of ``lanes`` ``d3``-vectors
+      (:func:`.program.memory_lanes`). The core reads them on port 0; the host writes them
+      through ``<name>_write``.
+    - ``biases``: int32 words of ``d2`` lanes; host writes through ``biases_write``.
+    - ``results``: words of ``d2`` lanes of the widest ``out_format``; the core writes them, the
+      host reads them through ``results_read``.
+
+    The core's accesses never wait for the host's: each memory has one reader and one writer.
+
+    Parameters
+    ----------
+    programs : tuple of GemmProgram
+        One per stage the core takes part in, all on the same PE array.
+    operand_width : int
+        Bits of the signed operand elements: 4, 8 (the default) or 16.
+    depths : mapping of str to int, optional
+        Words of each memory, by name; by default what the programs use
+        (:func:`.program.memory_words`), at least 2.
+    init : mapping of str to iterable, optional
+        Initial words of memories, by name (e.g. from :func:`.program.memory_images`).
+
+    Members
+    -------
+    start : In(1)
+        Starts program ``stage``; honoured when ``busy`` is low and ``stage`` names a program.
+    stage : In(range(len(programs)))
+        The program to run.
+    busy : Out(1)
+        High from the cycle after an honoured ``start`` to the cycle of ``done``, included.
+    done : Out(1)
+        High for one cycle: the cycle the last result word of the program is written; every
+        result is readable from the next cycle.
+    activations_write, weights_write, biases_write : In(stream.Signature(WriteRequest(...)))
+        Host writes to the operand and bias memories (those that exist).
+    results_read : In(ReadPortSignature(...))
+        Host reads from the result memory.
+
+    Attributes
+    ----------
+    pea : (int, int, int)
+        The PE array.
+    cycles : tuple of int
+        Per program, cycles from the one ``start`` is honoured in (cycle 0) to the one ``done``
+        is high in: :attr:`.GemmProgram.cycles`, i.e. ``cost.core_cycles(...) + ARRAY_LATENCY``
+        plus one with a bias.
+    lanes : dict of str to int
+        Word width, in ``d3``-vectors, of each operand memory.
+    depths : dict of str to int
+        Words of each memory.
+    shapes : dict of str to shape
+        Word shape of each memory.
+    accumulator_width : int
+        Width of the PE array's accumulators (exact for the longest reduction).
+
+    Raises
+    ------
+    TypeError
+        If ``programs`` is not a tuple of :class:`GemmProgram`, ``operand_width`` is not an
+        integer, ``depths`` or ``init`` is not a mapping or holds values of the wrong kind.
+    ValueError
+        If ``programs`` is empty or its programs are on different PE arrays, ``operand_width``
+        is not 4, 8 or 16, or ``depths``/``init`` names a memory the programs do not use, a
+        depth is smaller than the programs need, or initial words do not fit.
+    """
+
+    def __init__(self, programs, *, operand_width=8, depths=None, init=None):
+        if (not isinstance(programs, tuple)
+                or not all(isinstance(p, GemmProgram) for p in programs)):
+            raise TypeError(f"ComputingCore programs must be a tuple of GemmProgram, "
+                            f"not {programs!r}")
+        if not programs:
+            raise ValueError("ComputingCore programs must not be empty")
+        peas = tuple(dict.fromkeys(p.pea for p in programs))
+        if len(peas) > 1:
+            raise ValueError(f"ComputingCore programs must share one PE array, not "
+                             f"{', '.join(map(repr, peas))}")
+        if not isinstance(operand_width, int) or isinstance(operand_width, bool):
+            raise TypeError(f"ComputingCore operand_width must be an integer, "
+                            f"not {operand_width!r}")
+        if operand_width not in OPERAND_WIDTHS:
+            raise ValueError(f"ComputingCore operand_width must be 4, 8 or 16, "
+                             f"not {operand_width!r}")
+        self._programs = programs
+        self._operand_width = operand_width
+        d1, d2, d3 = self._pea = peas[0]
+        self._lanes = memory_lanes(programs)
+        needed = memory_words(programs)
+        self._shapes = {}
+        for name in MEMORIES:
+            if name in self._lanes:
+                self._shapes[name] = operand_word(operand_width, self._lanes[name], d3)
+            elif name == "biases" and name in needed:
+                self._shapes[name] = data.ArrayLayout(signed(BIAS_FORMAT.bits), d2)
+            elif name == "results":
+                width = max(p.out_format.bits for p in programs)
+                self._shapes[name] = data.ArrayLayout(signed(width), d2)
+
+        self._depths = {name: max(2, needed[name]) for name in self._shapes}
+        if depths is not None:
+            if not isinstance(depths, Mapping):
+                raise TypeError(f"ComputingCore depths must be a mapping of memory names to "
+                                f"integers, not {depths!r}")
+            for name, depth in depths.items():
+                if name not in self._shapes:
+                    raise ValueError(f"ComputingCore depths names a memory the programs do not "
+                                     f"use: {name!r}")
+                if not isinstance(depth, int) or isinstance(depth, bool):
+                    raise TypeError(f"ComputingCore depth of {name!r} must be an integer, "
+                                    f"not {depth!r}")
+                if depth < needed[name]:
+                    raise ValueError(f"ComputingCore depth of {name!r} must be at least "
+                                     f"{needed[name]} words for the programs, not {depth!r}")
+                self._depths[name] = depth
+
+        self._init = {}
+        if init is not None:
+            if not isinstance(init, Mapping):
+                raise TypeError(f"ComputingCore init must be a mapping of memory names to "
+                                f"words, not {init!r}")
+            for name, words in init.items():
+                if name not in self._shapes:
+                    raise ValueError(f"ComputingCore init names a memory the programs do not "
+                                     f"use: {name!r}")
+                if not isinstance(words, Iterable) or isinstance(words, (str, Mapping)):
+                    raise TypeError(f"ComputingCore init of {name!r} must be an iterable of "
+                                    f"words, not {words!r}")
+                words = tuple(words)
+                if len(words) > self._depths[name]:
+                    raise ValueError(f"ComputingCore init of {name!r} must hold at most "
+                                     f"{self._depths[name]} words, not {len(words)}")
+                for index, word in enumerate(words):
+                    if not _word_fits(self._shapes[name], word):
+                        raise ValueError(f"ComputingCore init of {name!r} word {index} does not "
+                                         f"fit {self._shapes[name]!r}: {word!r}")
+                self._init[name] = words
+
+        self._max_reduction = max(p.kb * d3 for p in programs)
+        members = {
+            "start": In(1),
+            "stage": In(range(len(programs))),
+            "busy": Out(1),
+            "done": Out(1),
+        }
+        for name, shape in self._shapes.items():
+            addr_width = ceil_log2(self._depths[name])
+            if name == "results":
+                members["results_read"] = In(ReadPortSignature(addr_width, shape))
+            else:
+                members[f"{name}_write"] = In(stream.Signature(WriteRequest(addr_width, shape)))
+        super().__init__(members)
+
+    @property
+    def programs(self):
+        return self._programs
+
+    @property
+    def pea(self):
+        return self._pea
+
+    @property
+    def operand_width(self):
+        return self._operand_width
+
+    @property
+    def lanes(self):
+        return dict(self._lanes)
+
+    @property
+    def depths(self):
+        return dict(self._depths)
+
+    @property
+    def shapes(self):
+        return dict(self._shapes)
+
+    @property
+    def cycles(self):
+        return tuple(p.cycles for p in self._programs)
+
+    @property
+    def accumulator_width(self):
+        # As MACArray derives it, for the longest reduction of the programs.
+        return 2 * self._operand_width - 1 + ceil_log2(self._max_reduction + 1)
+
+    def elaborate(self, platform):
+        m = Module()
+        d1, d2, d3 = self._pea
+        count = len(self._programs)
+        addr_widths = {name: ceil_log2(depth) for name, depth in self._depths.items()}
+
+        memories = {}
+        for name, shape in self._shapes.items():
+            memories[name] = m.submodules[name] = Scratchpad(
+                shape, self._depths[name], read_ports=1, write_ports=1,
+                init=self._init.get(name, ()))
+
+        m.submodules.fetch = fetch = OperandFetch(
+            self._programs, operand_width=self._operand_width, lanes=self._lanes,
+            addr_widths=addr_widths)
+        m.submodules.array = array = MACArray(
+            d1, d2, depth=d3, operand_width=self._operand_width,
+            max_reduction=self._max_reduction)
+        assert array.accumulator_width == self.accumulator_width
+        m.submodules.result = result = ResultPath(
+            self._programs, accumulator_width=array.accumulator_width,
+            bias_addr_width=addr_widths.get("biases", 1),
+            result_addr_width=addr_widths["results"])
+
+        for name in self._lanes:
+            wiring.connect(m, getattr(fetch, name), memories[name].read[0])
+        wiring.connect(m, fetch.o, array.i)
+        wiring.connect(m, array.o, result.i)
+        if "biases" in memories:
+            wiring.connect(m, result.biases, memories["biases"].read[0])
+        wiring.connect(m, result.results, memories["results"].write[0])
+        for name, memory in memories.items():
+            if name == "results":
+                wiring.connect(m, wiring.flipped(self.results_read), memory.read[0])
+            else:
+                wiring.connect(m, wiring.flipped(getattr(self, f"{name}_write")),
+                               memory.write[0])
+
+        # Control: both halves start together; the result path says when the program is done.
+        accept = Signal()
+        known = self.stage < count if count < 2 ** len(self.stage) else C(1, 1)
+        m.d.comb += [
+            accept.eq(self.start & ~self.busy & known),
+            fetch.start.eq(accept),
+            fetch.stage.eq(self.stage),
+            result.start.eq(accept),
+            result.stage.eq(self.stage),
+            self.done.eq(result.done),
+        ]
+        with m.If(accept):
+            m.d.sync += self.busy.eq(1)
+        with m.Elif(result.done):
+            m.d.sync += self.busy.eq(0)
+        return m

@@ -1,0 +1,234 @@
+"""Operand fetch of a computing core: two memory read streams joined into PE-array beats."""
+
+from amaranth import *
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..mac_array import MACBeatLayout
+from ..scratchpad import ReadPortSignature
+from .program import MEMORIES
+
+
+__all__ = ["operand_word", "by_program", "OperandFetch"]
+
+
+def operand_word(width, lanes, depth):
+    """Shape of an operand memory word: ``lanes`` vectors of ``depth`` signed elements."""
+    return data.ArrayLayout(data.ArrayLayout(signed(width), depth), lanes)
+
+
+def by_program(m, sel, count, body):
+    """Call ``body(s)`` under ``sel == s`` for each program ``s``; no switch for one program."""
+    if count == 1:
+        body(0)
+        return
+    with m.Switch(sel):
+        for s in range(count):
+            with m.Case(s):
+                body(s)
+
+
+def nest_deltas(bounds, coeffs):
+    """What a step of each loop adds to ``sum(coeffs[l] * index[l])``, inner loops rewinding."""
+    return tuple(coeffs[l] - sum((bounds[i] - 1) * coeffs[i] for i in range(l + 1, len(bounds)))
+                 for l in range(len(bounds)))
+
+
+class OperandFetch(wiring.Component):
+    """Read the operand tiles of a program from two memories and join them into array beats.
+
+    A program's beats are visited batch by batch, P-tile, Q-tile, then the ``kb`` beats of the
+    reduction (see :mod:`.program`). Per beat one word is read from the memory holding P (the
+    operand on the array's rows) and one from the memory holding Q, at addresses that are
+    constants of the program plus counters; the two responses are joined into one
+    :class:`~intar_hw.hw.mac_array.MACBeatLayout` beat on ``o``, with ``last`` on the final beat
+    of each tile. Elements past ``K`` in the last beat of a reduction are zeroed on the P side,
+    so the memories may hold anything there.
+
+    Read requests go out on both ports in the cycle ``start`` is honoured (their addresses are
+    constants of ``stage``), then one per cycle while the ports accept them; a port stalled by
+    ``o`` holds its response, so backpressure on ``o`` costs exactly the cycles it lasts.
+
+    Parameters
+    ----------
+    programs : tuple of GemmProgram
+        The programs, selected by ``stage``; all on one PE array.
+    operand_width : int
+        Bits of each operand element.
+    lanes : dict of str to int
+        Word width (``d3``-vectors) of each operand memory, as :func:`.program.memory_lanes`.
+    addr_widths : dict of str to int
+        Address width of each operand memory.
+
+    Members
+    -------
+    start : In(1)
+        Starts program ``stage``; honoured when ``busy`` is low.
+    stage : In(range(len(programs)))
+        The program to start.
+    busy : Out(1)
+        High while reads remain to be issued or a response waits to be joined.
+    <memory> : Out(ReadPortSignature(addr_width, word))
+        One read port per operand memory some program reads (``activations``, ``weights``).
+    o : Out(stream.Signature(MACBeatLayout(d1, d2, d3, operand_width)))
+        Operand beats for the PE array.
+    """
+
+    def __init__(self, programs, *, operand_width, lanes, addr_widths):
+        self._programs = tuple(programs)
+        self._operand_width = operand_width
+        self._lanes = dict(lanes)
+        d1, d2, d3 = self._programs[0].pea
+        members = {
+            "start": In(1),
+            "stage": In(range(len(self._programs))),
+            "busy": Out(1),
+        }
+        for name in MEMORIES:
+            if name in self._lanes:
+                members[name] = Out(ReadPortSignature(
+                    addr_widths[name], operand_word(operand_width, self._lanes[name], d3)))
+        members["o"] = Out(stream.Signature(MACBeatLayout(d1, d2, d3, operand_width)))
+        super().__init__(members)
+
+    @property
+    def programs(self):
+        return self._programs
+
+    def elaborate(self, platform):
+        m = Module()
+        programs = self._programs
+        count = len(programs)
+        d1, d2, d3 = programs[0].pea
+
+        # Control: the stage is latched when a program starts; until then it is the input's.
+        fetching = Signal()
+        sel = Signal(range(count), name="sel")
+        cur = Signal(range(count), name="cur")
+        accept = Signal()
+        active = Signal()
+        m.d.comb += [
+            accept.eq(self.start & ~fetching),
+            active.eq(accept | fetching),
+            cur.eq(Mux(fetching, sel, self.stage)),
+        ]
+        with m.If(accept):
+            m.d.sync += sel.eq(self.stage)
+
+        # The loop nest (batch, P tile, Q tile, beat), one step per beat requested on both ports.
+        bounds = [(p.batch, p.p_tiles, p.q_tiles, p.kb) for p in programs]
+        index = [Signal(range(max(b[l] for b in bounds)), name=f"index_{l}") for l in range(4)]
+        at_end = [Signal(name=f"at_end_{l}") for l in range(4)]
+
+        def ends(s):
+            m.d.comb += [at_end[l].eq(index[l] == bounds[s][l] - 1) for l in range(4)]
+        by_program(m, cur, count, ends)
+        final = Cat(*at_end).all()
+
+        # A fork of one request into two ports, each transferring once per step.
+        p_taken, q_taken = Signal(), Signal()
+        p_req_valid, q_req_valid = Signal(), Signal()
+        p_req_ready, q_req_ready = Signal(), Signal()
+        step = Signal()
+        p_done = p_taken | (p_req_valid & p_req_ready)
+        q_done = q_taken | (q_req_valid & q_req_ready)
+        m.d.comb += [
+            p_req_valid.eq(active & ~p_taken),
+            q_req_valid.eq(active & ~q_taken),
+            step.eq(active & p_done & q_done),
+        ]
+        with m.If(step):
+            m.d.sync += [p_taken.eq(0), q_taken.eq(0)]
+        with m.Else():
+            m.d.sync += [p_taken.eq(p_done), q_taken.eq(q_done)]
+
+        with m.If(step & final):
+            m.d.sync += fetching.eq(0)
+        with m.Elif(accept):
+            m.d.sync += fetching.eq(1)
+
+        # Word offsets of P and Q from their bases: blocks of kb words, see .program.
+        coeffs = {
+            "p": [(p.p_tiles * p.kb, p.kb, 0, 1) for p in programs],
+            "q": [(p.q_tiles * p.kb, 0, p.kb, 1) for p in programs],
+        }
+        spans = {"p": max(p.batch * p.p_tiles * p.kb for p in programs),
+                 "q": max(p.batch * p.q_tiles * p.kb for p in programs)}
+        offsets = {side: Signal(range(spans[side]), name=f"{side}_offset") for side in coeffs}
+        with m.If(step):
+            def advance(s):
+                with m.If(final):
+                    m.d.sync += [index[l].eq(0) for l in range(4)]
+                    m.d.sync += [offset.eq(0) for offset in offsets.values()]
+                for l in reversed(range(4)):
+                    # The innermost loop not at its end advances; the loops inside it rewind.
+                    with m.Elif(~at_end[l]):
+                        m.d.sync += index[l].eq(index[l] + 1)
+                        m.d.sync += [index[i].eq(0) for i in range(l + 1, 4)]
+                        for side, offset in offsets.items():
+                            delta = nest_deltas(bounds[s], coeffs[side][s])[l]
+                            if delta:
+                                m.d.sync += offset.eq(offset + delta)
+            by_program(m, cur, count, advance)
+
+        # Requests: each memory takes P or Q requests according to the program.
+        p_last = Signal()          # the P request in flight is the last beat of its tile
+        with m.If(p_req_valid & p_req_ready):
+            m.d.sync += p_last.eq(at_end[3])
+        ports = {name: getattr(self, name) for name in MEMORIES if name in self._lanes}
+        for port in ports.values():
+            m.d.comb += [port.req.valid.eq(0), port.resp.ready.eq(0)]
+
+        def route_requests(s):
+            program = programs[s]
+            for side, source, base, valid, ready in (
+                    ("p", program.p_source, program.p_base, p_req_valid, p_req_ready),
+                    ("q", program.q_source, program.q_base, q_req_valid, q_req_ready)):
+                port = ports[source.value]
+                m.d.comb += [
+                    port.req.valid.eq(valid),
+                    port.req.payload.addr.eq(base + offsets[side]),
+                    ready.eq(port.req.ready),
+                ]
+        by_program(m, cur, count, route_requests)
+
+        # Responses: joined into one beat; both are taken together.
+        p_word = Signal(data.ArrayLayout(data.ArrayLayout(signed(self._operand_width), d3), d1))
+        q_word = Signal(data.ArrayLayout(data.ArrayLayout(signed(self._operand_width), d3), d2))
+        p_valid, q_valid = Signal(), Signal()
+        p_ready, q_ready = Signal(), Signal()
+        m.d.comb += [
+            self.o.valid.eq(p_valid & q_valid),
+            p_ready.eq(self.o.ready & q_valid),
+            q_ready.eq(self.o.ready & p_valid),
+        ]
+
+        def route_responses(s):
+            program = programs[s]
+            for source, word, lanes, valid, ready in (
+                    (program.p_source, p_word, d1, p_valid, p_ready),
+                    (program.q_source, q_word, d2, q_valid, q_ready)):
+                port = ports[source.value]
+                m.d.comb += [valid.eq(port.resp.valid), port.resp.ready.eq(ready)]
+                m.d.comb += [word[r].eq(port.resp.payload.data[r]) for r in range(lanes)]
+        by_program(m, sel, count, route_responses)
+
+        # Elements past K in the last beat of a reduction read as zero (0 * anything = 0).
+        k_keep = Signal(d3, init=(1 << d3) - 1)
+        masked = sorted({k for p in programs for k in range(p.k_rem, d3)})
+        if masked:
+            def keep(s):
+                m.d.comb += k_keep.eq(Mux(p_last, (1 << programs[s].k_rem) - 1, (1 << d3) - 1))
+            by_program(m, sel, count, keep)
+        for r in range(d1):
+            for k in range(d3):
+                element = p_word[r][k]
+                if k in masked:
+                    element = Mux(k_keep[k], element, 0)
+                m.d.comb += self.o.payload.a[r][k].eq(element)
+        m.d.comb += [
+            self.o.payload.b.eq(q_word),
+            self.o.payload.last.eq(p_last),
+            self.busy.eq(fetching | p_valid | q_valid),
+        ]
+        return m

@@ -1,0 +1,454 @@
+"""Per-stage configuration of a computing core: plain, frozen, validated data (no Amaranth).
+
+A :class:`GemmProgram` is what one stage asks of one core: a GEMM ``C = A @ B^T`` (``batch``
+times ``M x N x K``) on the core's PE array, where its operands live, where its result goes and
+the epilogue (bias, requantisation, ReLU). The hardware (:class:`~.core.ComputingCore`) unrolls
+a tuple of programs into constants; this module also holds the memory layouts the composer must
+use, as code (:meth:`GemmProgram.a_words` and friends, :func:`memory_images`), so the layout is
+written once.
+
+Execution (the contract of :mod:`intar_hw.schedule.cost`)
+    With ``pea = (d1, d2, d3)`` and orientation ``"MN"``, M lies on the array's ``d1`` rows and N
+    on its ``d2`` columns; ``"NM"`` swaps them. Call *P* the operand on the rows (``A`` for
+    ``"MN"``, ``B`` for ``"NM"``) and *Q* the one on the columns; ``P_rows``/``Q_rows`` are their
+    row counts. Tiles of ``d1`` P-rows by ``d2`` Q-rows are visited batch by batch, P-tile
+    outer, Q-tile inner, each ``kb = ceil(K / d3)`` beats deep; a finished tile drains one PE
+    row (``d2`` lanes) per cycle, only its valid rows, while the next accumulates.
+
+Memory layouts (word addresses, all relative to the program's base address)
+    Operands (``activations`` and ``weights`` memories). A word is ``lanes`` vectors of ``d3``
+    elements (``lanes`` from :func:`memory_lanes`). An operand ``X`` of ``rows`` rows (``A``:
+    ``M`` rows, ``B``: ``N`` rows, each ``K`` long, i.e. ``B`` in PyTorch ``Linear`` layout) is
+    stored in blocks of ``block`` rows, ``block = d1`` if it is P, ``d2`` if it is Q: word
+    ``(b * ceil(rows / block) + i) * kb + kk``, lane ``r``, element ``k`` holds
+    ``X[b, i * block + r, kk * d3 + k]``. Lanes and elements past the tensor are don't-care:
+    the core zeroes the reduction padding itself, and results of padded rows are never written.
+    So one read per operand and beat gives the whole tile slice.
+    Biases (``biases`` memory; int32 words of ``d2`` lanes). ``"MN"``: word ``n // d2``, lane
+    ``n % d2`` holds ``bias[n]``; ``"NM"``: word ``n``, lane 0 holds ``bias[n]`` (broadcast by
+    the core). Lanes past ``N`` are don't-care.
+    Results (``results`` memory; words of ``d2`` lanes of the widest ``out_format``). Row ``p``
+    of ``R[b]`` is at words ``(b * P_rows + p) * ceil(Q_rows / d2) + t``, lane ``c`` holding
+    ``R[b, p, t * d2 + c]``, where ``R = C`` for ``"MN"`` and ``R = C^T`` (``N x M``) for
+    ``"NM"``: a drained PE row is a row of ``C`` in one orientation and a column in the other.
+    Lanes past the last column are written as 0.
+"""
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+
+from ... import numerics
+from ...schedule import cost
+
+
+__all__ = ["Source", "Destination", "MEMORIES", "MAX_SHIFT", "BIAS_FORMAT", "BIAS_LATENCY",
+           "GemmProgram", "memory_lanes", "memory_words", "memory_images"]
+
+
+class Source(enum.Enum):
+    """Where an operand is read from. FIFO and off-chip sources will join these."""
+    #: The core's activation scratchpad.
+    ACTIVATIONS = "activations"
+    #: The core's weight buffer.
+    WEIGHTS = "weights"
+
+    def __repr__(self):
+        return f"Source.{self.name}"
+
+
+class Destination(enum.Enum):
+    """Where a result is written. FIFO, SFU and off-chip destinations will join these."""
+    #: The core's result scratchpad.
+    RESULTS = "results"
+
+    def __repr__(self):
+        return f"Destination.{self.name}"
+
+
+#: Names of the memories a core may have, in port order.
+MEMORIES = ("activations", "weights", "biases", "results")
+#: Largest requantisation shift (as :class:`~intar_hw.hw.sfu.elementwise.Requantize`).
+MAX_SHIFT = 62
+#: Format of the bias words.
+BIAS_FORMAT = numerics.INT32
+#: Cycles a bias adds to a stage, owned by the cost model (the contract this core meets):
+#: :class:`~intar_hw.hw.sfu.elementwise.Requantize` registers the biased sum before rounding.
+BIAS_LATENCY = cost.BIAS_LATENCY
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_count(name, value):
+    if not _is_int(value):
+        raise TypeError(f"GemmProgram {name} must be an integer, not {value!r}")
+    if value < 1:
+        raise ValueError(f"GemmProgram {name} must be a positive integer, not {value!r}")
+
+
+def _check_base(name, value):
+    if not _is_int(value):
+        raise TypeError(f"GemmProgram {name} must be an integer, not {value!r}")
+    if value < 0:
+        raise ValueError(f"GemmProgram {name} must be a non-negative integer, not {value!r}")
+
+
+def _cdiv(a, b):
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class GemmProgram:
+    """One stage of a core: ``R = epilogue(A @ B^T + bias)``, ``batch`` times.
+
+    Parameters
+    ----------
+    pea : tuple of 3 int
+        The core's PE array ``(d1, d2, d3)``.
+    M, N, K : int
+        GEMM dimensions: ``A`` is ``M x K``, ``B`` is ``N x K``, the result ``M x N``.
+    batch : int
+        Independent GEMMs, each with its own ``A``, ``B`` and result, stored one after the other;
+        the bias is shared. (A layer applied to a batch of rows is one GEMM with a larger M.)
+    orientation : str
+        ``"MN"`` (M on the array's rows) or ``"NM"`` (N on the rows).
+    a_source, b_source : Source
+        Memories holding ``A`` and ``B``; they must differ (one read port each).
+    a_base, b_base : int
+        Word address of ``A`` and ``B`` in their memories.
+    dest : Destination
+        Where the result goes.
+    dest_base : int
+        Word address of the result.
+    bias_base : int or None
+        Word address of the int32 bias vector (``N`` values) in the ``biases`` memory, or
+        ``None`` for no bias.
+    shift : int
+        Requantisation shift, 0 to 62 (:func:`intar_hw.numerics.requantize`).
+    out_format : Format or str
+        Format of the results, e.g. ``"int8"`` (the default).
+    relu : bool
+        Fused ReLU: clamp the requantised result at 0.
+
+    Attributes
+    ----------
+    dm, dn : int
+        Tile extents along M and N.
+    tiles : (int, int, int)
+        ``(i, j, k)``: tiles along M and N, beats per tile; as :class:`~.plan.Loop`.
+    busy_cycles : int
+        :func:`intar_hw.schedule.cost.core_cycles` of the program.
+    cycles : int
+        Cycles the core takes from ``start`` to ``done``: ``busy_cycles + ARRAY_LATENCY``, plus
+        :data:`BIAS_LATENCY` with a bias.
+
+    Raises
+    ------
+    TypeError
+        If a parameter is of the wrong kind.
+    ValueError
+        If a parameter is out of range, or ``a_source`` and ``b_source`` are the same memory.
+    """
+    pea: tuple
+    M: int
+    N: int
+    K: int
+    batch: int = 1
+    orientation: str = "MN"
+    a_source: Source = Source.ACTIVATIONS
+    a_base: int = 0
+    b_source: Source = Source.WEIGHTS
+    b_base: int = 0
+    dest: Destination = Destination.RESULTS
+    dest_base: int = 0
+    bias_base: object = None
+    shift: int = 0
+    out_format: numerics.Format = numerics.INT8
+    relu: bool = False
+
+    def __post_init__(self):
+        if (not isinstance(self.pea, tuple) or len(self.pea) != 3
+                or not all(_is_int(d) for d in self.pea)):
+            raise TypeError(f"GemmProgram pea must be a tuple of 3 integers, not {self.pea!r}")
+        if min(self.pea) < 1:
+            raise ValueError(f"GemmProgram pea dimensions must be positive integers, "
+                             f"not {self.pea!r}")
+        for name in ("M", "N", "K", "batch"):
+            _check_count(name, getattr(self, name))
+        if not isinstance(self.orientation, str):
+            raise TypeError(f"GemmProgram orientation must be a string, not {self.orientation!r}")
+        if self.orientation not in ("MN", "NM"):
+            raise ValueError(f"GemmProgram orientation must be 'MN' or 'NM', "
+                             f"not {self.orientation!r}")
+        for name in ("a_source", "b_source"):
+            if not isinstance(getattr(self, name), Source):
+                raise TypeError(f"GemmProgram {name} must be a Source, "
+                                f"not {getattr(self, name)!r}")
+        if self.a_source is self.b_source:
+            raise ValueError(f"GemmProgram a_source and b_source must be different memories, "
+                             f"not {self.a_source!r} for both")
+        if not isinstance(self.dest, Destination):
+            raise TypeError(f"GemmProgram dest must be a Destination, not {self.dest!r}")
+        for name in ("a_base", "b_base", "dest_base"):
+            _check_base(name, getattr(self, name))
+        if self.bias_base is not None:
+            if not _is_int(self.bias_base):
+                raise TypeError(f"GemmProgram bias_base must be an integer or None, "
+                                f"not {self.bias_base!r}")
+            if self.bias_base < 0:
+                raise ValueError(f"GemmProgram bias_base must be a non-negative integer, "
+                                 f"not {self.bias_base!r}")
+        if not _is_int(self.shift):
+            raise TypeError(f"GemmProgram shift must be an integer, not {self.shift!r}")
+        if not 0 <= self.shift <= MAX_SHIFT:
+            raise ValueError(f"GemmProgram shift must be between 0 and {MAX_SHIFT}, "
+                             f"not {self.shift!r}")
+        if not isinstance(self.out_format, (numerics.Format, str)):
+            raise TypeError(f"GemmProgram out_format must be a Format or a name like 'int8', "
+                            f"not {self.out_format!r}")
+        if isinstance(self.out_format, str):
+            try:
+                fmt = numerics.as_format(self.out_format)
+            except ValueError:
+                raise ValueError(f"GemmProgram out_format must be a name like 'int8', "
+                                 f"not {self.out_format!r}") from None
+            object.__setattr__(self, "out_format", fmt)
+        if not isinstance(self.relu, bool):
+            raise TypeError(f"GemmProgram relu must be a bool, not {self.relu!r}")
+
+    # --- geometry -----------------------------------------------------------------------------
+
+    @property
+    def dm(self):
+        return self.pea[0] if self.orientation == "MN" else self.pea[1]
+
+    @property
+    def dn(self):
+        return self.pea[1] if self.orientation == "MN" else self.pea[0]
+
+    @property
+    def kb(self):
+        """Beats per tile, ``ceil(K / d3)``."""
+        return _cdiv(self.K, self.pea[2])
+
+    @property
+    def tiles(self):
+        return (_cdiv(self.M, self.dm), _cdiv(self.N, self.dn), self.kb)
+
+    @property
+    def p_rows(self):
+        """Rows of the operand on the array's rows: M (``"MN"``) or N (``"NM"``)."""
+        return self.M if self.orientation == "MN" else self.N
+
+    @property
+    def q_rows(self):
+        """Rows of the operand on the array's columns: N (``"MN"``) or M (``"NM"``)."""
+        return self.N if self.orientation == "MN" else self.M
+
+    @property
+    def p_tiles(self):
+        return _cdiv(self.p_rows, self.pea[0])
+
+    @property
+    def q_tiles(self):
+        return _cdiv(self.q_rows, self.pea[1])
+
+    @property
+    def p_rem(self):
+        """Valid rows of the last tile along the array's rows (1 to ``d1``)."""
+        return self.p_rows - (self.p_tiles - 1) * self.pea[0]
+
+    @property
+    def q_rem(self):
+        """Valid columns of the last tile along the array's columns (1 to ``d2``)."""
+        return self.q_rows - (self.q_tiles - 1) * self.pea[1]
+
+    @property
+    def k_rem(self):
+        """Valid elements of the last beat of a reduction (1 to ``d3``)."""
+        return self.K - (self.kb - 1) * self.pea[2]
+
+    @property
+    def p_source(self):
+        return self.a_source if self.orientation == "MN" else self.b_source
+
+    @property
+    def q_source(self):
+        return self.b_source if self.orientation == "MN" else self.a_source
+
+    @property
+    def p_base(self):
+        return self.a_base if self.orientation == "MN" else self.b_base
+
+    @property
+    def q_base(self):
+        return self.b_base if self.orientation == "MN" else self.a_base
+
+    @property
+    def epilogue(self):
+        """``(shift, out_format, relu, has_bias)``: programs with equal epilogues share one."""
+        return (self.shift, self.out_format, self.relu, self.bias_base is not None)
+
+    # --- cycles -------------------------------------------------------------------------------
+
+    @property
+    def busy_cycles(self):
+        return cost.core_cycles(self.pea, self.orientation, self.batch, self.M, self.N,
+                                self.K)[0]
+
+    @property
+    def cycles(self):
+        return (self.busy_cycles + cost.ARRAY_LATENCY
+                + (BIAS_LATENCY if self.bias_base is not None else 0))
+
+    # --- memory layouts -----------------------------------------------------------------------
+
+    @property
+    def a_words(self):
+        """Words ``A`` takes in its memory."""
+        return self.batch * _cdiv(self.M, self.dm) * self.kb
+
+    @property
+    def b_words(self):
+        """Words ``B`` takes in its memory."""
+        return self.batch * _cdiv(self.N, self.dn) * self.kb
+
+    @property
+    def bias_words(self):
+        """Words the bias takes in the ``biases`` memory (0 without a bias)."""
+        if self.bias_base is None:
+            return 0
+        return _cdiv(self.N, self.pea[1]) if self.orientation == "MN" else self.N
+
+    @property
+    def dest_words(self):
+        """Words the result takes in its memory."""
+        return self.batch * self.p_rows * self.q_tiles
+
+    def extents(self):
+        """``{memory name: words used from address 0}`` of every memory the program touches."""
+        used = {
+            self.a_source.value: self.a_base + self.a_words,
+            self.b_source.value: self.b_base + self.b_words,
+            self.dest.value: self.dest_base + self.dest_words,
+        }
+        if self.bias_base is not None:
+            used["biases"] = self.bias_base + self.bias_words
+        return used
+
+    def _operand_image(self, name, X, rows, block, lanes):
+        d3, kb = self.pea[2], self.kb
+        X = np.asarray(X)
+        if X.shape != (self.batch, rows, self.K) and not (self.batch == 1
+                                                          and X.shape == (rows, self.K)):
+            raise ValueError(f"GemmProgram operand {name} must have shape "
+                             f"{(self.batch, rows, self.K)!r}, not {X.shape!r}")
+        X = X.reshape(self.batch, rows, self.K).astype(np.int64)
+        blocks = _cdiv(rows, block)
+        padded = np.zeros((self.batch, blocks * block, kb * d3), dtype=np.int64)
+        padded[:, :rows, :self.K] = X
+        # (batch, block index, lane, beat, element) -> (batch, block index, beat, lane, element)
+        words = padded.reshape(self.batch, blocks, block, kb, d3).transpose(0, 1, 3, 2, 4)
+        words = np.concatenate(
+            [words, np.zeros(words.shape[:3] + (lanes - block, d3), dtype=np.int64)], axis=3)
+        return words.reshape(-1, lanes, d3).tolist()
+
+    def a_image(self, A, lanes=None):
+        """Words of ``A`` (``(batch, M, K)`` or ``(M, K)``) for its memory, from ``a_base``.
+
+        ``lanes`` is the memory's word width in ``d3``-vectors (:func:`memory_lanes`); by default
+        the block height of ``A``. Padding is written as zeros.
+        """
+        block = self.pea[0] if self.orientation == "MN" else self.pea[1]
+        return self._operand_image("A", A, self.M, block, block if lanes is None else lanes)
+
+    def b_image(self, B, lanes=None):
+        """Words of ``B`` (``(batch, N, K)`` or ``(N, K)``) for its memory, from ``b_base``."""
+        block = self.pea[1] if self.orientation == "MN" else self.pea[0]
+        return self._operand_image("B", B, self.N, block, block if lanes is None else lanes)
+
+    def bias_image(self, bias):
+        """Words of the int32 ``bias`` (``N`` values) for the ``biases`` memory."""
+        bias = np.asarray(bias, dtype=np.int64).reshape(-1)
+        if bias.shape != (self.N,):
+            raise ValueError(f"GemmProgram bias must have {self.N} values, not {bias.size}")
+        d2 = self.pea[1]
+        if self.orientation == "NM":
+            return [[int(v)] + [0] * (d2 - 1) for v in bias]
+        padded = np.zeros(self.bias_words * d2, dtype=np.int64)
+        padded[:self.N] = bias
+        return padded.reshape(-1, d2).tolist()
+
+    def result_from_words(self, words):
+        """The ``(batch, M, N)`` result from the ``dest_words`` words read from ``dest_base``.
+
+        Raises :class:`ValueError` if a padding lane (past the last column) is not 0.
+        """
+        d2 = self.pea[1]
+        words = np.asarray(words, dtype=np.int64)
+        if words.shape != (self.dest_words, d2):
+            raise ValueError(f"GemmProgram result must be {self.dest_words} words of {d2} "
+                             f"lanes, not an array of shape {words.shape!r}")
+        rows = words.reshape(self.batch, self.p_rows, self.q_tiles * d2)
+        if np.any(rows[:, :, self.q_rows:]):
+            raise ValueError("GemmProgram result has non-zero padding lanes")
+        rows = rows[:, :, :self.q_rows]
+        return rows if self.orientation == "MN" else rows.transpose(0, 2, 1)
+
+
+def memory_lanes(programs):
+    """``{memory name: lanes}``: the word width, in ``d3``-vectors, of each operand memory.
+
+    A memory that feeds the array's rows in some program needs ``d1`` lanes, its columns ``d2``.
+    """
+    lanes = {}
+    for p in programs:
+        for source, extent in ((p.p_source, p.pea[0]), (p.q_source, p.pea[1])):
+            lanes[source.value] = max(lanes.get(source.value, 0), extent)
+    return lanes
+
+
+def memory_words(programs):
+    """``{memory name: words}``: the smallest depth of each memory the programs use."""
+    words = {}
+    for p in programs:
+        for name, used in p.extents().items():
+            words[name] = max(words.get(name, 0), used)
+    return words
+
+
+def memory_images(programs, operands, depths=None):
+    """Initial contents of the memories for running ``programs`` on ``operands``.
+
+    ``operands[s]`` is ``(A, B, bias)`` for program ``s`` (``bias`` ``None`` when the program has
+    none), or ``None`` to leave the program's inputs out. Returns ``{memory name: words}`` for the
+    operand and bias memories, each as long as its ``depths`` entry (default
+    :func:`memory_words`), unused words zero. Programs whose inputs overlap must agree on them.
+    """
+    words = memory_words(programs)
+    if depths is not None:
+        words.update(depths)
+    lanes = memory_lanes(programs)
+    d3 = programs[0].pea[2]
+    images = {}
+    for name in lanes:
+        images[name] = [[[0] * d3 for _ in range(lanes[name])] for _ in range(words[name])]
+    if any(p.bias_base is not None for p in programs):
+        images["biases"] = [[0] * programs[0].pea[1] for _ in range(words["biases"])]
+    for program, inputs in zip(programs, operands):
+        if inputs is None:
+            continue
+        A, B, bias = inputs
+        a = program.a_image(A, lanes[program.a_source.value])
+        b = program.b_image(B, lanes[program.b_source.value])
+        images[program.a_source.value][program.a_base:program.a_base + len(a)] = a
+        images[program.b_source.value][program.b_base:program.b_base + len(b)] = b
+        if program.bias_base is not None:
+            if bias is None:
+                raise ValueError("memory_images needs a bias for a program with bias_base")
+            c = program.bias_image(bias)
+            images["biases"][program.bias_base:program.bias_base + len(c)] = c
+    return images

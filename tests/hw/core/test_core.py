@@ -1,0 +1,361 @@
+# amaranth: UnusedElaboratable=no
+import numpy as np
+import pytest
+
+from intar_hw import numerics
+from intar_hw.flow.verilog import to_verilog
+from intar_hw.hw.core import ComputingCore, GemmProgram, Source, memory_images
+from intar_hw.hw.core.program import BIAS_LATENCY
+from intar_hw.schedule import cost
+from intar_hw.testbench import get, put, run, seeded
+
+
+# --- reference and harness ------------------------------------------------------------------------
+
+def reference_gemm(program, A, B, bias):
+    """``(batch, M, N)``: ``requantize(A @ B^T + bias, shift, fmt)``, then ReLU if asked."""
+    acc = np.einsum("bmk,bnk->bmn", A.astype(np.int64), B.astype(np.int64))
+    if bias is not None:
+        acc = acc + np.asarray(bias, dtype=np.int64)
+    y = numerics.requantize(acc, program.shift, program.out_format).astype(np.int64)
+    return np.maximum(y, 0) if program.relu else y
+
+
+def random_operands(rng, program, width=8):
+    """Random ``A``, ``B`` (extremes in the first rows) and an int32-range bias or ``None``."""
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    A = rng.integers(lo, hi + 1, (program.batch, program.M, program.K))
+    B = rng.integers(lo, hi + 1, (program.batch, program.N, program.K))
+    A[:, 0, :] = lo                   # the largest products
+    B[:, 0, :] = lo
+    if program.N > 1:
+        B[:, -1, :] = hi              # the most negative ones against A's first row
+    bias = None
+    if program.bias_base is not None:
+        bias = rng.integers(-(1 << 14), 1 << 14, program.N)
+        bias[0] = numerics.INT32.lo    # saturates after any shift below 20
+    return A, B, bias
+
+
+def with_garbage(rng, programs, images, width=8):
+    """``images`` with every position no program reads as data replaced by random values.
+
+    The layouts of .program make padding lanes and elements don't-care; this proves it.
+    """
+    lo, hi = -(1 << (width - 1)), 1 << (width - 1)
+    used = {name: np.zeros(np.shape(words), dtype=bool) for name, words in images.items()}
+    for p in programs:
+        d1, d2, d3 = p.pea
+        for source, rows, block in ((p.a_source, p.M, p.dm), (p.b_source, p.N, p.dn)):
+            base, blocks = (p.a_base if source is p.a_source else p.b_base), -(-rows // block)
+            for b in range(p.batch):
+                for i in range(blocks):
+                    for kk in range(p.kb):
+                        word = base + (b * blocks + i) * p.kb + kk
+                        r = min(block, rows - i * block)
+                        k = min(d3, p.K - kk * d3)
+                        used[source.value][word, :r, :k] = True
+        if p.bias_base is not None:
+            for n in range(p.N):
+                word, lane = ((n // d2, n % d2) if p.orientation == "MN" else (n, 0))
+                used["biases"][p.bias_base + word, lane] = True
+    result = {}
+    for name, words in images.items():
+        words = np.array(words, dtype=np.int64)
+        if name == "biases":
+            noise = rng.integers(numerics.INT32.lo, numerics.INT32.hi + 1, words.shape)
+        else:
+            noise = rng.integers(lo, hi, words.shape)
+        result[name] = np.where(used[name], words, noise).tolist()
+    return result
+
+
+def read_results(core, program, words):
+    return program.result_from_words(words[program.dest_base:program.dest_base
+                                           + program.dest_words])
+
+
+def core_rtl(core, stages, *, seed, loads=None, extra=None):
+    """Run ``stages`` back to back (each started the cycle after the previous ``done``).
+
+    ``loads`` maps a memory name to words written through its host port first (random idles).
+    ``extra`` is one more testbench, run alongside. Returns the cycles
+    of each program, from its start cycle (0) to its ``done`` cycle, and the result memory,
+    read through ``results_read`` with random idles and backpressure.
+    """
+    cycles = []
+    depth = core.depths["results"]
+    words = []
+    phase = {"loaded": not loads, "ran": False}
+
+    loaders = []
+    for k, (name, image) in enumerate((loads or {}).items()):
+        port = getattr(core, f"{name}_write")
+        writes = [{"addr": a, "data": w} for a, w in enumerate(image)]
+
+        async def load(ctx, port=port, writes=writes, rng=seeded(seed + 10 + k)):
+            await put(ctx, port, writes, rng=rng, idle=0.3)
+        loaders.append(load)
+
+    async def loaded(ctx):
+        for load in loaders:
+            await load(ctx)
+        phase["loaded"] = True
+
+    async def control(ctx):
+        while not phase["loaded"]:
+            await ctx.tick()
+        for stage in stages:
+            ctx.set(core.stage, stage)
+            ctx.set(core.start, 1)
+            await ctx.tick()
+            ctx.set(core.start, 0)
+            count = 1
+            while not ctx.get(core.done):
+                assert ctx.get(core.busy)
+                await ctx.tick()
+                count += 1
+            cycles.append(count)
+            await ctx.tick()
+            assert not ctx.get(core.busy) and not ctx.get(core.done)
+        phase["ran"] = True
+
+    async def request(ctx):
+        while not phase["ran"]:
+            await ctx.tick()
+        await put(ctx, core.results_read.req, [{"addr": a} for a in range(depth)],
+                  rng=seeded(seed + 1), idle=0.3)
+
+    async def respond(ctx):
+        while not phase["ran"]:
+            await ctx.tick()
+        responses = await get(ctx, core.results_read.resp, depth, rng=seeded(seed + 2),
+                              backpressure=0.4)
+        lanes = core.pea[1]
+        words.extend([int(r.data[c]) for c in range(lanes)] for r in responses)
+
+    total = sum(p.cycles for p in core.programs) * (len(stages) + 1)
+    run(core, control, request, respond, *([loaded] if loads else []),
+        *([extra] if extra else []),
+        deadline=total + 12 * depth + 60 * sum(len(i) for i in (loads or {}).values()) + 200,
+        vcd="computing_core.vcd")
+    return cycles, words
+
+
+def check(programs, stages, *, seed, width=8, loads_through_ports=False):
+    """Golden check of ``programs`` run as ``stages``; returns the measured cycles."""
+    rng = np.random.default_rng(seed)
+    operands = [random_operands(rng, p, width) for p in programs]
+    images = with_garbage(rng, programs, memory_images(programs, operands), width)
+    if loads_through_ports:
+        core = ComputingCore(programs, operand_width=width)
+        cycles, words = core_rtl(core, stages, seed=seed, loads=images)
+    else:
+        core = ComputingCore(programs, operand_width=width, init=images)
+        cycles, words = core_rtl(core, stages, seed=seed)
+    for s in dict.fromkeys(stages):
+        program = programs[s]
+        np.testing.assert_array_equal(read_results(core, program, words),
+                                      reference_gemm(program, *operands[s]))
+    return cycles
+
+
+def predicted(program):
+    """The cost model's cycles for the program, plus the cycle a bias adds (see below)."""
+    busy, _ = cost.core_cycles(program.pea, program.orientation, program.batch, program.M,
+                               program.N, program.K)
+    return busy + cost.ARRAY_LATENCY + (BIAS_LATENCY if program.bias_base is not None else 0)
+
+
+# --- one program: bit-exact results and exact cycles ----------------------------------------------
+
+# Cycles are counted from the cycle `start` is high in (0) to the cycle `done` is high in: the
+# first operand reads go out in cycle 0, `done` marks the cycle the last result word is written.
+# That equals cost.core_cycles(...) + ARRAY_LATENCY exactly without a bias; the bias adds one
+# cycle per stage (Requantize registers acc + bias before rounding), which cost.py leaves out.
+SHAPES = {
+    # name: (pea, orientation, batch, M, N, K, epilogue)
+    "square": ((2, 2, 1), "MN", 1, 4, 4, 4, dict(shift=4)),
+    "square-bias-relu": ((2, 2, 1), "MN", 1, 4, 4, 4, dict(bias_base=0, shift=4, relu=True)),
+    "ragged-mnk": ((2, 3, 2), "MN", 1, 5, 4, 5, dict(shift=6)),
+    "gemv-mn": ((2, 4, 1), "MN", 1, 1, 6, 5, dict(bias_base=0, shift=5, relu=True)),
+    "gemv-nm": ((4, 2, 1), "NM", 1, 1, 6, 3, dict(bias_base=2, shift=3)),
+    "nm-ragged": ((3, 2, 1), "NM", 1, 5, 4, 3, dict(bias_base=1, shift=5)),
+    "depth-4": ((2, 2, 4), "MN", 1, 3, 4, 10, dict(shift=7, relu=True)),
+    "batch-2": ((2, 2, 2), "MN", 2, 3, 3, 4, dict(bias_base=0, shift=5)),
+    "batch-3-nm": ((2, 3, 2), "NM", 3, 2, 3, 3, dict(shift=4, out_format="int16")),
+    "drain-bound": ((4, 2, 1), "MN", 1, 6, 3, 1, dict(shift=2)),
+    "one-mac": ((1, 1, 1), "MN", 1, 2, 3, 2, dict(shift=1)),
+    "single-beat": ((1, 1, 1), "MN", 1, 1, 1, 1, dict()),
+    "larger-4x4x2": ((4, 4, 2), "MN", 1, 9, 10, 13, dict(bias_base=0, shift=9, relu=True)),
+    "larger-8x8-nm": ((8, 8, 1), "NM", 1, 12, 17, 6, dict(bias_base=0, shift=8)),
+}
+
+
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_gemm(name):
+    pea, orientation, batch, M, N, K, epilogue = SHAPES[name]
+    program = GemmProgram(pea, M, N, K, batch=batch, orientation=orientation, a_base=1,
+                          b_base=2, dest_base=3, **epilogue)
+    cycles = check((program,), [0], seed=sum(map(ord, name)))
+    assert cycles == [predicted(program)] == [program.cycles]
+
+
+@pytest.mark.parametrize("width", [4, 16])
+def test_operand_widths(width):
+    program = GemmProgram((2, 3, 2), 3, 4, 5, bias_base=0, shift=width,
+                          out_format=f"int{width}")
+    cycles = check((program,), [0], seed=width, width=width)
+    assert cycles == [predicted(program)]
+
+
+def test_two_programs_back_to_back():
+    # Different shapes, orientations, sources, bases and epilogues on one core.
+    p0 = GemmProgram((2, 3, 2), 5, 4, 5, dest_base=0, bias_base=0, shift=6, relu=True)
+    p1 = GemmProgram((2, 3, 2), 3, 7, 3, orientation="NM", a_source=Source.WEIGHTS, a_base=8,
+                     b_source=Source.ACTIVATIONS, b_base=12, dest_base=10, shift=3,
+                     out_format="int16")
+    cycles = check((p0, p1), [1, 0], seed=7)
+    assert cycles == [predicted(p1), predicted(p0)]
+
+
+def test_same_program_twice():
+    p0 = GemmProgram((2, 2, 1), 3, 3, 2, shift=2)
+    p1 = GemmProgram((2, 2, 1), 2, 2, 3, a_base=4, b_base=4, dest_base=6, bias_base=0)
+    assert check((p0, p1), [0, 0, 1, 0], seed=8) == [predicted(p) for p in (p0, p0, p1, p0)]
+
+
+def test_loads_through_host_ports():
+    program = GemmProgram((2, 2, 2), 3, 3, 3, orientation="NM", bias_base=1, shift=4)
+    cycles = check((program,), [0], seed=9, loads_through_ports=True)
+    assert cycles == [predicted(program)]
+
+
+# --- control --------------------------------------------------------------------------------------
+
+def test_start_ignored_while_busy():
+    p0 = GemmProgram((2, 2, 1), 3, 2, 3, shift=3)
+    p1 = GemmProgram((2, 2, 1), 2, 2, 2, dest_base=6)
+    rng = np.random.default_rng(11)
+    operands = [random_operands(rng, p) for p in (p0, p1)]
+    core = ComputingCore((p0, p1), init=memory_images((p0, p1), operands))
+
+    async def poke(ctx):
+        # A start of the other program while busy changes nothing.
+        await ctx.tick().until(core.busy)
+        await ctx.tick()
+        ctx.set(core.stage, 1)
+        ctx.set(core.start, 1)
+        await ctx.tick()
+        ctx.set(core.start, 0)
+
+    cycles, words = core_rtl(core, [0], seed=11, extra=poke)
+    assert cycles == [predicted(p0)]
+    np.testing.assert_array_equal(read_results(core, p0, words), reference_gemm(p0, *operands[0]))
+    assert not any(any(w) for w in words[6:])
+
+
+def test_unknown_stage_ignored():
+    programs = tuple(GemmProgram((1, 1, 1), 1, 1, 1, dest_base=d) for d in range(3))
+    core = ComputingCore(programs)
+    assert len(core.stage) == 2
+
+    async def tb(ctx):
+        ctx.set(core.stage, 3)
+        ctx.set(core.start, 1)
+        for _ in range(8):
+            await ctx.tick()
+            assert not ctx.get(core.busy) and not ctx.get(core.done)
+
+    run(core, tb, deadline=20)
+
+
+# --- parameters -----------------------------------------------------------------------------------
+
+PROGRAM = GemmProgram((2, 2, 1), 4, 4, 4, bias_base=0)
+
+
+def test_attributes():
+    p1 = GemmProgram((2, 2, 1), 2, 6, 3, orientation="NM", a_source=Source.WEIGHTS,
+                     b_source=Source.ACTIVATIONS, b_base=8, out_format="int16")
+    core = ComputingCore((PROGRAM, p1), depths={"results": 64})
+    assert core.pea == (2, 2, 1) and core.operand_width == 8
+    assert core.programs == (PROGRAM, p1)
+    assert core.lanes == {"activations": 2, "weights": 2}
+    assert core.depths == {"activations": 8 + 3 * 3, "weights": 8, "biases": 2, "results": 64}
+    assert core.cycles == (predicted(PROGRAM), predicted(p1))
+    assert core.accumulator_width == 2 * 8 - 1 + 3   # K = 4
+    assert core.shapes["results"].elem_shape.width == 16
+    assert set(core.signature.members) == {
+        "start", "stage", "busy", "done", "activations_write", "weights_write",
+        "biases_write", "results_read"}
+    # Memories no program uses are not built.
+    core = ComputingCore((GemmProgram((2, 2, 1), 2, 2, 2),))
+    assert set(core.shapes) == {"activations", "weights", "results"}
+    assert "biases_write" not in core.signature.members
+
+
+def test_programs():
+    with pytest.raises(TypeError, match=r"^ComputingCore programs must be a tuple of "
+                                        r"GemmProgram, not \[GemmProgram\(.*\)\]$"):
+        ComputingCore([PROGRAM])
+    with pytest.raises(TypeError, match=r"^ComputingCore programs must be a tuple of "
+                                        r"GemmProgram, not \(1,\)$"):
+        ComputingCore((1,))
+    with pytest.raises(ValueError, match=r"^ComputingCore programs must not be empty$"):
+        ComputingCore(())
+    with pytest.raises(ValueError, match=r"^ComputingCore programs must share one PE array, "
+                                         r"not \(2, 2, 1\), \(2, 2, 2\)$"):
+        ComputingCore((PROGRAM, GemmProgram((2, 2, 2), 4, 4, 4)))
+
+
+def test_operand_width():
+    with pytest.raises(TypeError, match=r"^ComputingCore operand_width must be an integer, "
+                                        r"not '8'$"):
+        ComputingCore((PROGRAM,), operand_width="8")
+    with pytest.raises(ValueError, match=r"^ComputingCore operand_width must be 4, 8 or 16, "
+                                         r"not 12$"):
+        ComputingCore((PROGRAM,), operand_width=12)
+
+
+def test_depths():
+    with pytest.raises(TypeError, match=r"^ComputingCore depths must be a mapping of memory "
+                                        r"names to integers, not 16$"):
+        ComputingCore((PROGRAM,), depths=16)
+    with pytest.raises(ValueError, match=r"^ComputingCore depths names a memory the programs "
+                                         r"do not use: 'fifo'$"):
+        ComputingCore((PROGRAM,), depths={"fifo": 16})
+    with pytest.raises(TypeError, match=r"^ComputingCore depth of 'results' must be an "
+                                        r"integer, not 16\.0$"):
+        ComputingCore((PROGRAM,), depths={"results": 16.0})
+    with pytest.raises(ValueError, match=r"^ComputingCore depth of 'activations' must be at "
+                                         r"least 8 words for the programs, not 7$"):
+        ComputingCore((PROGRAM,), depths={"activations": 7})
+
+
+def test_init():
+    with pytest.raises(TypeError, match=r"^ComputingCore init must be a mapping of memory names "
+                                        r"to words, not \[\]$"):
+        ComputingCore((PROGRAM,), init=[])
+    with pytest.raises(ValueError, match=r"^ComputingCore init names a memory the programs do "
+                                         r"not use: 'weight'$"):
+        ComputingCore((PROGRAM,), init={"weight": []})
+    with pytest.raises(TypeError, match=r"^ComputingCore init of 'biases' must be an iterable "
+                                        r"of words, not 5$"):
+        ComputingCore((PROGRAM,), init={"biases": 5})
+    with pytest.raises(ValueError, match=r"^ComputingCore init of 'biases' must hold at most 2 "
+                                         r"words, not 3$"):
+        ComputingCore((PROGRAM,), init={"biases": [[0, 0]] * 3})
+    with pytest.raises(ValueError, match=r"^ComputingCore init of 'activations' word 1 does not "
+                                         r"fit .*: \[\[128\], \[0\]\]$"):
+        ComputingCore((PROGRAM,), init={"activations": [[[0], [0]], [[128], [0]]]})
+
+
+def test_verilog():
+    p1 = GemmProgram((2, 3, 2), 3, 7, 3, orientation="NM", a_source=Source.WEIGHTS,
+                     b_source=Source.ACTIVATIONS, relu=True, out_format="int16")
+    text = to_verilog(ComputingCore((GemmProgram((2, 3, 2), 5, 4, 5, bias_base=0), p1)))
+    for port in ("start", "stage", "busy", "done", "results_read__req__valid",
+                 "activations_write__valid", "biases_write__payload"):
+        assert port in text
+    to_verilog(ComputingCore((GemmProgram((1, 1, 1), 1, 1, 1),)))

@@ -1,0 +1,143 @@
+# amaranth: UnusedElaboratable=no
+import numpy as np
+import pytest
+from amaranth import *
+from amaranth.lib import wiring
+from amaranth.utils import ceil_log2
+
+from intar_hw.hw.core.operand_fetch import OperandFetch, nest_deltas, operand_word
+from intar_hw.hw.core.program import GemmProgram, Source, memory_lanes, memory_words
+from intar_hw.hw.scratchpad import Scratchpad
+from intar_hw.testbench import run, seeded
+
+
+class FetchBench(Elaboratable):
+    """An :class:`OperandFetch` reading ROMs filled with ``images``."""
+
+    def __init__(self, programs, images, width=8):
+        self.programs = programs
+        self.images = images
+        self.lanes = memory_lanes(programs)
+        self.depths = {name: max(2, len(images[name])) for name in self.lanes}
+        self.width = width
+        self.fetch = OperandFetch(programs, operand_width=width, lanes=self.lanes,
+                                  addr_widths={n: ceil_log2(d) for n, d in self.depths.items()})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.fetch = self.fetch
+        d3 = self.programs[0].pea[2]
+        for name, lanes in self.lanes.items():
+            rom = Scratchpad(operand_word(self.width, lanes, d3), self.depths[name],
+                             write_ports=0, init=self.images[name])
+            m.submodules[name] = rom
+            wiring.connect(m, getattr(self.fetch, name), rom.read[0])
+        return m
+
+
+def random_images(rng, programs):
+    """Every word random: padding lanes and elements hold garbage too."""
+    lanes, words = memory_lanes(programs), memory_words(programs)
+    d3 = programs[0].pea[2]
+    return {name: rng.integers(-128, 128, (words[name], lanes[name], d3)).tolist()
+            for name in lanes}
+
+
+def reference_beats(program, images):
+    """The beats of ``program``: batch, P tile, Q tile, reduction beat; padding of K zeroed."""
+    d1, d2, d3 = program.pea
+    P, Q = images[program.p_source.value], images[program.q_source.value]
+    kb = program.kb
+    beats = []
+    for b in range(program.batch):
+        for ti in range(program.p_tiles):
+            for tj in range(program.q_tiles):
+                for kk in range(kb):
+                    pw = P[program.p_base + (b * program.p_tiles + ti) * kb + kk]
+                    qw = Q[program.q_base + (b * program.q_tiles + tj) * kb + kk]
+                    keep = d3 if kk < kb - 1 else program.k_rem
+                    beats.append({
+                        "a": [[pw[r][k] if k < keep else 0 for k in range(d3)]
+                              for r in range(d1)],
+                        "b": [qw[c] for c in range(d2)],
+                        "last": int(kk == kb - 1),
+                    })
+    return beats
+
+
+def as_beat(payload, pea):
+    d1, d2, d3 = pea
+    return {"a": [[payload.a[r][k] for k in range(d3)] for r in range(d1)],
+            "b": [[payload.b[c][k] for k in range(d3)] for c in range(d2)],
+            "last": payload.last}
+
+
+def fetch_rtl(bench, stages, *, seed, backpressure):
+    """Start each stage when the fetch is idle; return the beats and the cycles they moved in."""
+    fetch = bench.fetch
+    received, moved = [], []
+    expected = [len(reference_beats(bench.programs[s], bench.images)) for s in stages]
+
+    async def control(ctx):
+        for n, stage in enumerate(stages):
+            while ctx.get(fetch.busy):
+                await ctx.tick()
+            ctx.set(fetch.stage, stage)
+            ctx.set(fetch.start, 1)
+            await ctx.tick()
+            ctx.set(fetch.start, 0)
+            while len(received) < sum(expected[:n + 1]):
+                await ctx.tick()
+
+    async def sink(ctx):
+        rng = seeded(seed)
+        cycle = 0
+        while len(received) < sum(expected):
+            ready = not (backpressure and rng.random() < backpressure)
+            ctx.set(fetch.o.ready, ready)
+            _, _, valid, payload = await ctx.tick().sample(fetch.o.valid, fetch.o.payload)
+            if valid and ready:
+                received.append(as_beat(payload, bench.programs[0].pea))
+                moved.append(cycle)
+            cycle += 1
+        ctx.set(fetch.o.ready, 1)
+        for _ in range(4):
+            _, _, valid, busy = await ctx.tick().sample(fetch.o.valid, fetch.busy)
+            assert not valid and not busy
+
+    run(bench, control, sink, deadline=10 * sum(expected) + 100)
+    return received, moved
+
+
+@pytest.mark.parametrize("pea,orientation,batch,M,N,K", [
+    ((2, 3, 2), "MN", 1, 5, 4, 5),
+    ((3, 2, 3), "NM", 2, 4, 5, 7),
+    ((1, 1, 1), "MN", 1, 2, 2, 3),
+])
+def test_beats_with_backpressure(pea, orientation, batch, M, N, K):
+    rng = np.random.default_rng(M * N * K)
+    program = GemmProgram(pea, M, N, K, batch=batch, orientation=orientation, a_base=2,
+                          b_base=1)
+    images = random_images(rng, (program,))
+    beats, _ = fetch_rtl(FetchBench((program,), images), [0], seed=K, backpressure=0.5)
+    assert beats == reference_beats(program, images)
+
+
+def test_one_beat_per_cycle_from_start():
+    # Reads go out in the start cycle (0), so beats move in cycles 1, 2, ... with no gap.
+    rng = np.random.default_rng(3)
+    p0 = GemmProgram((2, 2, 2), 3, 3, 5)
+    p1 = GemmProgram((2, 2, 2), 3, 2, 2, orientation="NM", a_source=Source.WEIGHTS,
+                     b_source=Source.ACTIVATIONS, a_base=6, b_base=6)
+    images = random_images(rng, (p0, p1))
+    bench = FetchBench((p0, p1), images)
+    beats, moved = fetch_rtl(bench, [1], seed=0, backpressure=0)
+    assert beats == reference_beats(p1, images)
+    assert moved == list(range(1, len(beats) + 1))
+    beats, _ = fetch_rtl(bench, [0, 1, 0], seed=1, backpressure=0.3)
+    assert beats == sum((reference_beats(p, images) for p in (p0, p1, p0)), [])
+
+
+def test_nest_deltas():
+    # (b, i, j, k) over (2, 3, 4, 5) with coefficients (60, 5, 0, 1): j rewinds k.
+    assert nest_deltas((2, 3, 4, 5), (60, 5, 0, 1)) == (60 - 5 * 2 - 4, 5 - 4, -4, 1)
