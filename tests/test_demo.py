@@ -34,11 +34,15 @@ def test_gemm_utilisation_of_a_full_throughput_run():
     assert result.utilisation == 8 * 8 * 16 / (16 * result.cycles)
 
 
-def test_main_reports_a_match(capsys):
+def test_main_reports_a_match(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     assert demo.main() == 0
     out = capsys.readouterr().out
     assert "match: True" in out
     assert "cycles simulated:" in out and "cycles/s" in out
+    assert "geomean" in out
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == [
+        "cnn4l.png", "gating_net.png", "mlp.png", "self_attention.png", "vae.png"]
 
 
 def test_gemm_operand_type_error():
