@@ -6,9 +6,11 @@ insert random idle cycles and sinks apply random backpressure, drawn from a call
 one beat per cycle, which is how throughput is measured.
 """
 
+import gc
 import os
 import random
 import re
+import sys
 
 from amaranth.sim import Simulator
 
@@ -94,13 +96,31 @@ def run(dut, *testbenches, processes=(), deadline, vcd=None):
     for testbench in testbenches:
         sim.add_testbench(testbench)
     vcd_dir = os.environ.get("INTAR_VCD_DIR")
-    if vcd is not None and vcd_dir:
-        name = re.sub(r"[^\w.-]", "_", vcd)
-        with sim.write_vcd(os.path.join(vcd_dir, name)):
+    try:
+        if vcd is not None and vcd_dir:
+            name = re.sub(r"[^\w.-]", "_", vcd)
+            with sim.write_vcd(os.path.join(vcd_dir, name)):
+                sim.run()
+        else:
             sim.run()
+    except TimeoutError as error:
+        message = str(error)
     else:
-        sim.run()
-    return cycles
+        return cycles
+    # The testbenches the watchdog cut short are still suspended inside the simulator. Finalise
+    # them now, with their shutdown noise silenced, so that what the caller sees is the timeout.
+    del sim, testbenches, processes
+    _collect_quietly()
+    raise TimeoutError(message)
+
+
+def _collect_quietly():
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
 
 
 def flow(dut, payloads, count, *, source="i", sink="o"):
