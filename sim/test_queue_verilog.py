@@ -11,4 +11,4 @@ def test_queue_verilog_under_icarus(tmp_path):
     beats = [rng.randrange(256) for _ in range(100)]
     run_cocotb(Queue(8, 4), toplevel="queue", test_module="stream_cocotb",
                test_dir=Path(__file__).parent, build_dir=tmp_path,
-               parameters={"beats": beats, "expected": beats, "seed": 3})
+               parameters={"beats": beats, "expected": list(beats), "seed": 3})
