@@ -15,3 +15,27 @@ __all__ = [
     "MODELS", "SCALES", "load", "model_graph",
 ]
 from .schedule import Resources, Schedule, Stage, Pattern, schedule
+
+
+# The hardware side, imported on first use so that `import intar_hw` stays free of Amaranth.
+
+def build(schedule, graph=None, *, offchip=True):
+    """The accelerator of ``schedule``: see :func:`intar_hw.compose.build`."""
+    from .compose import build as build_
+    return build_(schedule, graph, offchip=offchip)
+
+
+def simulate(acc, inputs, params, backend="amaranth", vcd=None):
+    """Run a built accelerator on data: see :func:`intar_hw.sim.simulate`."""
+    from .sim import simulate as simulate_
+    return simulate_(acc, inputs, params, backend=backend, vcd=vcd)
+
+
+def to_verilog(component, name="top"):
+    """The Verilog text of a component: see :func:`intar_hw.flow.verilog.to_verilog`."""
+    from .flow.verilog import to_verilog as to_verilog_
+    return to_verilog_(component, name)
+
+
+__all__ += ["Resources", "Schedule", "Stage", "Pattern", "schedule", "build", "simulate",
+            "to_verilog"]

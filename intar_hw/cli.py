@@ -47,6 +47,66 @@ def _cmd_info(args):
                         for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
 
 
+def _scheduled(args):
+    """The graph and schedule of a ``sim`` / ``verilog`` command line."""
+    from intar_hw.schedule.commands import _load, budget
+    from intar_hw.schedule import schedule
+
+    graph, module, name = _load(args)
+    return graph, schedule(graph, budget(args, module, name), args.policy)
+
+
+def _cmd_sim(args):
+    import json
+    import numpy as np
+    import intar_hw as ih
+
+    graph, schedule = _scheduled(args)
+    acc = ih.build(schedule, graph)
+    inputs, params = graph.random_inputs(args.seed), graph.random_parameters(args.seed)
+    result = ih.simulate(acc, inputs, params, vcd=args.vcd)
+    golden = ih.reference(graph, inputs, params)
+    match = all(np.array_equal(value, golden[name]) for name, value in result.outputs.items())
+    report = {
+        "model": graph.name, "scale": args.scale, "policy": args.policy,
+        "backend": result.backend, "cycles": result.cycles,
+        "predicted_cycles": result.predicted_cycles, "onchip_cycles": result.onchip_cycles,
+        "macs": result.macs, "pes": result.pes, "utilization": round(result.utilization, 6),
+        "match": match, "seconds": round(result.seconds, 3)}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{graph.name} ({args.scale}, {args.policy}) on {result.backend}: "
+              f"{result.cycles} cycles; predicted {result.predicted_cycles} "
+              f"({result.onchip_cycles} on chip); outputs "
+              f"{'match' if match else 'DO NOT match'} the golden model; "
+              f"utilization {result.utilization:.3f}; {result.seconds:.2f} s")
+    return 0 if match else 1
+
+
+def _cmd_verilog(args):
+    import intar_hw as ih
+
+    graph, schedule = _scheduled(args)
+    text = ih.to_verilog(ih.build(schedule, graph))
+    with open(args.output, "w") as file:
+        file.write(text)
+    print(f"{args.output}: {len(text.splitlines())} lines of Verilog")
+
+
+def _generator_options(parser):
+    from intar_hw.schedule import POLICIES
+
+    parser.add_argument("model", metavar="MODEL",
+                        help="a shipped model name or a path to a .py file defining graph(scale)")
+    parser.add_argument("--scale", default="tiny", metavar="S",
+                        help="tiny, small or paper (default: tiny)")
+    parser.add_argument("--policy", default="intar", choices=POLICIES,
+                        help="scheduling policy (default: intar)")
+    parser.set_defaults(fmt=None, resources=None, ccs=None, pea=None, scratchpad_kib=None,
+                        offchip_bpc=None)
+
+
 def _parser():
     parser = argparse.ArgumentParser(
         prog="intar", description="Schedule, generate and check InTAR accelerators for DNN models.")
@@ -69,6 +129,20 @@ def _parser():
 
     from intar_hw.schedule.commands import add_commands
     add_commands(commands)       # schedule, compare
+
+    sim = commands.add_parser("sim", help="build the accelerator, simulate it on random data "
+                                          "and check it against the golden model")
+    _generator_options(sim)
+    sim.add_argument("--seed", type=int, default=0, help="seed of the random data (default: 0)")
+    sim.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    sim.add_argument("--vcd", metavar="FILE", help="write the waveforms to FILE")
+    sim.set_defaults(run=_cmd_sim)
+
+    verilog = commands.add_parser("verilog", help="write the accelerator's Verilog")
+    _generator_options(verilog)
+    verilog.add_argument("-o", "--output", required=True, metavar="FILE.v",
+                         help="the Verilog file to write")
+    verilog.set_defaults(run=_cmd_verilog)
     return parser
 
 

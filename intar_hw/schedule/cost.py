@@ -44,10 +44,15 @@ Bandwidth
 Stages
     ``cycles = max(pipeline, offchip, scratchpad) + fill + reconfig`` where ``pipeline`` is the
     span of the stage's tasks, ``fill = ARRAY_LATENCY`` (+ :data:`BIAS_LATENCY` when a task of the
-    stage adds a bias, + the off-chip latency when the stage reads off-chip) and ``reconfig = RECONFIG_CYCLES`` at every stage boundary (the mode
-    controller steps its state and restarts the address generators). ``bound`` names the
-    dominating term: ``compute``, ``pipeline-fill`` (the span exceeds the busiest task by more
-    than 1%: tasks waited for producers), ``offchip`` or ``scratchpad``.
+    stage adds a bias, + the off-chip latency and :data:`LOADER_LATENCY` when the stage reads
+    off-chip, + :data:`STORE_LATENCY` when it writes results off-chip) and
+    ``reconfig = RECONFIG_CYCLES`` at every stage boundary (the mode controller steps its state
+    and restarts the address generators). Known gaps to the generated hardware: an
+    off-chip-bound stage also drains its last tile's rows after the last operand word (one cycle
+    for the MLP's one-row GEMVs), and the generator writes results off-chip after the stage's
+    compute rather than overlapped with it (the same cycles when off-chip-bound). ``bound``
+    names the dominating term: ``compute``, ``pipeline-fill`` (the span exceeds the busiest task
+    by more than 1%: tasks waited for producers), ``offchip`` or ``scratchpad``.
 Task pipelines
     Tasks of a TASK_PIPELINE stream their results through FIFOs (depth :data:`FIFO_DEPTH`, SFUs in
     the link) into the buffer each edge needs. An edge is *streamable* when the consumer takes
@@ -83,14 +88,23 @@ from functools import lru_cache
 from .plan import Order
 
 
-__all__ = ["ARRAY_LATENCY", "BIAS_LATENCY", "RECONFIG_CYCLES", "FIFO_DEPTH", "Deal", "deal", "Member",
-           "StageEval", "evaluate_stage", "mandatory_bytes", "InfeasibleError"]
+__all__ = ["ARRAY_LATENCY", "BIAS_LATENCY", "LOADER_LATENCY", "STORE_LATENCY", "RECONFIG_CYCLES",
+           "FIFO_DEPTH", "Deal", "deal", "Member", "StageEval", "evaluate_stage",
+           "mandatory_bytes", "InfeasibleError"]
 
 
 #: Pipeline latency of a PE array (registered operands, products, accumulators).
 ARRAY_LATENCY = 3
 #: Extra result-path cycle of a task with a bias: ``acc + bias`` is registered before rounding.
 BIAS_LATENCY = 1
+#: Cycles from the loader writing an off-chip word into a core's memory to the core reading it
+#: (the loader's level register, :class:`~intar_hw.compose.loader.Loader`); paid once by a stage
+#: that reads off-chip.
+LOADER_LATENCY = 1
+#: Cycles a stage writing results off-chip adds beyond their bus time: the storer
+#: (:class:`~intar_hw.compose.storer.Storer`) starts after the cores are done, reads the first
+#: result word (memory latency 1) and is seen idle the cycle after its last write.
+STORE_LATENCY = 3
 #: Cycles to switch stages: the mode controller steps its state and restarts address generators.
 RECONFIG_CYCLES = 2
 #: Depth of the FIFO on every stream link (>= 3 keeps a stream at one beat per cycle).
@@ -669,8 +683,10 @@ def evaluate_stage(tg, resources, peas, members, spill, room, first, readers_ins
     offchip = int(math.ceil(total_bytes / resources.offchip_bytes_per_cycle))
     scratchpad = max(te.scratchpad_cycles for te in evals.values())
     biased = any(tg.tasks[m.task].has_bias for m in members)
+    writes_offchip = any(r[2] for te in evals.values() for r in te.results)
     fill = (ARRAY_LATENCY + (BIAS_LATENCY if biased else 0)
-            + (resources.offchip_latency if reads_offchip else 0))
+            + (resources.offchip_latency + LOADER_LATENCY if reads_offchip else 0)
+            + (STORE_LATENCY if writes_offchip else 0))
     reconfig = 0 if first else RECONFIG_CYCLES
     top = max(pipeline, offchip, scratchpad)
     if top == pipeline:

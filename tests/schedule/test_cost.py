@@ -4,7 +4,8 @@ import pytest
 
 import intar_hw as ih
 from intar_hw.schedule import Resources, Pattern, Location, evaluate, schedule
-from intar_hw.schedule.cost import (ARRAY_LATENCY, BIAS_LATENCY, RECONFIG_CYCLES, FIFO_DEPTH, core_cycles,
+from intar_hw.schedule.cost import (ARRAY_LATENCY, BIAS_LATENCY, LOADER_LATENCY, STORE_LATENCY,
+                                    RECONFIG_CYCLES, FIFO_DEPTH, core_cycles,
                                     deal, InfeasibleError)
 
 
@@ -102,8 +103,9 @@ def test_sequential_stage_is_explained():
     assert first.compute == 32 * 256 + 1
     assert first.offchip_bytes == 256 * 1024 * 2 + 1024 * 4 + 256 * 2
     assert first.offchip == math.ceil(first.offchip_bytes / 64)
-    # The array's latency, the bias stage of the result path, the off-chip read latency.
-    assert first.fill == ARRAY_LATENCY + BIAS_LATENCY + 100
+    # The array's latency, the bias stage of the result path, the off-chip read latency and the
+    # loader's level register (nothing is written off-chip: no store latency).
+    assert first.fill == ARRAY_LATENCY + BIAS_LATENCY + 100 + LOADER_LATENCY
     assert first.reconfig == 0
     assert first.bound == "offchip"
     assert first.cycles == first.offchip + first.fill
@@ -155,7 +157,9 @@ def test_line_buffer_pipeline():
     assert (line.tensor, line.depth, line.bytes) == ("a", 4, 4 * 16)
     assert stage.pipeline == b.end
     assert stage.bound == "pipeline-fill"
-    assert stage.cycles == stage.pipeline + ARRAY_LATENCY + BIAS_LATENCY + 10
+    # Reads the input and writes the output off-chip: the loader's and the storer's latencies.
+    assert stage.cycles == (stage.pipeline + ARRAY_LATENCY + BIAS_LATENCY + 10 + LOADER_LATENCY
+                            + STORE_LATENCY)
 
 
 def attention():
@@ -204,7 +208,11 @@ def test_offchip_bound_and_latency():
     for stage in s.stages:
         assert stage.bound == "offchip"
         assert stage.offchip == math.ceil(stage.offchip_bytes / 0.5)
-        assert stage.fill == ARRAY_LATENCY + BIAS_LATENCY + 7
+        writes = any(r.spilled_bytes for p in stage.placements for r in p.results)
+        assert stage.fill == (ARRAY_LATENCY + BIAS_LATENCY + 7 + LOADER_LATENCY
+                              + (STORE_LATENCY if writes else 0))
+    assert [st.fill for st in s.stages][-1] == (ARRAY_LATENCY + BIAS_LATENCY + 7 + LOADER_LATENCY
+                                                + STORE_LATENCY)
 
 
 def test_spill_counts_what_does_not_fit():

@@ -10,7 +10,7 @@ from amaranth.utils import ceil_log2
 from ..mac_array import OPERAND_WIDTHS, MACArray
 from ..scratchpad import ReadPortSignature, Scratchpad, WriteRequest, _word_fits
 from .operand_fetch import OperandFetch, operand_word
-from .program import BIAS_FORMAT, MEMORIES, GemmProgram, memory_lanes, memory_words
+from .program import BIAS_FORMAT, MEMORIES, GemmProgram, Source, memory_lanes, memory_words
 from .result_path import ResultPath
 
 
@@ -35,7 +35,9 @@ class ComputingCore(wiring.Component):
       through ``<name>_write``.
     - ``biases``: int32 words of ``d2`` lanes; host writes through ``biases_write``.
     - ``results``: words of ``d2`` lanes of the widest ``out_format``; the core writes them, the
-      host reads them through ``results_read``.
+      host reads them through ``results_read``. A program may read its ``A`` from here
+      (:attr:`.program.Source.RESULTS`, a one-row GEMM chained from an earlier result); the
+      memory then gets a second read port for the core, and the host must not read during a run.
 
     The core's accesses never wait for the host's: each memory has one reader and one writer.
 
@@ -50,6 +52,17 @@ class ComputingCore(wiring.Component):
         (:func:`.program.memory_words`), at least 2.
     init : mapping of str to iterable, optional
         Initial words of memories, by name (e.g. from :func:`.program.memory_images`).
+    peer : (int, int) or None
+        ``(addr_width, lanes)`` of the peer result memory programs reading
+        :attr:`.program.Source.PEER` read, through ``peer_read``; reads wait until their address
+        is below ``peer_level``.
+    shares : int
+        Read ports on the result memory for peers (``results_share<i>``), default 0.
+    gated : bool
+        Whether the operand memories are filled while the core runs (by a loader streaming
+        them from off-chip, in increasing address order): the core then reads a word of
+        ``activations`` or ``weights`` only once its address is below that memory's
+        ``<name>_level``, stalling until then (``biases`` likewise). Default ``False``.
 
     Members
     -------
@@ -64,6 +77,17 @@ class ComputingCore(wiring.Component):
         result is readable from the next cycle.
     activations_write, weights_write, biases_write : In(stream.Signature(WriteRequest(...)))
         Host writes to the operand and bias memories (those that exist).
+    activations_level, weights_level, biases_level : In(range(depth + 1))
+        With ``gated``: words below this address are valid (those memories that exist).
+    peer_read : Out(ReadPortSignature(...))
+        With ``peer``: reads of the peer's result memory.
+    peer_level : In(range(2 ** addr_width + 1))
+        With ``peer``: the peer's ``results_level``.
+    results_share<i> : In(ReadPortSignature(...))
+        With ``shares``: a peer's reads of the result memory.
+    results_level : Out(range(depth + 1))
+        One past the address of the last result word written (results of one-row programs are
+        written in increasing address order); 0 again when program 0 starts.
     results_read : In(ReadPortSignature(...))
         Host reads from the result memory.
 
@@ -91,11 +115,13 @@ class ComputingCore(wiring.Component):
         integer, ``depths`` or ``init`` is not a mapping or holds values of the wrong kind.
     ValueError
         If ``programs`` is empty or its programs are on different PE arrays, ``operand_width``
-        is not 4, 8 or 16, or ``depths``/``init`` names a memory the programs do not use, a
-        depth is smaller than the programs need, or initial words do not fit.
+        is not 4, 8 or 16, a program reads ``A`` from results wider than ``operand_width``, or
+        ``depths``/``init`` names a memory the programs do not use, a depth is smaller than the
+        programs need, or initial words do not fit.
     """
 
-    def __init__(self, programs, *, operand_width=8, depths=None, init=None):
+    def __init__(self, programs, *, operand_width=8, depths=None, init=None, gated=False,
+                 peer=None, shares=0):
         if (not isinstance(programs, tuple)
                 or not all(isinstance(p, GemmProgram) for p in programs)):
             raise TypeError(f"ComputingCore programs must be a tuple of GemmProgram, "
@@ -127,6 +153,11 @@ class ComputingCore(wiring.Component):
                 width = max(p.out_format.bits for p in programs)
                 self._shapes[name] = data.ArrayLayout(signed(width), d2)
 
+        self._chained = any(p.a_source is Source.RESULTS for p in programs)
+        if self._chained and self._shapes["results"].elem_shape.width != operand_width:
+            raise ValueError(f"ComputingCore programs reading A from Source.RESULTS need "
+                             f"{operand_width}-bit results, not "
+                             f"{self._shapes['results'].elem_shape.width}-bit")
         self._depths = {name: max(2, needed[name]) for name in self._shapes}
         if depths is not None:
             if not isinstance(depths, Mapping):
@@ -166,6 +197,13 @@ class ComputingCore(wiring.Component):
                                          f"fit {self._shapes[name]!r}: {word!r}")
                 self._init[name] = words
 
+        if not isinstance(gated, bool):
+            raise TypeError(f"ComputingCore gated must be a bool, not {gated!r}")
+        self._gated = gated
+        self._peer = peer
+        self._shares = shares
+        if any(p.a_source is Source.PEER for p in programs) and peer is None:
+            raise ValueError("ComputingCore programs reading A from Source.PEER need peer")
         self._max_reduction = max(p.kb * d3 for p in programs)
         members = {
             "start": In(1),
@@ -179,6 +217,17 @@ class ComputingCore(wiring.Component):
                 members["results_read"] = In(ReadPortSignature(addr_width, shape))
             else:
                 members[f"{name}_write"] = In(stream.Signature(WriteRequest(addr_width, shape)))
+            if gated and name != "results":
+                members[f"{name}_level"] = In(range(self._depths[name] + 1))
+            if name == "results":
+                for i in range(shares):
+                    members[f"results_share{i}"] = In(ReadPortSignature(addr_width, shape))
+                members["results_level"] = Out(range(self._depths[name] + 1))
+        if peer is not None:
+            peer_width, peer_lanes = peer
+            members["peer_read"] = Out(ReadPortSignature(
+                peer_width, data.ArrayLayout(signed(operand_width), peer_lanes)))
+            members["peer_level"] = In(range(2 ** peer_width + 1))
         super().__init__(members)
 
     @property
@@ -210,6 +259,10 @@ class ComputingCore(wiring.Component):
         return tuple(p.cycles for p in self._programs)
 
     @property
+    def gated(self):
+        return self._gated
+
+    @property
     def accumulator_width(self):
         # As MACArray derives it, for the longest reduction of the programs.
         return 2 * self._operand_width - 1 + ceil_log2(self._max_reduction + 1)
@@ -222,13 +275,16 @@ class ComputingCore(wiring.Component):
 
         memories = {}
         for name, shape in self._shapes.items():
+            reads = (1 + self._chained + self._shares) if name == "results" else 1
             memories[name] = m.submodules[name] = Scratchpad(
-                shape, self._depths[name], read_ports=1, write_ports=1,
+                shape, self._depths[name], read_ports=reads, write_ports=1,
                 init=self._init.get(name, ()))
 
+        if self._peer is not None:
+            addr_widths["peer"] = self._peer[0]
         m.submodules.fetch = fetch = OperandFetch(
             self._programs, operand_width=self._operand_width, lanes=self._lanes,
-            addr_widths=addr_widths)
+            addr_widths=addr_widths, peer_lanes=None if self._peer is None else self._peer[1])
         m.submodules.array = array = MACArray(
             d1, d2, depth=d3, operand_width=self._operand_width,
             max_reduction=self._max_reduction)
@@ -238,12 +294,40 @@ class ComputingCore(wiring.Component):
             bias_addr_width=addr_widths.get("biases", 1),
             result_addr_width=addr_widths["results"])
 
-        for name in self._lanes:
-            wiring.connect(m, getattr(fetch, name), memories[name].read[0])
+        readers = {name: getattr(fetch, name) for name in self._lanes}
+        if "biases" in memories:
+            readers["biases"] = result.biases
+        gates = {}
+        if self._gated:
+            gates = {name: getattr(self, f"{name}_level") for name in readers}
+        if self._peer is not None and hasattr(fetch, "peer"):
+            readers["peer"] = fetch.peer
+            gates["peer"] = self.peer_level
+        for name, source in readers.items():
+            sink = self.peer_read if name == "peer" else memories[name].read[0]
+            if name not in gates:
+                wiring.connect(m, source, sink)
+                continue
+            # A request waits until its word has been written (by the loader or the peer).
+            filled = source.req.payload.addr < gates[name]
+            m.d.comb += [
+                sink.req.payload.eq(source.req.payload),
+                sink.req.valid.eq(source.req.valid & filled),
+                source.req.ready.eq(sink.req.ready & filled),
+                source.resp.payload.eq(sink.resp.payload),
+                source.resp.valid.eq(sink.resp.valid),
+                sink.resp.ready.eq(source.resp.ready),
+            ]
+        if self._chained:
+            wiring.connect(m, fetch.results, memories["results"].read[1])
+        for i in range(self._shares):
+            wiring.connect(m, wiring.flipped(getattr(self, f"results_share{i}")),
+                           memories["results"].read[1 + self._chained + i])
+        written = result.results
+        with m.If(written.valid & written.ready):
+            m.d.sync += self.results_level.eq(written.payload.addr + 1)
         wiring.connect(m, fetch.o, array.i)
         wiring.connect(m, array.o, result.i)
-        if "biases" in memories:
-            wiring.connect(m, result.biases, memories["biases"].read[0])
         wiring.connect(m, result.results, memories["results"].write[0])
         for name, memory in memories.items():
             if name == "results":
@@ -265,6 +349,9 @@ class ComputingCore(wiring.Component):
         ]
         with m.If(accept):
             m.d.sync += self.busy.eq(1)
+            # A new run of the schedule (its first program) forgets the last run's results.
+            with m.If(self.stage == 0):
+                m.d.sync += self.results_level.eq(0)
         with m.Elif(result.done):
             m.d.sync += self.busy.eq(0)
         return m

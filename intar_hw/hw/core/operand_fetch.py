@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..mac_array import MACBeatLayout
 from ..scratchpad import ReadPortSignature
-from .program import MEMORIES
+from .program import MEMORIES, Source
 
 
 __all__ = ["operand_word", "by_program", "OperandFetch"]
@@ -49,6 +49,11 @@ class OperandFetch(wiring.Component):
     constants of ``stage``), then one per cycle while the ports accept them; a port stalled by
     ``o`` holds its response, so backpressure on ``o`` costs exactly the cycles it lasts.
 
+    A program reading ``A`` from :attr:`~.program.Source.RESULTS` or
+    :attr:`~.program.Source.PEER` (a one-row GEMM) reads that result memory instead, one word per
+    ``a_lanes // d3`` beats, and selects ``d3`` lanes of it per beat (lane group captured with the
+    request); the other rows of the beat are zero.
+
     Parameters
     ----------
     programs : tuple of GemmProgram
@@ -58,7 +63,10 @@ class OperandFetch(wiring.Component):
     lanes : dict of str to int
         Word width (``d3``-vectors) of each operand memory, as :func:`.program.memory_lanes`.
     addr_widths : dict of str to int
-        Address width of each operand memory.
+        Address width of each operand memory (and of ``results`` and ``peer`` when a program
+        reads them).
+    peer_lanes : int or None
+        Lanes of the peer's result words, when a program reads :attr:`~.program.Source.PEER`.
 
     Members
     -------
@@ -69,12 +77,14 @@ class OperandFetch(wiring.Component):
     busy : Out(1)
         High while reads remain to be issued or a response waits to be joined.
     <memory> : Out(ReadPortSignature(addr_width, word))
-        One read port per operand memory some program reads (``activations``, ``weights``).
+        One read port per operand memory some program reads (``activations``, ``weights``, and
+        ``results`` and ``peer``, whose words are ``d2`` and ``peer_lanes`` lanes of
+        ``operand_width`` bits).
     o : Out(stream.Signature(MACBeatLayout(d1, d2, d3, operand_width)))
         Operand beats for the PE array.
     """
 
-    def __init__(self, programs, *, operand_width, lanes, addr_widths):
+    def __init__(self, programs, *, operand_width, lanes, addr_widths, peer_lanes=None):
         self._programs = tuple(programs)
         self._operand_width = operand_width
         self._lanes = dict(lanes)
@@ -88,6 +98,14 @@ class OperandFetch(wiring.Component):
             if name in self._lanes:
                 members[name] = Out(ReadPortSignature(
                     addr_widths[name], operand_word(operand_width, self._lanes[name], d3)))
+        self._chained = any(p.a_source is Source.RESULTS for p in self._programs)
+        self._peered = any(p.a_source is Source.PEER for p in self._programs)
+        if self._chained:
+            members["results"] = Out(ReadPortSignature(
+                addr_widths["results"], data.ArrayLayout(signed(operand_width), d2)))
+        if self._peered:
+            members["peer"] = Out(ReadPortSignature(
+                addr_widths["peer"], data.ArrayLayout(signed(operand_width), peer_lanes)))
         members["o"] = Out(stream.Signature(MACBeatLayout(d1, d2, d3, operand_width)))
         super().__init__(members)
 
@@ -171,11 +189,47 @@ class OperandFetch(wiring.Component):
                                 m.d.sync += offset.eq(offset + delta)
             by_program(m, cur, count, advance)
 
+        # A in result layout (Source.RESULTS, PEER): a word per `groups` beats, a lane group per
+        # beat.
+        laid_out = (Source.RESULTS, Source.PEER)
+        group_counts = [p.a_lanes // d3 if p.a_source in laid_out else 1 for p in programs]
+        groups = max(group_counts)
+        if self._chained or self._peered:
+            row_words = [-(-p.K // p.a_lanes) if p.a_source in laid_out else 0 for p in programs]
+            r_span = max(p.batch * w for p, w in zip(programs, row_words))
+            r_row = Signal(range(r_span + 1), name="r_row")
+            r_word = Signal(range(r_span + 1), name="r_word")
+            r_group = Signal(range(groups), name="r_group")
+            p_group = Signal(range(groups), name="p_group")
+            with m.If(p_req_valid & p_req_ready):
+                m.d.sync += p_group.eq(r_group)
+            with m.If(step):
+                def advance_results(s):
+                    with m.If(final):
+                        m.d.sync += [r_row.eq(0), r_word.eq(0), r_group.eq(0)]
+                    with m.Elif(at_end[3]):
+                        # A new tile rereads the row, or starts the next batch's row.
+                        m.d.sync += r_group.eq(0)
+                        with m.If(at_end[2] & at_end[1]):
+                            m.d.sync += [r_row.eq(r_row + row_words[s]),
+                                         r_word.eq(r_row + row_words[s])]
+                        with m.Else():
+                            m.d.sync += r_word.eq(r_row)
+                    with m.Elif(r_group == group_counts[s] - 1):
+                        m.d.sync += [r_group.eq(0), r_word.eq(r_word + 1)]
+                    with m.Else():
+                        m.d.sync += r_group.eq(r_group + 1)
+                by_program(m, cur, count, advance_results)
+
         # Requests: each memory takes P or Q requests according to the program.
         p_last = Signal()          # the P request in flight is the last beat of its tile
         with m.If(p_req_valid & p_req_ready):
             m.d.sync += p_last.eq(at_end[3])
         ports = {name: getattr(self, name) for name in MEMORIES if name in self._lanes}
+        if self._chained:
+            ports["results"] = self.results
+        if self._peered:
+            ports["peer"] = self.peer
         for port in ports.values():
             m.d.comb += [port.req.valid.eq(0), port.resp.ready.eq(0)]
 
@@ -185,9 +239,10 @@ class OperandFetch(wiring.Component):
                     ("p", program.p_source, program.p_base, p_req_valid, p_req_ready),
                     ("q", program.q_source, program.q_base, q_req_valid, q_req_ready)):
                 port = ports[source.value]
+                offset = r_word if source in laid_out else offsets[side]
                 m.d.comb += [
                     port.req.valid.eq(valid),
-                    port.req.payload.addr.eq(base + offsets[side]),
+                    port.req.payload.addr.eq(base + offset),
                     ready.eq(port.req.ready),
                 ]
         by_program(m, cur, count, route_requests)
@@ -210,6 +265,11 @@ class OperandFetch(wiring.Component):
                     (program.q_source, q_word, d2, q_valid, q_ready)):
                 port = ports[source.value]
                 m.d.comb += [valid.eq(port.resp.valid), port.resp.ready.eq(ready)]
+                if source in laid_out:
+                    width = d3 * self._operand_width
+                    picked = port.resp.payload.data.as_value().word_select(p_group, width)
+                    m.d.comb += word[0].as_value().eq(picked)
+                    continue
                 m.d.comb += [word[r].eq(port.resp.payload.data[r]) for r in range(lanes)]
         by_program(m, sel, count, route_responses)
 

@@ -27,6 +27,11 @@ Memory layouts (word addresses, all relative to the program's base address)
     Biases (``biases`` memory; int32 words of ``d2`` lanes). ``"MN"``: word ``n // d2``, lane
     ``n % d2`` holds ``bias[n]``; ``"NM"``: word ``n``, lane 0 holds ``bias[n]`` (broadcast by
     the core). Lanes past ``N`` are don't-care.
+    ``A`` read from :attr:`Source.RESULTS` or :attr:`Source.PEER` (a one-row GEMM, ``M == 1``,
+    ``"MN"``, ``d3`` dividing the word's ``L = a_lanes`` lanes, by default ``d2``) is in result
+    layout instead: ``A[b, 0, k]`` at word ``b * ceil(K / L) + k // L``, lane ``k % L``, i.e. the
+    result of a program with ``N == K`` written at ``a_base``. A beat takes ``d3`` adjacent lanes
+    of one word.
     Results (``results`` memory; words of ``d2`` lanes of the widest ``out_format``). Row ``p``
     of ``R[b]`` is at words ``(b * P_rows + p) * ceil(Q_rows / d2) + t``, lane ``c`` holding
     ``R[b, p, t * d2 + c]``, where ``R = C`` for ``"MN"`` and ``R = C^T`` (``N x M``) for
@@ -53,6 +58,12 @@ class Source(enum.Enum):
     ACTIVATIONS = "activations"
     #: The core's weight buffer.
     WEIGHTS = "weights"
+    #: The core's own result memory, in result layout: the ``A`` of a one-row GEMM (``M == 1``,
+    #: ``"MN"``) chained from an earlier program's result without re-layout.
+    RESULTS = "results"
+    #: Another core's result memory, in its result layout (``a_lanes`` lanes a word), through
+    #: the core's ``peer_read`` port: a one-row GEMM chained from a peer's one-row result.
+    PEER = "peer"
 
     def __repr__(self):
         return f"Source.{self.name}"
@@ -132,6 +143,9 @@ class GemmProgram:
         Format of the results, e.g. ``"int8"`` (the default).
     relu : bool
         Fused ReLU: clamp the requantised result at 0.
+    a_lanes : int or None
+        Lanes of the result-layout words ``A`` is read from (:attr:`Source.RESULTS`: ``d2``,
+        the default; :attr:`Source.PEER`: the peer's ``d2``).
 
     Attributes
     ----------
@@ -168,6 +182,7 @@ class GemmProgram:
     shift: int = 0
     out_format: numerics.Format = numerics.INT8
     relu: bool = False
+    a_lanes: object = None
 
     def __post_init__(self):
         if (not isinstance(self.pea, tuple) or len(self.pea) != 3
@@ -190,6 +205,8 @@ class GemmProgram:
         if self.a_source is self.b_source:
             raise ValueError(f"GemmProgram a_source and b_source must be different memories, "
                              f"not {self.a_source!r} for both")
+        if self.b_source in (Source.RESULTS, Source.PEER):
+            raise ValueError(f"GemmProgram b_source must not be {self.b_source!r}")
         if not isinstance(self.dest, Destination):
             raise TypeError(f"GemmProgram dest must be a Destination, not {self.dest!r}")
         for name in ("a_base", "b_base", "dest_base"):
@@ -218,6 +235,17 @@ class GemmProgram:
             object.__setattr__(self, "out_format", fmt)
         if not isinstance(self.relu, bool):
             raise TypeError(f"GemmProgram relu must be a bool, not {self.relu!r}")
+        if self.a_lanes is not None and (not _is_int(self.a_lanes) or self.a_lanes < 1):
+            raise ValueError(f"GemmProgram a_lanes must be a positive integer or None, "
+                             f"not {self.a_lanes!r}")
+        if self.a_source in (Source.RESULTS, Source.PEER):
+            if self.a_lanes is None:
+                object.__setattr__(self, "a_lanes", self.pea[1])
+            if self.orientation != "MN" or self.M != 1 or self.a_lanes % self.pea[2]:
+                raise ValueError(f"GemmProgram reading A from {self.a_source!r} must be a "
+                                 f"one-row GEMM (M == 1) in orientation 'MN' with d3 dividing "
+                                 f"its {self.a_lanes} lanes, not M={self.M!r}, "
+                                 f"{self.orientation!r}, pea {self.pea!r}")
 
     # --- geometry -----------------------------------------------------------------------------
 
@@ -309,6 +337,8 @@ class GemmProgram:
     @property
     def a_words(self):
         """Words ``A`` takes in its memory."""
+        if self.a_source in (Source.RESULTS, Source.PEER):
+            return self.batch * _cdiv(self.K, self.a_lanes)
         return self.batch * _cdiv(self.M, self.dm) * self.kb
 
     @property
@@ -407,6 +437,8 @@ def memory_lanes(programs):
     lanes = {}
     for p in programs:
         for source, extent in ((p.p_source, p.pea[0]), (p.q_source, p.pea[1])):
+            if source in (Source.RESULTS, Source.PEER):
+                continue        # result memories have their own word shape
             lanes[source.value] = max(lanes.get(source.value, 0), extent)
     return lanes
 
@@ -424,8 +456,9 @@ def memory_images(programs, operands, depths=None):
     """Initial contents of the memories for running ``programs`` on ``operands``.
 
     ``operands[s]`` is ``(A, B, bias)`` for program ``s`` (``bias`` ``None`` when the program has
-    none), or ``None`` to leave the program's inputs out. Returns ``{memory name: words}`` for the
-    operand and bias memories, each as long as its ``depths`` entry (default
+    none), or ``None`` to leave the program's inputs out; an ``A`` read from
+    :attr:`Source.RESULTS` is produced by the core and must be ``None``. Returns ``{memory name:
+    words}`` for the operand and bias memories, each as long as its ``depths`` entry (default
     :func:`memory_words`), unused words zero. Programs whose inputs overlap must agree on them.
     """
     words = memory_words(programs)
@@ -442,9 +475,14 @@ def memory_images(programs, operands, depths=None):
         if inputs is None:
             continue
         A, B, bias = inputs
-        a = program.a_image(A, lanes[program.a_source.value])
+        if program.a_source in (Source.RESULTS, Source.PEER):
+            if A is not None:
+                raise ValueError(f"memory_images takes no A for a program reading "
+                                 f"{program.a_source!r}")
+        else:
+            a = program.a_image(A, lanes[program.a_source.value])
+            images[program.a_source.value][program.a_base:program.a_base + len(a)] = a
         b = program.b_image(B, lanes[program.b_source.value])
-        images[program.a_source.value][program.a_base:program.a_base + len(a)] = a
         images[program.b_source.value][program.b_base:program.b_base + len(b)] = b
         if program.bias_base is not None:
             if bias is None:

@@ -288,7 +288,7 @@ def test_attributes():
     assert core.shapes["results"].elem_shape.width == 16
     assert set(core.signature.members) == {
         "start", "stage", "busy", "done", "activations_write", "weights_write",
-        "biases_write", "results_read"}
+        "biases_write", "results_read", "results_level"}
     # Memories no program uses are not built.
     core = ComputingCore((GemmProgram((2, 2, 1), 2, 2, 2),))
     assert set(core.shapes) == {"activations", "weights", "results"}
@@ -359,3 +359,115 @@ def test_verilog():
                  "activations_write__valid", "biases_write__payload"):
         assert port in text
     to_verilog(ComputingCore((GemmProgram((1, 1, 1), 1, 1, 1),)))
+
+
+# --- A read from the core's own result memory (Source.RESULTS) ------------------------------
+CHAINS = {
+    # name: (pea, batch, (K0, N0, N1), second program's shift)
+    "d3-1": ((1, 8, 1), 1, (5, 6, 4), 4),
+    "d3-2-two-words": ((1, 4, 2), 1, (3, 10, 3), 5),
+    "batch-2-q-tiles": ((1, 2, 1), 2, (3, 5, 3), 3),
+}
+
+
+@pytest.mark.parametrize("name", list(CHAINS))
+def test_chained_gemv(name):
+    pea, batch, (K0, N0, N1), shift = CHAINS[name]
+    first = GemmProgram(pea, 1, N0, K0, batch=batch, bias_base=0, shift=4, relu=True,
+                        a_base=0, b_base=0, dest_base=1)
+    second = GemmProgram(pea, 1, N1, N0, batch=batch, a_source=Source.RESULTS, a_base=1,
+                         b_base=first.b_words, bias_base=first.bias_words, shift=shift,
+                         dest_base=1 + first.dest_words)
+    rng = np.random.default_rng(sum(map(ord, name)))
+    A0, B0, bias0 = random_operands(rng, first)
+    _, B1, bias1 = random_operands(rng, second)
+    images = memory_images((first, second), [(A0, B0, bias0), (None, B1, bias1)])
+    core = ComputingCore((first, second), init=images)
+    cycles, words = core_rtl(core, [0, 1], seed=7)
+    hidden = reference_gemm(first, A0, B0, bias0)
+    np.testing.assert_array_equal(read_results(core, first, words), hidden)
+    np.testing.assert_array_equal(read_results(core, second, words),
+                                  reference_gemm(second, hidden, B1, bias1))
+    assert cycles == [predicted(first), predicted(second)]
+
+
+def test_results_source_needs_one_row():
+    with pytest.raises(ValueError, match=r"^GemmProgram reading A from Source.RESULTS must be a "
+                                         r"one-row GEMM \(M == 1\) in orientation 'MN' with d3 "
+                                         r"dividing its 4 lanes, not M=2, 'MN', pea \(1, 4, 1\)$"):
+        GemmProgram((1, 4, 1), 2, 4, 4, a_source=Source.RESULTS)
+
+
+def test_results_not_a_b_source():
+    with pytest.raises(ValueError, match=r"^GemmProgram b_source must not be Source.RESULTS$"):
+        GemmProgram((1, 4, 1), 1, 4, 4, b_source=Source.RESULTS)
+
+
+def test_chained_results_must_match_operand_width():
+    first = GemmProgram((1, 4, 1), 1, 4, 4, out_format="int16")
+    second = GemmProgram((1, 4, 1), 1, 4, 4, a_source=Source.RESULTS, dest_base=1)
+    with pytest.raises(ValueError, match=r"^ComputingCore programs reading A from Source.RESULTS "
+                                         r"need 8-bit results, not 16-bit$"):
+        ComputingCore((first, second))
+
+
+# --- gated reads: memories filled while the core runs ---------------------------------------------
+
+@pytest.mark.parametrize("hold", [0, 5, 17])
+def test_gated_core_waits_for_levels(hold):
+    program = GemmProgram((1, 4, 1), 1, 6, 5, bias_base=0, shift=4, relu=True, dest_base=0)
+    rng = np.random.default_rng(hold)
+    operands = random_operands(rng, program)
+    images = memory_images((program,), [operands])
+    core = ComputingCore((program,), init=images, gated=True)
+    timing, words = {}, []
+
+    async def bench(ctx):
+        ctx.set(core.start, 1)
+        await ctx.tick()
+        ctx.set(core.start, 0)
+        cycle = 1
+        while not ctx.get(core.done):
+            # Levels rise one word a cycle after `hold` cycles: the core reads only below them.
+            for name in ("activations", "weights", "biases"):
+                level = max(0, min(cycle - hold, core.depths[name]))
+                ctx.set(getattr(core, f"{name}_level"), level)
+            await ctx.tick()
+            cycle += 1
+        timing["done"] = cycle
+        await ctx.tick()
+        port = core.results_read
+        ctx.set(port.resp.ready, 1)
+        for addr in range(program.dest_words):
+            ctx.set(port.req.valid, 1)
+            ctx.set(port.req.payload.addr, addr)
+            await ctx.tick().until(port.req.ready)
+            ctx.set(port.req.valid, 0)
+            response, = await ctx.tick().sample(port.resp.payload).until(port.resp.valid)
+            words.append([int(v) for v in response.data])
+
+    run(core, bench, deadline=300)
+    np.testing.assert_array_equal(program.result_from_words(words),
+                                  reference_gemm(program, *operands))
+    # Word a is readable from cycle hold + a + 1, where the ungated core reads it in cycle a:
+    # every read, and so done, slips by hold + 1 cycles.
+    assert timing["done"] == program.cycles + hold + 1
+
+
+def test_gated_must_be_a_bool():
+    program = GemmProgram((1, 4, 1), 1, 4, 4)
+    with pytest.raises(TypeError, match=r"^ComputingCore gated must be a bool, not 1$"):
+        ComputingCore((program,), gated=1)
+
+
+def test_peer_source_errors():
+    with pytest.raises(ValueError, match=r"^GemmProgram reading A from Source.PEER must be a "
+                                         r"one-row GEMM \(M == 1\) in orientation 'MN' with d3 "
+                                         r"dividing its 5 lanes, not M=1, 'MN', pea \(1, 4, 2\)$"):
+        GemmProgram((1, 4, 2), 1, 4, 4, a_source=Source.PEER, a_lanes=5)
+    with pytest.raises(ValueError, match=r"^GemmProgram a_lanes must be a positive integer or "
+                                         r"None, not 0$"):
+        GemmProgram((1, 4, 1), 1, 4, 4, a_source=Source.PEER, a_lanes=0)
+    with pytest.raises(ValueError, match=r"^ComputingCore programs reading A from Source.PEER "
+                                         r"need peer$"):
+        ComputingCore((GemmProgram((1, 4, 1), 1, 4, 4, a_source=Source.PEER, a_lanes=8),))

@@ -1,0 +1,195 @@
+"""The mode controller: a finite-state machine generated from the schedule's stages."""
+
+from amaranth import *
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..schedule.cost import RECONFIG_CYCLES
+
+
+__all__ = ["ModeController"]
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class ModeController(wiring.Component):
+    """Steps the cores through the schedule's stages, one FSM state per stage.
+
+    In state ``STAGE_<s>`` every core working in stage ``s`` is started on its program for that
+    stage (a constant of the state), in the state's first cycle; the state ends in the cycle the
+    last of them raises ``done`` (a stage barrier: the cost model's stages run one after the
+    other, so stage ``s + 1`` waits on every core of stage ``s``). Between stages the FSM spends
+    ``reconfig`` cycles (``RECONFIG_<s>``), so stage ``s + 1`` starts ``reconfig`` cycles after
+    the cycle stage ``s`` finished in, exactly as :mod:`intar_hw.schedule.cost` adds
+    ``RECONFIG_CYCLES`` per stage boundary. Stage 0 starts in the cycle ``start`` is honoured.
+
+    Parameters
+    ----------
+    cores : int
+        Number of cores it controls.
+    programs : tuple of int
+        Per core, its number of programs.
+    stages : tuple of tuple of (int, int)
+        Per stage, ``(core, program)`` of every core working in it; at least one per stage.
+    reconfig : int
+        Cycles between stages, at least 1 (a core takes ``start`` the cycle after ``done``);
+        default :data:`~intar_hw.schedule.cost.RECONFIG_CYCLES`.
+    writeback : tuple of bool, optional
+        Per stage, whether results leave for off-chip after its cores are done: ``store`` is
+        raised in the barrier's cycle and the stage ends in the first later cycle
+        ``store_busy`` is low (state ``WRITEBACK_<s>``). Default: no stage writes back.
+
+    Members
+    -------
+    start : In(1)
+        Runs the schedule; honoured when ``busy`` is low.
+    busy : Out(1)
+        High from the cycle after an honoured ``start`` up to the cycle of ``done``, included.
+    done : Out(1)
+        High for one cycle: the cycle the last core of the last stage raises ``done``.
+    core_start : Out(cores)
+        Per core, its ``start``.
+    core_stage : Out(range(max programs)).array(cores)
+        Per core, the program to run (held for the whole stage).
+    core_done : In(cores)
+        Per core, its ``done``.
+    launch : Out(1)
+        High in the cycle a stage's cores are started (for the stage's other units).
+    current : Out(range(len(stages)))
+        The stage being launched, run or written back.
+    store : Out(1)
+        Starts the write-back of stage ``current``.
+    store_busy : In(1)
+        The write-back is under way.
+
+    Raises
+    ------
+    TypeError
+        If a parameter is of the wrong kind.
+    ValueError
+        If a stage is empty, names a core or program out of range or a core twice, or
+        ``reconfig`` is below 1.
+    """
+
+    def __init__(self, cores, programs, stages, *, reconfig=RECONFIG_CYCLES, writeback=None):
+        if not _is_int(cores):
+            raise TypeError(f"ModeController cores must be an integer, not {cores!r}")
+        if cores < 1:
+            raise ValueError(f"ModeController cores must be at least 1, not {cores!r}")
+        if (not isinstance(programs, tuple) or len(programs) != cores
+                or not all(_is_int(p) and p >= 1 for p in programs)):
+            raise ValueError(f"ModeController programs must be a tuple of {cores} positive "
+                             f"integers, not {programs!r}")
+        if not isinstance(stages, tuple) or not stages:
+            raise ValueError(f"ModeController stages must be a non-empty tuple, not {stages!r}")
+        for s, stage in enumerate(stages):
+            if not isinstance(stage, tuple) or not stage:
+                raise ValueError(f"ModeController stage {s} must name at least one core, "
+                                 f"not {stage!r}")
+            used = [c for c, _ in stage]
+            if len(set(used)) != len(used):
+                raise ValueError(f"ModeController stage {s} names a core twice: {stage!r}")
+            for core, program in stage:
+                if not (_is_int(core) and 0 <= core < cores
+                        and _is_int(program) and 0 <= program < programs[core]):
+                    raise ValueError(f"ModeController stage {s} names core {core!r} program "
+                                     f"{program!r}, out of range")
+        if not _is_int(reconfig):
+            raise TypeError(f"ModeController reconfig must be an integer, not {reconfig!r}")
+        if reconfig < 1:
+            raise ValueError(f"ModeController reconfig must be at least 1, not {reconfig!r}")
+        if writeback is None:
+            writeback = (False,) * len(stages)
+        if (not isinstance(writeback, tuple) or len(writeback) != len(stages)
+                or not all(isinstance(w, bool) for w in writeback)):
+            raise ValueError(f"ModeController writeback must be a tuple of {len(stages)} bools, "
+                             f"not {writeback!r}")
+        self._writeback = writeback
+        self._cores = cores
+        self._programs = programs
+        self._stages = stages
+        self._reconfig = reconfig
+        super().__init__({
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "core_start": Out(cores),
+            "core_stage": Out(range(max(programs))).array(cores),
+            "core_done": In(cores),
+            "launch": Out(1),
+            "current": Out(range(max(2, len(stages)))),
+            "store": Out(1),
+            "store_busy": In(1),
+        })
+
+    @property
+    def stages(self):
+        return self._stages
+
+    @property
+    def reconfig(self):
+        return self._reconfig
+
+    def elaborate(self, platform):
+        m = Module()
+        stages = self._stages
+        finished = Signal(self._cores)      # cores of the current stage done in earlier cycles
+        wait = Signal(range(self._reconfig + 1))
+
+        def run(s):
+            """Drive stage ``s``'s program selects; returns the barrier condition."""
+            m.d.comb += self.current.eq(s)
+            for core, program in stages[s]:
+                m.d.comb += self.core_stage[core].eq(program)
+            mask = sum(1 << core for core, _ in stages[s])
+            seen = finished | self.core_done
+            return (seen & mask) == mask, seen
+
+        def launch(s):
+            m.d.comb += self.launch.eq(1)
+            for core, _ in stages[s]:
+                m.d.comb += self.core_start[core].eq(1)
+
+        with m.FSM(name="mode"):
+            with m.State("IDLE"):
+                run(0)
+                with m.If(self.start):
+                    launch(0)
+                    m.next = "STAGE_0"
+            for s in range(len(stages)):
+                def finish(s=s):
+                    if s == len(stages) - 1:
+                        m.d.comb += self.done.eq(1)
+                        m.next = "IDLE"
+                    else:
+                        m.d.sync += wait.eq(self._reconfig - 1)
+                        m.next = f"RECONFIG_{s + 1}"
+
+                with m.State(f"STAGE_{s}"):
+                    m.d.comb += self.busy.eq(1)
+                    barrier, seen = run(s)
+                    m.d.sync += finished.eq(seen)
+                    with m.If(barrier):
+                        m.d.sync += finished.eq(0)
+                        if self._writeback[s]:
+                            m.d.comb += self.store.eq(1)
+                            m.next = f"WRITEBACK_{s}"
+                        else:
+                            finish()
+                if self._writeback[s]:
+                    with m.State(f"WRITEBACK_{s}"):
+                        m.d.comb += [self.busy.eq(1), self.current.eq(s)]
+                        with m.If(~self.store_busy):
+                            finish()
+                if s + 1 < len(stages):
+                    with m.State(f"RECONFIG_{s + 1}"):
+                        m.d.comb += self.busy.eq(1)
+                        run(s + 1)
+                        with m.If(wait == 0):
+                            launch(s + 1)
+                            m.next = f"STAGE_{s + 1}"
+                        with m.Else():
+                            m.d.sync += wait.eq(wait - 1)
+        return m

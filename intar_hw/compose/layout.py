@@ -1,0 +1,499 @@
+"""From a schedule to per-core programs and memory images, in plain Python (no Amaranth).
+
+:func:`plan` turns a :class:`~intar_hw.schedule.Schedule` and its
+:class:`~intar_hw.graph.Graph` into a :class:`Plan`: for every core that does work, one
+:class:`~intar_hw.hw.core.GemmProgram` per stage it takes part in, with the word addresses of its
+operands, bias and result allocated in the core's memories. :meth:`Plan.loader_stages` and
+:meth:`Plan.offchip_image` describe what each stage reads from off-chip (graph inputs, biases,
+weights: per task in that order, only the bytes the tensors hold, each memory word's valid lanes
+at its bottom) and :meth:`Plan.images` what a host would preload instead; :meth:`Plan.outputs`
+unpacks the graph outputs from the result memories. The layouts themselves are those of
+:mod:`intar_hw.hw.core.program` (written once, there).
+
+What the generator supports today (everything else raises :class:`ValueError` saying what is
+not supported yet):
+
+- tasks that are ``linear`` operators, with at most a fused ``relu`` on their result link;
+- each task on one core that does work (a core group whose other cores get no tiles, as the
+  sequential policy deals a one-row GEMM, counts as that one core);
+- stages of any pattern; a task's ``A`` is a graph input (streamed from off-chip into the
+  core's ``activations`` memory) or the one-row result of an earlier task (a one-row GEMM
+  consumer), read in result layout where it was written: from the core's own result memory
+  (:attr:`~intar_hw.hw.core.Source.RESULTS`) or, across cores, from the producer's through a
+  read port of it (:attr:`~intar_hw.hw.core.Source.PEER`), each read waiting until the
+  producer's ``results_level`` passes its word. That is the task pipeline's ``fifo`` edge and
+  row-block buffer for one-row tensors: the buffer is the producer's result memory, and a
+  producer draining a row in tiles lets the consumer start on the first tile. A ``KOUTER``
+  consumer of such a row runs as ``ROWS`` over it (the same overlap for one row; rank-d
+  updates into an accumulator buffer for several rows are not built);
+- 8- or 16-bit operands, one width for the whole graph;
+- results kept in the core's result memory; graph outputs are read back by the host from there
+  (not yet written back off-chip, so a stage writing graph outputs spends ``bytes /
+  bandwidth`` cycles fewer than the schedule predicts).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..graph import Graph, OpKind
+from ..hw.core import GemmProgram, Source, memory_images
+from ..hw.core.program import BIAS_LATENCY
+from ..models import SCALES, model_graph
+from ..schedule import Location, Order, Schedule
+from ..schedule import cost
+
+
+__all__ = ["Task", "Plan", "plan", "graph_of", "onchip_cycles"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One scheduled task on its core.
+
+    ``stage`` is the schedule's stage index, ``program`` the core's program index (its position
+    in :attr:`Plan.programs` of the core), ``a`` / ``result`` the tensor names of its ``A``
+    operand and its (fused) result, ``op`` the name of its linear operator.
+    """
+    name: str
+    op: str
+    stage: int
+    core: int
+    program: int
+    gemm: GemmProgram
+    a: str
+    result: str
+
+
+class Plan:
+    """Per-core programs of a schedule and the layout of its tensors in the cores' memories.
+
+    Attributes
+    ----------
+    schedule : Schedule
+    graph : Graph
+    cores : tuple of int
+        Schedule core indices that do work, in order.
+    programs : dict of int to tuple of GemmProgram
+        Per working core, its programs in stage order.
+    tasks : tuple of Task
+        Every task, in stage order.
+    stages : tuple of tuple of (int, int)
+        Per schedule stage, ``(core, program index)`` of every core working in it.
+    """
+
+    def __init__(self, schedule, graph, tasks, operand_bits=8, peers=None):
+        self._operand_bits = operand_bits
+        self._peers = dict(peers or {})
+        self._schedule = schedule
+        self._graph = graph
+        self._tasks = tuple(tasks)
+        self._cores = tuple(sorted({t.core for t in self._tasks}))
+        self._programs = {c: tuple(t.gemm for t in self._tasks if t.core == c)
+                          for c in self._cores}
+        self._stages = tuple(tuple((t.core, t.program) for t in self._tasks if t.stage == s)
+                             for s in range(len(schedule.stages)))
+
+    schedule = property(lambda self: self._schedule)
+    graph = property(lambda self: self._graph)
+    operand_bits = property(lambda self: self._operand_bits)
+    cores = property(lambda self: self._cores)
+    tasks = property(lambda self: self._tasks)
+    stages = property(lambda self: self._stages)
+
+    @property
+    def programs(self):
+        return dict(self._programs)
+
+    @property
+    def peers(self):
+        """``{core: producer core}``: cores reading another core's result memory."""
+        return dict(self._peers)
+
+    def task(self, name):
+        for t in self._tasks:
+            if t.name == name:
+                return t
+        raise ValueError(f"Plan has no task {name!r}")
+
+    def images(self, inputs, params):
+        """``{core: {memory name: words}}``: what the host loads before ``start``.
+
+        ``inputs`` and ``params`` are the arrays :func:`intar_hw.golden.reference` takes.
+        """
+        operands = {c: [] for c in self._cores}
+        for t in self._tasks:
+            g = t.gemm
+            op = self._graph.op(t.op)
+            A = None
+            if g.a_source not in (Source.RESULTS, Source.PEER):
+                A = _array("Input", inputs, t.a).reshape(g.batch, g.M, g.K)
+            B = _array("Parameter", params, f"{t.op}.weight")
+            bias = _array("Parameter", params, f"{t.op}.bias") if op.has_bias else None
+            operands[t.core].append((A, B, bias))
+        return {c: memory_images(self._programs[c], operands[c]) for c in self._cores}
+
+    # --- off-chip --------------------------------------------------------------------------
+
+    def targets(self):
+        """``(core, memory)`` of every memory the loader fills, in a fixed order."""
+        found = []
+        for t in self._tasks:
+            g = t.gemm
+            wanted = [g.b_source.value] + (["biases"] if g.bias_base is not None else [])
+            if g.a_source not in (Source.RESULTS, Source.PEER):
+                wanted.insert(0, g.a_source.value)
+            for memory in wanted:
+                if (t.core, memory) not in found:
+                    found.append((t.core, memory))
+        return tuple(found)
+
+    def _task_words(self, t, inputs=None, params=None):
+        """``[(memory, base, [(nbytes, bytes or None) per word])]``: what task ``t`` reads from
+        off-chip, in order: its A (a graph input), its bias, its weights."""
+        g = t.gemm
+        d1, d2, d3 = g.pea
+        eb = (self._operand_bits + 7) // 8
+        lanes = _lanes(self._programs[t.core])
+        op = self._graph.op(t.op)
+        parts = []
+
+        def operand(source, base, rows, block, array, image_of):
+            sizes = [min(block, rows - i * block) * d3 * eb
+                     for _ in range(g.batch) for i in range(-(-rows // block))
+                     for _ in range(g.kb)]
+            words = None
+            if array is not None:
+                image = image_of(array, lanes[source.value])
+                words = [_bytes(np.asarray(w).reshape(-1)[:n // eb], eb)
+                         for w, n in zip(image, sizes)]
+            parts.append((source.value, base, sizes, words))
+
+        if g.a_source not in (Source.RESULTS, Source.PEER):
+            A = None if inputs is None else np.asarray(inputs[t.a]).reshape(g.batch, g.M, g.K)
+            operand(g.a_source, g.a_base, g.M, g.dm, A, g.a_image)
+        if g.bias_base is not None:
+            if g.orientation == "MN":
+                sizes = [min(d2, g.N - w * d2) * 4 for w in range(g.bias_words)]
+            else:
+                sizes = [4] * g.N
+            words = None
+            if params is not None:
+                image = g.bias_image(params[f"{t.op}.bias"])
+                words = [_bytes(np.asarray(w)[:n // 4], 4) for w, n in zip(image, sizes)]
+            parts.append(("biases", g.bias_base, sizes, words))
+        B = None if params is None else np.asarray(params[f"{t.op}.weight"]).reshape(
+            g.batch, g.N, g.K)
+        operand(g.b_source, g.b_base, g.N, g.dn, B, g.b_image)
+        return parts
+
+    def loader_stages(self, bus_bytes):
+        """Per stage, a :class:`~.loader.LoaderStage`: the bus words it reads and how they
+        unpack into the memories of :meth:`targets`."""
+        from .loader import LoaderStage, Segment
+
+        targets = self.targets()
+        stages, start = [], 0
+        for s in range(len(self._schedule.stages)):
+            segments, total = [], 0
+            for t in self._tasks:
+                if t.stage != s:
+                    continue
+                for memory, base, sizes, _ in self._task_words(t):
+                    target = targets.index((t.core, memory))
+                    run_start = 0
+                    for i in range(1, len(sizes) + 1):
+                        if i == len(sizes) or sizes[i] != sizes[run_start]:
+                            segments.append(Segment(target, base + run_start, i - run_start,
+                                                    sizes[run_start]))
+                            run_start = i
+                    total += sum(sizes)
+            words = -(-total // bus_bytes)
+            stages.append(LoaderStage(start, words, tuple(segments)))
+            start += words
+        return tuple(stages)
+
+    def offchip_image(self, inputs, params, bus_bytes):
+        """The off-chip memory's words (``8 * bus_bytes``-bit integers) for these data: per
+        stage, the bytes its loader reads, in order, each stage from a word boundary."""
+        image = []
+        for s in range(len(self._schedule.stages)):
+            data = bytearray()
+            for t in self._tasks:
+                if t.stage == s:
+                    for _, _, _, words in self._task_words(t, inputs, params):
+                        for w in words:
+                            data += w
+            data += bytes(-len(data) % bus_bytes)
+            image += [int.from_bytes(data[i:i + bus_bytes], "little")
+                      for i in range(0, len(data), bus_bytes)]
+        return image
+
+    def result_sources(self):
+        """Cores whose result memories hold graph outputs, in order (the storer's sources)."""
+        return tuple(sorted({t.core for t in self.output_locations().values()}))
+
+    def _stored(self, stage):
+        """``[(output name, Task, element bytes, [nbytes per result word])]`` of a stage."""
+        found = []
+        for name, t in self.output_locations().items():
+            if t.stage != stage:
+                continue
+            g = t.gemm
+            d2 = g.pea[1]
+            eb = (max(p.out_format.bits for p in self._programs[t.core]) + 7) // 8
+            sizes = [min(d2, g.q_rows - q * d2) * eb
+                     for _ in range(g.batch) for _ in range(g.p_rows) for q in range(g.q_tiles)]
+            found.append((name, t, eb, sizes))
+        return found
+
+    def storer_stages(self, bus_bytes, base):
+        """Per stage, a :class:`~.storer.StorerStage`: the graph outputs it writes off-chip,
+        as the low bytes of their result words (valid lanes only), from bus word ``base`` on."""
+        from .loader import Segment
+        from .storer import StorerStage
+
+        sources = self.result_sources()
+        stages, start = [], base
+        for s in range(len(self._schedule.stages)):
+            segments, total = [], 0
+            for _, t, _, sizes in self._stored(s):
+                target = sources.index(t.core)
+                run_start = 0
+                for i in range(1, len(sizes) + 1):
+                    if i == len(sizes) or sizes[i] != sizes[run_start]:
+                        segments.append(Segment(target, t.gemm.dest_base + run_start,
+                                                i - run_start, sizes[run_start]))
+                        run_start = i
+                total += sum(sizes)
+            words = -(-total // bus_bytes)
+            stages.append(StorerStage(start, words, tuple(segments)))
+            start += words
+        return tuple(stages)
+
+    def outputs_from_offchip(self, words, bus_bytes, base):
+        """Graph outputs by name from the off-chip memory's ``words`` (all of it, from 0)."""
+        out = {}
+        for s, stage in enumerate(self.storer_stages(bus_bytes, base)):
+            data = b"".join(int(w).to_bytes(bus_bytes, "little")
+                            for w in words[stage.start:stage.start + stage.words])
+            pos = 0
+            for name, t, eb, sizes in self._stored(s):
+                g = t.gemm
+                d2 = g.pea[1]
+                lanes = []
+                for n in sizes:
+                    chunk = data[pos:pos + n]
+                    pos += n
+                    values = [int.from_bytes(chunk[i:i + eb], "little", signed=True)
+                              for i in range(0, n, eb)]
+                    lanes.append(values + [0] * (d2 - len(values)))
+                tensor = self._graph.tensor(name)
+                out[name] = g.result_from_words(lanes).reshape(tensor.shape).astype(
+                    tensor.fmt.dtype)
+        return out
+
+    def output_locations(self):
+        """``{output tensor name: Task}``: the task whose result memory holds each output."""
+        found = {}
+        for tensor in self._graph.outputs:
+            for t in self._tasks:
+                if t.result == tensor.name:
+                    found[tensor.name] = t
+        return found
+
+    def outputs(self, results):
+        """Graph outputs by name from ``results`` (``{core: result memory words}``)."""
+        out = {}
+        for name, t in self.output_locations().items():
+            g = t.gemm
+            words = results[t.core][g.dest_base:g.dest_base + g.dest_words]
+            tensor = self._graph.tensor(name)
+            out[name] = g.result_from_words(words).reshape(tensor.shape).astype(
+                tensor.fmt.dtype)
+        return out
+
+
+def _lanes(programs):
+    from ..hw.core import memory_lanes
+    return memory_lanes(programs)
+
+
+def _bytes(values, width):
+    """Little-endian two's-complement bytes of integer ``values``, ``width`` bytes each."""
+    out = bytearray()
+    for v in values:
+        out += int(v).to_bytes(width, "little", signed=True)
+    return bytes(out)
+
+
+def _array(kind, mapping, name):
+    if name not in mapping:
+        raise ValueError(f"{kind} {name!r} is missing")
+    return np.asarray(mapping[name])
+
+
+def _unsupported(what):
+    return ValueError(f"The generator does not support {what} yet")
+
+
+def graph_of(schedule):
+    """The graph a schedule was made for, re-loaded from its model name.
+
+    Tries every scale of :data:`intar_hw.models.SCALES` (default formats) and returns the first
+    graph whose linear tasks match the schedule's GEMMs and parameter bytes. Raises
+    :class:`ValueError` if none does (e.g. a model built with ``fmt="int16"``: pass its graph).
+    """
+    for scale in SCALES:
+        graph = model_graph(schedule.model, scale)
+        try:
+            _check_gemms(schedule, graph)
+        except ValueError:
+            continue
+        return graph
+    raise ValueError(f"No scale of model {schedule.model!r} matches the schedule; pass its graph")
+
+
+def _op(graph, name):
+    try:
+        return graph.op(name)
+    except ValueError:
+        return None
+
+
+def _check_gemms(schedule, graph):
+    for stage in schedule.stages:
+        for p in stage.placements:
+            op = _op(graph, p.task)
+            if op is None:
+                raise ValueError(f"Graph {graph.name!r} has no operator {p.task!r}")
+            if op.kind is OpKind.LINEAR:
+                heads, M, K, N = op.gemm
+                if (heads, M, N, K) != p.gemm:
+                    raise ValueError(f"Task {p.task!r} GEMM {p.gemm!r} does not match the "
+                                     f"graph's operator {(heads, M, N, K)!r}")
+                weight = next((o for o in p.operands if o.role == "weight"), None)
+                if weight is not None and weight.bytes != op.param_bytes:
+                    raise ValueError(f"Task {p.task!r} reads {weight.bytes} parameter bytes but "
+                                     f"the graph's operator has {op.param_bytes}")
+
+
+def plan(schedule, graph):
+    """The :class:`Plan` of ``schedule`` on ``graph``.
+
+    Raises
+    ------
+    TypeError
+        If ``schedule`` is not a Schedule or ``graph`` not a Graph.
+    ValueError
+        If the graph does not match the schedule, or the schedule uses something the generator
+        does not support yet (the message says what).
+    """
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"Schedule must be a Schedule, not {schedule!r}")
+    if not isinstance(graph, Graph):
+        raise TypeError(f"Graph must be a Graph, not {graph!r}")
+    _check_gemms(schedule, graph)
+    words = {}          # (core, memory) -> next free word
+    counts = {}         # core -> programs so far
+    made = {}           # task name -> Task
+    peers = {}          # core -> the core whose result memory it reads
+    tasks = []
+
+    def take(core, memory, size):
+        base = words.get((core, memory), 0)
+        words[(core, memory)] = base + size
+        return base
+
+    for stage in schedule.stages:
+        for p in stage.placements:
+            op = graph.op(p.task)
+            if op.kind is not OpKind.LINEAR:
+                raise _unsupported(f"{op.kind.value} tasks (task {p.task!r})")
+            working = [loop for loop in p.loops if loop.cycles > 0]
+            if len(working) != 1:
+                raise _unsupported(f"tasks dealt over several cores (task {p.task!r} on cores "
+                                   f"{', '.join(str(loop.core) for loop in working)})")
+            loop = working[0]
+            if len(p.results) != 1:
+                raise _unsupported(f"tasks with {len(p.results)} results (task {p.task!r})")
+            result = p.results[0]
+            if result.sfu not in ((), ("relu",)):
+                raise _unsupported(f"SFUs {', '.join(result.sfu)} on a result link "
+                                   f"(task {p.task!r})")
+            a_operand = next(o for o in p.operands if o.role == "A")
+            batch, M, N, K = p.gemm
+            pea = schedule.cores[loop.core].pea
+            a_tensor = op.inputs[0].name
+            a_lanes = None
+            if a_operand.producer is None:
+                a_source, a_base = Source.ACTIVATIONS, None
+            else:
+                producer = made.get(a_operand.producer)
+                if producer is None:
+                    raise _unsupported(f"an A operand produced outside the planned tasks "
+                                       f"(task {p.task!r} reads {a_tensor!r})")
+                if M != 1 or loop.orientation != "MN":
+                    raise _unsupported(f"re-laying out a result of several rows as an operand "
+                                       f"(task {p.task!r} reads {a_tensor!r})")
+                a_base = producer.gemm.dest_base
+                if producer.core == loop.core:
+                    a_source = Source.RESULTS
+                else:
+                    # A one-row result is read where it was written, in the producer's memory.
+                    if producer.gemm.M != 1 or producer.gemm.orientation != "MN":
+                        raise _unsupported(f"streaming a result of several rows between cores "
+                                           f"(task {p.task!r} reads {a_tensor!r})")
+                    if peers.setdefault(loop.core, producer.core) != producer.core:
+                        raise _unsupported(f"a core reading results of two other cores (core "
+                                           f"{loop.core} in task {p.task!r})")
+                    a_source, a_lanes = Source.PEER, producer.gemm.pea[1]
+            shape = dict(pea=pea, M=M, N=N, K=K, batch=batch, orientation=loop.orientation,
+                         a_source=a_source, a_lanes=a_lanes, shift=op.shift,
+                         out_format=op.output.fmt, relu=result.sfu == ("relu",))
+            probe = GemmProgram(**shape, bias_base=0 if op.has_bias else None)
+            if a_base is None:
+                a_base = take(loop.core, "activations", probe.a_words)
+            gemm = GemmProgram(
+                **shape, a_base=a_base,
+                b_base=take(loop.core, "weights", probe.b_words),
+                bias_base=take(loop.core, "biases", probe.bias_words) if op.has_bias else None,
+                dest_base=take(loop.core, "results", probe.dest_words))
+            # The program must walk the loop nest the schedule costed.
+            tiles = gemm.tiles
+            expected = (loop.i, loop.j) if p.order is Order.KOUTER else (loop.i, loop.j, loop.k)
+            if tiles[:len(expected)] != expected:
+                raise ValueError(f"Task {p.task!r} program tiles {tiles!r} differ from the "
+                                 f"schedule's loop bounds {(loop.i, loop.j, loop.k)!r}")
+            index = counts.get(loop.core, 0)
+            counts[loop.core] = index + 1
+            task = Task(p.task, op.name, stage.index, loop.core, index, gemm, a_tensor,
+                        result.tensor)
+            made[p.task] = task
+            tasks.append(task)
+    widths = {graph.op(t.op).inputs[0].fmt.bits for t in tasks}
+    widths |= {graph.op(t.op).weight_fmt.bits for t in tasks}
+    if len(widths) != 1:
+        raise _unsupported(f"mixed operand widths ({', '.join(map(str, sorted(widths)))} bits)")
+    bits = widths.pop()
+    if bits % 8:
+        raise _unsupported(f"{bits}-bit operands")
+    return Plan(schedule, graph, tasks, bits, peers)
+
+
+def onchip_cycles(plan):
+    """Cycles the schedule predicts for its on-chip work alone.
+
+    Per stage ``pipeline + ARRAY_LATENCY (+ BIAS_LATENCY) + reconfig``: the schedule's stage
+    cycles without the off-chip terms (bandwidth, latency, loader and store latencies), which an
+    accelerator built with ``offchip=False`` (host-loaded memories) does not spend; its measured
+    cycles equal this exactly when no task of a stage feeds another (in a task pipeline each
+    one-row edge adds the producer's array and epilogue latency and the level register, which
+    the cost model's task timing leaves out: the MLP's tiny pipeline takes 57, not 47).
+    """
+    total = 0
+    for stage in plan.schedule.stages:
+        biased = any(plan.graph.op(p.task).has_bias for p in stage.placements)
+        total += (stage.pipeline + cost.ARRAY_LATENCY + (BIAS_LATENCY if biased else 0)
+                  + stage.reconfig)
+    return total

@@ -1,0 +1,83 @@
+# amaranth: UnusedElaboratable=no
+import pytest
+
+from intar_hw.compose import ModeController
+from intar_hw.schedule.cost import RECONFIG_CYCLES
+from intar_hw.testbench import run
+
+
+def schedule_rtl(controller, durations):
+    """Run ``controller`` against model cores: core ``c`` running program ``p`` raises ``done``
+    ``durations[c][p]`` cycles after the cycle its ``start`` is high in. Returns the starts as
+    ``(cycle, core, program)``, and the cycle of ``done``."""
+    starts, finish = [], {}
+    events = {}
+
+    async def bench(ctx):
+        ctx.set(controller.start, 1)
+        cycle = 0
+        while True:
+            done = 0
+            for core, at in list(events.items()):
+                if at == cycle:
+                    done |= 1 << core
+                    del events[core]
+            ctx.set(controller.core_done, done)
+            for core in range(len(durations)):
+                if ctx.get(controller.core_start) >> core & 1:
+                    program = ctx.get(controller.core_stage[core])
+                    starts.append((cycle, core, program))
+                    events[core] = cycle + durations[core][program]
+            if ctx.get(controller.done):
+                finish["cycle"] = cycle
+                assert ctx.get(controller.busy)
+                return
+            await ctx.tick()
+            ctx.set(controller.start, 0)
+            cycle += 1
+
+    run(controller, bench, deadline=500)
+    return starts, finish["cycle"]
+
+
+def test_stages_barriers_and_reconfiguration():
+    stages = (((0, 0),), ((0, 1), (1, 0)), ((1, 1),))
+    controller = ModeController(2, (2, 2), stages)
+    starts, done = schedule_rtl(controller, [[5, 9], [3, 4]])
+    r = RECONFIG_CYCLES
+    # Stage 1 starts r cycles after stage 0's done; stage 2 waits for the slower core 0.
+    assert starts == [(0, 0, 0), (5 + r, 0, 1), (5 + r, 1, 0), (5 + r + 9 + r, 1, 1)]
+    assert done == 5 + 9 + 4 + 2 * r
+
+
+def test_one_stage():
+    starts, done = schedule_rtl(ModeController(1, (1,), (((0, 0),),)), [[7]])
+    assert starts == [(0, 0, 0)] and done == 7
+
+
+def test_reconfig_of_one_cycle():
+    controller = ModeController(1, (2,), (((0, 0),), ((0, 1),)), reconfig=1)
+    starts, done = schedule_rtl(controller, [[4, 4]])
+    assert starts == [(0, 0, 0), (5, 0, 1)] and done == 9
+
+
+@pytest.mark.parametrize("args, kwargs, error, message", [
+    ((0, (), ((),)), {}, ValueError, r"ModeController cores must be at least 1, not 0"),
+    (("2", (1,), ()), {}, TypeError, r"ModeController cores must be an integer, not '2'"),
+    ((1, (0,), (((0, 0),),)), {}, ValueError,
+     r"ModeController programs must be a tuple of 1 positive integers, not \(0,\)"),
+    ((1, (1,), ()), {}, ValueError, r"ModeController stages must be a non-empty tuple, not \(\)"),
+    ((1, (1,), ((),)), {}, ValueError,
+     r"ModeController stage 0 must name at least one core, not \(\)"),
+    ((1, (1,), (((0, 0), (0, 0)),)), {}, ValueError,
+     r"ModeController stage 0 names a core twice: \(\(0, 0\), \(0, 0\)\)"),
+    ((1, (1,), (((0, 1),),)), {}, ValueError,
+     r"ModeController stage 0 names core 0 program 1, out of range"),
+    ((1, (1,), (((0, 0),),)), {"reconfig": 0}, ValueError,
+     r"ModeController reconfig must be at least 1, not 0"),
+    ((1, (1,), (((0, 0),),)), {"reconfig": 1.0}, TypeError,
+     r"ModeController reconfig must be an integer, not 1.0"),
+])
+def test_errors(args, kwargs, error, message):
+    with pytest.raises(error, match=rf"^{message}$"):
+        ModeController(*args, **kwargs)

@@ -1,0 +1,134 @@
+import numpy as np
+import pytest
+
+import intar_hw as ih
+from intar_hw.compose import graph_of, onchip_cycles, plan
+from intar_hw.hw.core import Source
+from intar_hw.schedule import Resources, schedule
+
+
+def mlp(scale="tiny", policy="sequential"):
+    graph = ih.model_graph("mlp", scale)
+    return graph, schedule(graph, Resources.for_model("mlp", scale), policy)
+
+
+def test_mlp_programs_chain_on_one_core():
+    graph, s = mlp()
+    p = plan(s, graph)
+    assert p.cores == (0,)                       # core 1 gets no tiles: it is not planned
+    assert p.stages == (((0, 0),), ((0, 1),), ((0, 2),))
+    first, second, third = p.programs[0]
+    assert (first.M, first.N, first.K, first.a_source) == (1, 16, 8, Source.ACTIVATIONS)
+    assert (second.a_source, second.a_base) == (Source.RESULTS, first.dest_base)
+    assert (third.a_source, third.a_base) == (Source.RESULTS, second.dest_base)
+    assert [g.relu for g in p.programs[0]] == [True] * 3
+    assert [g.shift for g in p.programs[0]] == [8] * 3
+    # Every memory region is its own: weights, biases and results one after the other.
+    assert second.b_base == first.b_words and third.b_base == first.b_words + second.b_words
+    assert second.dest_base == first.dest_words
+    assert p.output_locations() == {"relu3": p.task("fc3")}
+
+
+def test_mlp_pipeline_reads_peers():
+    graph, s = mlp("tiny", "intar")
+    p = plan(s, graph)
+    assert p.cores == (0, 1, 2) and p.stages == (((0, 0), (1, 0), (2, 0)),)
+    assert p.peers == {1: 0, 2: 1}
+    fc1, fc2, fc3 = (p.programs[c][0] for c in (0, 1, 2))
+    assert fc1.a_source is Source.ACTIVATIONS
+    # fc2 reads relu1 where fc1 wrote it: core 0's 32-lane result words.
+    assert (fc2.a_source, fc2.a_base, fc2.a_lanes) == (Source.PEER, fc1.dest_base, 32)
+    assert (fc3.a_source, fc3.a_base, fc3.a_lanes) == (Source.PEER, fc2.dest_base, 21)
+    # Only core 0 loads an activation; every core loads its weights and biases.
+    assert p.targets() == ((0, "activations"), (0, "weights"), (0, "biases"), (1, "weights"),
+                           (1, "biases"), (2, "weights"), (2, "biases"))
+    assert p.result_sources() == (2,)
+
+
+def test_images_and_outputs_round_trip():
+    graph, s = mlp()
+    p = plan(s, graph)
+    inputs, params = graph.random_inputs(3), graph.random_parameters(3)
+    images = p.images(inputs, params)
+    assert set(images) == {0} and set(images[0]) == {"activations", "weights", "biases"}
+    first = p.programs[0][0]
+    assert images[0]["activations"] == first.a_image(inputs["x"].reshape(1, 1, 8))
+    # Unpacking reads the output task's words back into the tensor's shape and dtype.
+    relu3 = np.arange(8, dtype=np.int8).reshape(1, 8)
+    third = p.programs[0][2]
+    words = [[0] * 64 for _ in range(third.dest_base)] + [list(range(8)) + [0] * 56]
+    out = p.outputs({0: words})
+    np.testing.assert_array_equal(out["relu3"], relu3)
+    assert out["relu3"].dtype == np.int8
+
+
+def test_onchip_cycles_drop_the_offchip_terms():
+    graph, s = mlp()
+    # Per stage: busy + ARRAY_LATENCY + BIAS_LATENCY (+ 2 to reconfigure after stage 0).
+    assert onchip_cycles(plan(s, graph)) == (9 + 4) + (17 + 4 + 2) + (17 + 4 + 2) == 59
+    assert s.cycles == 426
+
+
+def test_graph_of_finds_the_scale():
+    for scale in ("tiny", "small"):
+        graph, s = mlp(scale)
+        assert graph_of(s).to_dict() == graph.to_dict()
+
+
+def test_graph_of_without_a_match():
+    graph, s = mlp()
+    wider = ih.Graph("mlp")
+    x = wider.input("x", shape=(1, 3), fmt="int8")
+    wider.output(wider.linear(x, 2, name="fc1"))
+    other = schedule(wider, Resources.for_model("mlp", "tiny"), "sequential")
+    with pytest.raises(ValueError, match=r"^No scale of model 'mlp' matches the schedule; "
+                                         r"pass its graph$"):
+        graph_of(other)
+
+
+def test_graph_must_match():
+    graph, s = mlp("tiny")
+    with pytest.raises(ValueError, match=r"^Task 'fc1' GEMM \(1, 1, 16, 8\) does not match the "
+                                         r"graph's operator \(1, 1, 64, 32\)$"):
+        plan(s, ih.model_graph("mlp", "small"))
+
+
+def test_plan_type_errors():
+    graph, s = mlp()
+    with pytest.raises(TypeError, match=r"^Schedule must be a Schedule, not 1$"):
+        plan(1, graph)
+    with pytest.raises(TypeError, match=r"^Graph must be a Graph, not 1$"):
+        plan(s, 1)
+
+
+@pytest.mark.parametrize("model, scale, policy, message", [
+    ("self_attention", "tiny", "intar", r"matmul tasks \(task 'scores'\)"),
+    ("gating_net", "tiny", "intar", r"SFUs silu on a result link \(task 'up_proj'\)"),
+    ("mlp", "small", "sequential",
+     r"tasks dealt over several cores \(task 'fc2' on cores 0, 1\)"),
+    ("cnn4l", "tiny", "sequential", r"conv2d tasks \(task 'conv1'\)"),
+])
+def test_unsupported(model, scale, policy, message):
+    graph = ih.model_graph(model, scale)
+    s = schedule(graph, Resources.for_model(model, scale), policy)
+    with pytest.raises(ValueError, match=rf"^The generator does not support {message} yet$"):
+        plan(s, graph)
+
+
+def test_missing_parameter():
+    graph, s = mlp()
+    params = graph.random_parameters()
+    del params["fc2.weight"]
+    with pytest.raises(ValueError, match=r"^Parameter 'fc2.weight' is missing$"):
+        plan(s, graph).images(graph.random_inputs(), params)
+
+
+def test_graph_of_needs_the_formats():
+    graph = ih.model_graph("mlp", "tiny", fmt="int16")
+    s = schedule(graph, Resources.for_model("mlp", "tiny"), "sequential")
+    with pytest.raises(ValueError, match=r"^No scale of model 'mlp' matches the schedule; "
+                                         r"pass its graph$"):
+        graph_of(s)
+    with pytest.raises(ValueError, match=r"^Task 'fc1' reads 320 parameter bytes but the "
+                                         r"graph's operator has 192$"):
+        plan(s, ih.model_graph("mlp", "tiny"))

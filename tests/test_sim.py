@@ -1,0 +1,243 @@
+# amaranth: UnusedElaboratable=no
+import json
+
+import numpy as np
+import pytest
+
+import intar_hw as ih
+from intar_hw.cli import main
+from intar_hw.schedule import Resources, schedule
+
+
+def tiny(graph, policy="sequential"):
+    return schedule(graph, Resources.for_model("mlp", "tiny"), policy)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_mlp_tiny_sequential(seed):
+    graph = ih.model_graph("mlp", "tiny")
+    inputs, params = graph.random_inputs(seed), graph.random_parameters(seed)
+    result = ih.simulate(ih.build(tiny(graph)), inputs, params)
+    golden = ih.reference(graph, inputs, params)
+    assert set(result.outputs) == {"relu3"}
+    np.testing.assert_array_equal(result.outputs["relu3"], golden["relu3"])
+    assert result.outputs["relu3"].dtype == golden["relu3"].dtype
+    # Operands stream from off-chip and the output is written back as the cost model says:
+    # within 1% of its prediction. Each stage takes one cycle more than predicted: after the
+    # last weight word arrives, the core still drains its last row.
+    assert result.predicted_cycles == 426
+    assert result.cycles == 429
+    assert abs(result.cycles - result.predicted_cycles) <= 0.01 * result.predicted_cycles
+    assert (result.backend, result.macs, result.pes) == ("amaranth", 512, 128)
+    assert result.utilization == pytest.approx(512 / (429 * 128))
+
+
+@pytest.mark.parametrize("scale, policy, predicted, measured", [
+    ("tiny", "intar", 372, 373),
+    ("tiny", "dataflow", 372, 373),
+    ("small", "intar", 7676, 7677),
+    pytest.param("small", "dataflow", 7676, 7677, marks=pytest.mark.slow),
+])
+def test_mlp_task_pipeline(scale, policy, predicted, measured):
+    """fc1 -> fc2 -> fc3 on three cores in one task-pipeline stage: each reads its one-row
+    input from its producer's result memory as it is written, weights stream from off-chip."""
+    graph = ih.model_graph("mlp", scale)
+    s = schedule(graph, Resources.for_model("mlp", scale), policy)
+    assert [st.pattern.value for st in s.stages] == ["task_pipeline"]
+    inputs, params = graph.random_inputs(7), graph.random_parameters(7)
+    result = ih.simulate(ih.build(s), inputs, params)
+    np.testing.assert_array_equal(result.outputs["relu3"],
+                                  ih.reference(graph, inputs, params)["relu3"])
+    # One cycle over: the last row's drain after the last weight word.
+    assert (result.predicted_cycles, result.cycles) == (predicted, measured)
+    assert abs(result.cycles - predicted) <= 0.01 * predicted
+
+
+def test_mlp_tiny_sequential_host_loaded():
+    graph = ih.model_graph("mlp", "tiny")
+    inputs, params = graph.random_inputs(4), graph.random_parameters(4)
+    result = ih.simulate(ih.build(tiny(graph), offchip=False), inputs, params)
+    np.testing.assert_array_equal(result.outputs["relu3"],
+                                  ih.reference(graph, inputs, params)["relu3"])
+    # Exactly the schedule's on-chip cycles: nothing comes from off-chip.
+    assert result.cycles == result.onchip_cycles == 59
+
+
+def two_layers(rows, bias):
+    g = ih.Graph("two_layers")
+    x = g.input("x", shape=(rows, 6), fmt="int8")
+    h = g.relu(g.linear(x, 5, shift=5, bias=bias, name="fc1"), name="act")
+    g.output(h)
+    g.output(g.linear(h, 3, shift=4, bias=bias, name="fc2"))
+    return g
+
+
+@pytest.mark.parametrize("offchip", [True, False])
+@pytest.mark.parametrize("bias", [True, False])
+def test_one_row_chain_with_two_outputs(bias, offchip):
+    graph = two_layers(1, bias)
+    inputs, params = graph.random_inputs(5), graph.random_parameters(5)
+    acc = ih.build(tiny(graph), graph, offchip=offchip)
+    result = ih.simulate(acc, inputs, params)
+    golden = ih.reference(graph, inputs, params)
+    for name in ("act", "fc2"):
+        np.testing.assert_array_equal(result.outputs[name], golden[name])
+    if not offchip:
+        assert result.cycles == acc.onchip_cycles
+
+
+@pytest.mark.parametrize("offchip", [True, False])
+def test_several_rows(offchip):
+    g = ih.Graph("rows")
+    x = g.input("x", shape=(3, 7), fmt="int8")
+    g.output(g.linear(x, 70, shift=6, name="fc"))       # two blocks of the 64-lane array
+    inputs, params = g.random_inputs(2), g.random_parameters(2)
+    one_core = Resources.for_model("mlp", "tiny").replace(ccs=1)
+    acc = ih.build(schedule(g, one_core, "sequential"), g, offchip=offchip)
+    result = ih.simulate(acc, inputs, params)
+    np.testing.assert_array_equal(result.outputs["fc"], ih.reference(g, inputs, params)["fc"])
+    if not offchip:
+        assert result.cycles == acc.onchip_cycles
+
+
+def test_vcd(tmp_path):
+    graph = two_layers(1, True)
+    path = tmp_path / "run.vcd"
+    ih.simulate(ih.build(tiny(graph), graph), graph.random_inputs(), graph.random_parameters(),
+                vcd=str(path))
+    assert path.stat().st_size > 0
+
+
+@pytest.fixture
+def acc():
+    graph = two_layers(1, True)
+    return ih.build(tiny(graph), graph)
+
+
+def test_errors(acc):
+    graph = acc.graph
+    inputs, params = graph.random_inputs(), graph.random_parameters()
+    with pytest.raises(TypeError, match=r"^Accelerator must be an Accelerator from build\(\), "
+                                        r"not 1$"):
+        ih.simulate(1, inputs, params)
+    with pytest.raises(ValueError, match=r"^Backend must be one of amaranth \(others are not "
+                                         r"supported yet\), not 'verilator'$"):
+        ih.simulate(acc, inputs, params, backend="verilator")
+    with pytest.raises(ValueError, match=r"^Input 'x' is missing$"):
+        ih.simulate(acc, {}, params)
+    with pytest.raises(ValueError, match=r"^Input 'x' must have shape \(1, 6\), not \(6,\)$"):
+        ih.simulate(acc, {"x": inputs["x"][0]}, params)
+    with pytest.raises(ValueError, match=r"^Parameter 'fc1.weight' must be within int8 "
+                                         r"\[-128, 127\]$"):
+        ih.simulate(acc, inputs, {**params, "fc1.weight": np.full((5, 6), 200)})
+    with pytest.raises(TypeError, match=r"^Input 'x' must hold integers, not float64$"):
+        ih.simulate(acc, {"x": inputs["x"] * 1.0}, params)
+    with pytest.raises(TypeError, match=r"^Inputs must be a dict of arrays by name, not \[\]$"):
+        ih.simulate(acc, [], params)
+    # Nothing ran, but the accelerator was elaborated by nobody: use it.
+    ih.simulate(acc, inputs, params)
+
+
+# --- CLI -----------------------------------------------------------------------------------------
+
+def test_cli_sim_json(capsys):
+    assert main(["sim", "mlp", "--scale", "tiny", "--policy", "sequential", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {k: data[k] for k in ("model", "scale", "policy", "backend", "cycles",
+                                 "predicted_cycles", "onchip_cycles", "macs", "pes", "match")} == {
+        "model": "mlp", "scale": "tiny", "policy": "sequential", "backend": "amaranth",
+        "cycles": 429, "predicted_cycles": 426, "onchip_cycles": 59, "macs": 512, "pes": 128,
+        "match": True}
+    assert data["utilization"] == pytest.approx(512 / (429 * 128), abs=1e-6)
+
+
+def test_cli_sim_text(capsys):
+    assert main(["sim", "mlp", "--policy", "sequential", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("mlp (tiny, sequential) on amaranth: 429 cycles; predicted 426 "
+                          "(59 on chip); outputs match the golden model;")
+
+
+def test_cli_verilog(tmp_path, capsys):
+    path = tmp_path / "mlp.v"
+    assert main(["verilog", "mlp", "--policy", "sequential", "-o", str(path)]) == 0
+    assert "module top(" in path.read_text()
+    assert capsys.readouterr().out.startswith(f"{path}: ")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sim", "self_attention"],
+     "The generator does not support matmul tasks (task 'scores') yet"),
+    (["sim", "cnn4l", "--policy", "sequential"],
+     "The generator does not support conv2d tasks (task 'conv1') yet"),
+    (["verilog", "mlp", "--scale", "small", "--policy", "sequential", "-o", "unused.v"],
+     "The generator does not support tasks dealt over several cores (task 'fc2' on cores 0, 1) "
+     "yet"),
+    (["sim", "nonsense"],
+     "Unknown model 'nonsense'; expected one of mlp, self_attention, cnn4l, vae, gating_net, "
+     "gpt2_medium, or a path to a .py file defining graph(scale)"),
+])
+def test_cli_unsupported(argv, message, capsys):
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"intar {argv[0]}: error: {message}\n"
+
+
+@pytest.mark.parametrize("scale, predicted, measured", [
+    ("tiny", 426, 429),
+    ("small", 7730, 7733),
+])
+def test_mlp_sequential_on_one_core(scale, predicted, measured):
+    """The MLP on a one-core budget: every stage on the same core, weights streamed."""
+    graph = ih.model_graph("mlp", scale)
+    one_core = Resources.for_model("mlp", scale).replace(ccs=1)
+    inputs, params = graph.random_inputs(6), graph.random_parameters(6)
+    result = ih.simulate(ih.build(schedule(graph, one_core, "sequential"), graph), inputs, params)
+    np.testing.assert_array_equal(result.outputs["relu3"],
+                                  ih.reference(graph, inputs, params)["relu3"])
+    # One cycle more than predicted per stage: the last row's drain after the last weight word.
+    assert (result.predicted_cycles, result.cycles) == (predicted, measured)
+    assert abs(result.cycles - predicted) <= 0.01 * predicted
+
+
+def test_readme_generator_example(capsys):
+    from pathlib import Path
+    import re
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    example = re.search(r"Generating and checking the accelerator.*?```python\n(.*?)```", readme,
+                        re.S).group(1)
+    exec(compile("import intar_hw as ih\n" + example, "README.md", "exec"), {})
+    assert capsys.readouterr().out.startswith("429 426 [[")
+
+
+def test_mlp_tiny_int16():
+    graph = ih.model_graph("mlp", "tiny", fmt="int16")
+    inputs, params = graph.random_inputs(2), graph.random_parameters(2)
+    result = ih.simulate(ih.build(tiny(graph), graph), inputs, params)
+    np.testing.assert_array_equal(result.outputs["relu3"],
+                                  ih.reference(graph, inputs, params)["relu3"])
+    assert (result.predicted_cycles, result.cycles) == (690, 693)
+
+
+@pytest.mark.parametrize("pea, M, N, K, bias", [
+    ((4, 4, 1), 3, 10, 6, True),         # "NM": N on the array's rows, bias broadcast per row
+    ((2, 3, 2), 5, 7, 9, False),         # ragged tiles and an odd reduction over d3 = 2
+    ((1, 8, 2), 1, 12, 7, True),         # one-row chain with d3 = 2 (two lanes a beat)
+    ((8, 1, 1), 9, 2, 4, True),          # one-lane result words
+])
+def test_shapes_bit_exact(pea, M, N, K, bias):
+    """Layouts, loader and storer across orientations, depths and ragged tiles (cycles of
+    compute-bound stages with outputs are not yet close to the prediction: see the report)."""
+    g = ih.Graph("shapes")
+    x = g.input("x", shape=(M, K), fmt="int8")
+    h = g.linear(x, N, shift=5, bias=bias, name="fc1")
+    if M == 1:
+        h = g.linear(g.relu(h, name="r1"), 4, shift=4, bias=bias, name="fc2")
+    g.output(h)
+    budget = Resources(ccs=1, pea=pea, scratchpad_kib=64, offchip_bytes_per_cycle=3,
+                       offchip_latency=5)
+    inputs, params = g.random_inputs(1), g.random_parameters(1)
+    result = ih.simulate(ih.build(schedule(g, budget, "sequential"), g), inputs, params)
+    golden = ih.reference(g, inputs, params)
+    for name, value in result.outputs.items():
+        np.testing.assert_array_equal(value, golden[name])
+    assert result.cycles >= result.predicted_cycles
