@@ -3,7 +3,7 @@
 from amaranth import *
 
 
-__all__ = ["wrap_increment", "stage"]
+__all__ = ["wrap_increment", "stage", "bank_ring"]
 
 
 def wrap_increment(value, count):
@@ -22,3 +22,26 @@ def stage(m, enable, name, values):
         regs[key] = reg
     return regs
 
+
+
+def bank_ring(m, names, banks):
+    """Token passing for ``banks`` row buffers visited by the pipeline stages ``names`` in turn.
+
+    A bank goes from stage to stage in the order of ``names`` and back to the first. Stage ``s``
+    may start on a bank while ``tokens[s]`` is non-zero; it raises ``take[s]`` when it claims one,
+    ``give[s]`` when it hands its bank to the next stage, and ``step[s]`` to advance its bank
+    pointer ``ptr[s]``. The first stage starts with every token. Returns the five dicts
+    ``(tokens, take, give, ptr, step)``, keyed by stage name.
+    """
+    tokens = {s: Signal(range(banks + 1), name=f"{s}_tokens",
+                        init=banks if s == names[0] else 0) for s in names}
+    take = {s: Signal(name=f"{s}_take") for s in names}
+    give = {s: Signal(name=f"{s}_give") for s in names}
+    for s, previous in zip(names, names[-1:] + names[:-1]):
+        m.d.sync += tokens[s].eq(tokens[s] + give[previous] - take[s])
+    ptr = {s: Signal(range(banks), name=f"{s}_bank") for s in names}
+    step = {s: Signal(name=f"{s}_step") for s in names}
+    for s in names:
+        with m.If(step[s]):
+            m.d.sync += ptr[s].eq(wrap_increment(ptr[s], banks))
+    return tokens, take, give, ptr, step

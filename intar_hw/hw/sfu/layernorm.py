@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from ... import numerics
 from .layouts import VectorLayout
 from ..checks import check_count, check_format
-from ..logic import stage, wrap_increment
+from ..logic import bank_ring, stage, wrap_increment
 
 
 __all__ = ["LayerNormParamsLayout", "LayerNorm"]
@@ -342,17 +342,7 @@ class LayerNorm(wiring.Component):
 
         # Bank tokens, as in Softmax: input -> stats -> output -> input.
         names = ("input", "stats", "output")
-        tokens = {s: Signal(range(banks + 1), name=f"{s}_tokens",
-                            init=banks if s == "input" else 0) for s in names}
-        take = {s: Signal(name=f"{s}_take") for s in names}
-        give = {s: Signal(name=f"{s}_give") for s in names}
-        for s, previous in zip(names, names[-1:] + names[:-1]):
-            m.d.sync += tokens[s].eq(tokens[s] + give[previous] - take[s])
-        ptr = {s: Signal(range(banks), name=f"{s}_bank") for s in names}
-        step = {s: Signal(name=f"{s}_step") for s in names}
-        for s in names:
-            with m.If(step[s]):
-                m.d.sync += ptr[s].eq(wrap_increment(ptr[s], banks))
+        tokens, take, give, ptr, step = bank_ring(m, names, banks)
 
         row_s = Array(Signal(signed(s_width), name=f"row_sum_{b}") for b in range(banks))
         row_q = Array(Signal(q_width, name=f"row_squares_{b}") for b in range(banks))

@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 from ... import numerics
 from .layouts import VectorLayout
 from ..checks import check_count, check_format
-from ..logic import stage, wrap_increment
+from ..logic import bank_ring, stage, wrap_increment
 
 
 __all__ = ["Softmax"]
@@ -281,17 +281,7 @@ class Softmax(wiring.Component):
         # output -> input; each stage takes a token when it starts (or finishes) with a bank and
         # gives one to the next stage when the bank is ready for it.
         names = ("input", "exp", "div", "output")
-        tokens = {s: Signal(range(banks + 1), name=f"{s}_tokens",
-                            init=banks if s == "input" else 0) for s in names}
-        take = {s: Signal(name=f"{s}_take") for s in names}
-        give = {s: Signal(name=f"{s}_give") for s in names}
-        for s, previous in zip(names, names[-1:] + names[:-1]):
-            m.d.sync += tokens[s].eq(tokens[s] + give[previous] - take[s])
-        ptr = {s: Signal(range(banks), name=f"{s}_bank") for s in names}
-        step = {s: Signal(name=f"{s}_step") for s in names}
-        for s in names:
-            with m.If(step[s]):
-                m.d.sync += ptr[s].eq(wrap_increment(ptr[s], banks))
+        tokens, take, give, ptr, step = bank_ring(m, names, banks)
 
         # Per-bank results handed from stage to stage.
         row_max = Array(Signal(signed(bits), name=f"row_max_{b}") for b in range(banks))
