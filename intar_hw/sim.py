@@ -26,8 +26,8 @@ from .testbench import CLOCK_PERIOD
 __all__ = ["BACKENDS", "SimResult", "simulate"]
 
 
-#: Simulation back-ends; Verilator and cocotb runs of the exported Verilog will join.
-BACKENDS = ("amaranth",)
+#: Simulation back-ends: Amaranth's Python simulator, Verilator on the exported Verilog.
+BACKENDS = ("amaranth", "verilator")
 
 
 @dataclass
@@ -132,9 +132,11 @@ def simulate(acc, inputs, params, backend="amaranth", vcd=None):
     inputs, params : dict of str to array
         As :func:`intar_hw.reference` takes them: every graph input and parameter by name.
     backend : str
-        ``"amaranth"`` (Amaranth's Python simulator).
+        ``"amaranth"`` (Amaranth's Python simulator) or ``"verilator"`` (the exported Verilog
+        under Verilator, for accelerators built with ``offchip=True``: same outputs and cycles;
+        see :mod:`intar_hw.flow.verilator`).
     vcd : str or None
-        Path of a waveform file to write.
+        Path of a waveform file to write (``"amaranth"`` only).
 
     Raises
     ------
@@ -142,6 +144,8 @@ def simulate(acc, inputs, params, backend="amaranth", vcd=None):
         If ``acc`` is not an Accelerator or an array does not hold integers.
     ValueError
         For an unknown back-end, or a missing, misshapen or out-of-range input or parameter.
+    RuntimeError
+        If Verilator, or what it needs to build, is missing, or its build fails.
     TimeoutError
         If the accelerator is not done within four times its predicted cycles (plus 1000).
     """
@@ -150,14 +154,22 @@ def simulate(acc, inputs, params, backend="amaranth", vcd=None):
     if not isinstance(backend, str):
         raise TypeError(f"Backend must be a string, not {backend!r}")
     if backend not in BACKENDS:
-        raise ValueError(f"Backend must be one of {', '.join(BACKENDS)} (others are not "
-                         f"supported yet), not {backend!r}")
+        raise ValueError(f"Backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if backend == "verilator":
+        from .flow.verilator import find_verilator, run_verilator
+        if not acc.offchip:
+            raise ValueError("The verilator backend runs only accelerators built with "
+                             "offchip=True")
+        if vcd is not None:
+            raise ValueError("Only the amaranth backend writes VCD waveforms")
+        find_verilator()        # fail before the memory model is built
     plan, graph = acc.plan, acc.graph
     inputs = _check("Input", inputs, {t.name: (t.shape, t.fmt) for t in graph.inputs})
     params = _check("Parameter", params,
                     {p.name: (p.shape, p.fmt) for p in graph.params.values()})
     images = {} if acc.offchip else plan.images(inputs, params)
-    reads = {} if acc.offchip else plan.output_locations()
+    reads = [] if acc.offchip else [t for parts in plan.output_locations().values()
+                                    for t in parts]
     memory = offchip_memory(acc, inputs, params) if acc.offchip else None
     measured = {}
     results = {c: {} for c in plan.cores}
@@ -187,7 +199,7 @@ def simulate(acc, inputs, params, backend="amaranth", vcd=None):
         await ctx.tick()
         if memory is not None:
             measured["offchip"] = [int(w) for w in read_back(ctx, memory)]
-        for t in reads.values():
+        for t in reads:
             port = getattr(acc, f"core{t.core}_results_read")
             ctx.set(port.resp.ready, 1)
             for addr in range(t.gemm.dest_base, t.gemm.dest_base + t.gemm.dest_words):
@@ -199,6 +211,13 @@ def simulate(acc, inputs, params, backend="amaranth", vcd=None):
                 results[t.core][addr] = [int(v) for v in response.data]
             ctx.set(port.resp.ready, 0)
 
+    if backend == "verilator":
+        words, cycles, seconds = run_verilator(acc, memory, limit)
+        return SimResult(
+            outputs=plan.outputs_from_offchip(words, acc.bus_bytes, acc.output_base),
+            cycles=cycles, predicted_cycles=plan.schedule.cycles,
+            onchip_cycles=acc.onchip_cycles, backend=backend, macs=plan.schedule.macs,
+            pes=sum(c.macs for c in plan.schedule.cores), seconds=seconds)
     sim = Simulator(_Board(acc, memory) if acc.offchip else acc)
     sim.add_clock(CLOCK_PERIOD)
     sim.add_testbench(bench)

@@ -36,7 +36,9 @@ class Accelerator(wiring.Component):
     back after their stage (built only if some stage has outputs). A core reading another core's
     one-row result gets a read port on that core's result memory (a mux input exists only if a
     stage uses it); memories a core's programs do not use are not built (see :mod:`.layout` for
-    what is supported).
+    what is supported). A task the schedule deals over several cores runs as one program on each
+    (its tiles, round-robin): the loader broadcasts a shared graph input to all of them, and the
+    next task or the storer gathers the result from their result memories.
 
     Protocol with ``offchip``: the off-chip memory (an :class:`~intar_hw.hw.offchip.OffchipPort`
     in simulation) holds :meth:`.layout.Plan.offchip_image` from word 0; the host raises

@@ -14,8 +14,16 @@ What the generator supports today (everything else raises :class:`ValueError` sa
 not supported yet):
 
 - tasks that are ``linear`` operators, with at most a fused ``relu`` on their result link;
-- each task on one core that does work (a core group whose other cores get no tiles, as the
-  sequential policy deals a one-row GEMM, counts as that one core);
+- tasks on one core, or dealt over a group of cores with equal PE arrays: the tiles of the
+  dealt dimension go round-robin to the group's cores (``cost.deal``), one :class:`Task` (a
+  *part*) per core that gets any, each with its own program, weight rows and bias (split N) or
+  input rows (split M). A graph input a split-N task reads is read off-chip once and broadcast
+  to every part's ``activations`` memory; a chained one-row ``A`` is read by every part from
+  where it was written. A one-row result dealt along N is gathered, word by word, from the
+  parts' result memories (``GemmProgram.a_gather``: the own one and one peer at most) by its
+  consumer, and by the storer when it is a graph output (:meth:`Plan.result_words`); dealt
+  results of several rows are gathered by the storer only. A core group whose other cores get
+  no tiles (as the sequential policy deals a one-row GEMM along M) is that one core;
 - stages of any pattern; a task's ``A`` is a graph input (streamed from off-chip into the
   core's ``activations`` memory) or the one-row result of an earlier task (a one-row GEMM
   consumer), read in result layout where it was written: from the core's own result memory
@@ -54,6 +62,12 @@ class Task:
     ``stage`` is the schedule's stage index, ``program`` the core's program index (its position
     in :attr:`Plan.programs` of the core), ``a`` / ``result`` the tensor names of its ``A``
     operand and its (fused) result, ``op`` the name of its linear operator.
+
+    A task the schedule deals over several cores is one ``Task`` per core that gets tiles (its
+    *part*), in the group's order: ``split`` is the dealt dimension (``"M"`` or ``"N"``) and
+    ``picks`` the indices along it this core computes (its tiles, dealt round-robin), ``None``
+    for an undealt task. ``a_also`` names the other cores a graph-input ``A`` is broadcast to
+    with this part's words; ``a_shared`` marks a part whose ``A`` arrives that way.
     """
     name: str
     op: str
@@ -63,6 +77,10 @@ class Task:
     gemm: GemmProgram
     a: str
     result: str
+    split: object = None
+    picks: object = None
+    a_also: tuple = ()
+    a_shared: bool = False
 
 
 class Plan:
@@ -127,11 +145,37 @@ class Plan:
             op = self._graph.op(t.op)
             A = None
             if g.a_source not in (Source.RESULTS, Source.PEER):
-                A = _array("Input", inputs, t.a).reshape(g.batch, g.M, g.K)
-            B = _array("Parameter", params, f"{t.op}.weight")
-            bias = _array("Parameter", params, f"{t.op}.bias") if op.has_bias else None
+                A = self._part_a(t, _array("Input", inputs, t.a))
+            B = self._part_b(t, _array("Parameter", params, f"{t.op}.weight"))
+            bias = None
+            if op.has_bias:
+                bias = self._part_bias(t, _array("Parameter", params, f"{t.op}.bias"))
             operands[t.core].append((A, B, bias))
         return {c: memory_images(self._programs[c], operands[c]) for c in self._cores}
+
+    def parts(self, name):
+        """The parts of task ``name`` (one :class:`Task` per core it runs on), in deal order."""
+        found = tuple(t for t in self._tasks if t.name == name)
+        if not found:
+            raise ValueError(f"Plan has no task {name!r}")
+        return found
+
+    def _part_a(self, t, A):
+        """Task ``t``'s rows of the graph input ``A``, as ``(batch, M, K)``."""
+        g = t.gemm
+        if t.split == "M":
+            return np.asarray(A).reshape(g.batch, -1, g.K)[:, list(t.picks), :]
+        return np.asarray(A).reshape(g.batch, g.M, g.K)
+
+    def _part_b(self, t, B):
+        g = t.gemm
+        if t.split == "N":
+            return np.asarray(B).reshape(g.batch, -1, g.K)[:, list(t.picks), :]
+        return np.asarray(B).reshape(g.batch, g.N, g.K)
+
+    def _part_bias(self, t, bias):
+        bias = np.asarray(bias).reshape(-1)
+        return bias[list(t.picks)] if t.split == "N" else bias
 
     # --- off-chip --------------------------------------------------------------------------
 
@@ -169,8 +213,8 @@ class Plan:
                          for w, n in zip(image, sizes)]
             parts.append((source.value, base, sizes, words))
 
-        if g.a_source not in (Source.RESULTS, Source.PEER):
-            A = None if inputs is None else np.asarray(inputs[t.a]).reshape(g.batch, g.M, g.K)
+        if g.a_source not in (Source.RESULTS, Source.PEER) and not t.a_shared:
+            A = None if inputs is None else self._part_a(t, inputs[t.a])
             operand(g.a_source, g.a_base, g.M, g.dm, A, g.a_image)
         if g.bias_base is not None:
             if g.orientation == "MN":
@@ -179,11 +223,10 @@ class Plan:
                 sizes = [4] * g.N
             words = None
             if params is not None:
-                image = g.bias_image(params[f"{t.op}.bias"])
+                image = g.bias_image(self._part_bias(t, params[f"{t.op}.bias"]))
                 words = [_bytes(np.asarray(w)[:n // 4], 4) for w, n in zip(image, sizes)]
             parts.append(("biases", g.bias_base, sizes, words))
-        B = None if params is None else np.asarray(params[f"{t.op}.weight"]).reshape(
-            g.batch, g.N, g.K)
+        B = None if params is None else self._part_b(t, params[f"{t.op}.weight"])
         operand(g.b_source, g.b_base, g.N, g.dn, B, g.b_image)
         return parts
 
@@ -201,11 +244,14 @@ class Plan:
                     continue
                 for memory, base, sizes, _ in self._task_words(t):
                     target = targets.index((t.core, memory))
+                    also = ()
+                    if memory == t.gemm.a_source.value:
+                        also = tuple(targets.index((c, memory)) for c in t.a_also)
                     run_start = 0
                     for i in range(1, len(sizes) + 1):
                         if i == len(sizes) or sizes[i] != sizes[run_start]:
                             segments.append(Segment(target, base + run_start, i - run_start,
-                                                    sizes[run_start]))
+                                                    sizes[run_start], also))
                             run_start = i
                     total += sum(sizes)
             words = -(-total // bus_bytes)
@@ -231,25 +277,62 @@ class Plan:
 
     def result_sources(self):
         """Cores whose result memories hold graph outputs, in order (the storer's sources)."""
-        return tuple(sorted({t.core for t in self.output_locations().values()}))
+        return tuple(sorted({t.core for parts in self.output_locations().values()
+                             for t in parts}))
+
+    def result_words(self, name):
+        """``(program, [(core, address, nbytes)])`` of the result of task ``name``.
+
+        ``program`` is the task's whole GEMM on one of its cores (for
+        :meth:`~intar_hw.hw.core.GemmProgram.result_from_words`); the list holds every word of
+        its result layout, in order, with the core and address where a part wrote it and the
+        bytes of its valid lanes. A result dealt over cores is gathered here: the parts' tiles
+        interleave round-robin along the dealt dimension.
+        """
+        parts = self.parts(name)
+        first = parts[0].gemm
+        eb = (max(p.out_format.bits for p in self._programs[parts[0].core]) + 7) // 8
+        M = sum(t.gemm.M for t in parts) if parts[0].split == "M" else first.M
+        N = sum(t.gemm.N for t in parts) if parts[0].split == "N" else first.N
+        whole = GemmProgram(pea=first.pea, M=M, N=N, K=first.K, batch=first.batch,
+                            orientation=first.orientation, out_format=first.out_format)
+        d1, d2, _ = first.pea
+        count = len(parts)
+        # The dealt dimension lies along the result layout's rows (P) or its words (Q).
+        axis = None
+        if count > 1:
+            axis = "P" if (parts[0].split == "M") == (first.orientation == "MN") else "Q"
+        words = []
+        for b in range(whole.batch):
+            for p in range(whole.p_rows):
+                for q in range(whole.q_tiles):
+                    nbytes = min(d2, whole.q_rows - q * d2) * eb
+                    part, row, tile = parts[0], p, q
+                    if axis == "P":
+                        unit = p // d1
+                        part, row = parts[unit % count], (unit // count) * d1 + p % d1
+                    elif axis == "Q":
+                        part, tile = parts[q % count], q // count
+                    g = part.gemm
+                    words.append((part.core,
+                                  g.dest_base + (b * g.p_rows + row) * g.q_tiles + tile, nbytes))
+        return whole, words
 
     def _stored(self, stage):
-        """``[(output name, Task, element bytes, [nbytes per result word])]`` of a stage."""
+        """``[(output name, whole program, element bytes, [(core, address, nbytes)])]``."""
         found = []
-        for name, t in self.output_locations().items():
-            if t.stage != stage:
+        for name, parts in self.output_locations().items():
+            if parts[0].stage != stage:
                 continue
-            g = t.gemm
-            d2 = g.pea[1]
-            eb = (max(p.out_format.bits for p in self._programs[t.core]) + 7) // 8
-            sizes = [min(d2, g.q_rows - q * d2) * eb
-                     for _ in range(g.batch) for _ in range(g.p_rows) for q in range(g.q_tiles)]
-            found.append((name, t, eb, sizes))
+            eb = (max(p.out_format.bits for p in self._programs[parts[0].core]) + 7) // 8
+            whole, words = self.result_words(parts[0].name)
+            found.append((name, whole, eb, words))
         return found
 
     def storer_stages(self, bus_bytes, base):
         """Per stage, a :class:`~.storer.StorerStage`: the graph outputs it writes off-chip,
-        as the low bytes of their result words (valid lanes only), from bus word ``base`` on."""
+        as the low bytes of their result words (valid lanes only), from bus word ``base`` on;
+        a result dealt over cores is gathered from their result memories in order."""
         from .loader import Segment
         from .storer import StorerStage
 
@@ -257,15 +340,16 @@ class Plan:
         stages, start = [], base
         for s in range(len(self._schedule.stages)):
             segments, total = [], 0
-            for _, t, _, sizes in self._stored(s):
-                target = sources.index(t.core)
-                run_start = 0
-                for i in range(1, len(sizes) + 1):
-                    if i == len(sizes) or sizes[i] != sizes[run_start]:
-                        segments.append(Segment(target, t.gemm.dest_base + run_start,
-                                                i - run_start, sizes[run_start]))
-                        run_start = i
-                total += sum(sizes)
+            for _, _, _, located in self._stored(s):
+                for core, addr, nbytes in located:
+                    target = sources.index(core)
+                    last = segments[-1] if segments else None
+                    if (last is not None and (last.target, last.nbytes) == (target, nbytes)
+                            and last.base + last.count == addr):
+                        segments[-1] = Segment(target, last.base, last.count + 1, nbytes)
+                    else:
+                        segments.append(Segment(target, addr, 1, nbytes))
+                    total += nbytes
             words = -(-total // bus_bytes)
             stages.append(StorerStage(start, words, tuple(segments)))
             start += words
@@ -278,38 +362,40 @@ class Plan:
             data = b"".join(int(w).to_bytes(bus_bytes, "little")
                             for w in words[stage.start:stage.start + stage.words])
             pos = 0
-            for name, t, eb, sizes in self._stored(s):
-                g = t.gemm
-                d2 = g.pea[1]
+            for name, whole, eb, located in self._stored(s):
+                d2 = whole.pea[1]
                 lanes = []
-                for n in sizes:
+                for _, _, n in located:
                     chunk = data[pos:pos + n]
                     pos += n
                     values = [int.from_bytes(chunk[i:i + eb], "little", signed=True)
                               for i in range(0, n, eb)]
                     lanes.append(values + [0] * (d2 - len(values)))
                 tensor = self._graph.tensor(name)
-                out[name] = g.result_from_words(lanes).reshape(tensor.shape).astype(
+                out[name] = whole.result_from_words(lanes).reshape(tensor.shape).astype(
                     tensor.fmt.dtype)
         return out
 
     def output_locations(self):
-        """``{output tensor name: Task}``: the task whose result memory holds each output."""
+        """``{output tensor name: parts}``: the task parts whose result memories hold each
+        output (one :class:`Task` for a task on one core)."""
         found = {}
         for tensor in self._graph.outputs:
             for t in self._tasks:
                 if t.result == tensor.name:
-                    found[tensor.name] = t
+                    found[tensor.name] = self.parts(t.name)
+                    break
         return found
 
     def outputs(self, results):
-        """Graph outputs by name from ``results`` (``{core: result memory words}``)."""
+        """Graph outputs by name from ``results`` (``{core: {address: result word}}`` or
+        ``{core: list of result words}``)."""
         out = {}
-        for name, t in self.output_locations().items():
-            g = t.gemm
-            words = results[t.core][g.dest_base:g.dest_base + g.dest_words]
+        for name, parts in self.output_locations().items():
+            whole, located = self.result_words(parts[0].name)
+            words = [results[core][addr] for core, addr, _ in located]
             tensor = self._graph.tensor(name)
-            out[name] = g.result_from_words(words).reshape(tensor.shape).astype(
+            out[name] = whole.result_from_words(words).reshape(tensor.shape).astype(
                 tensor.fmt.dtype)
         return out
 
@@ -378,6 +464,42 @@ def _check_gemms(schedule, graph):
                                      f"the graph's operator has {op.param_bytes}")
 
 
+def _deal(schedule, p):
+    """``[(core, picks)]``: the cores of placement ``p`` that get tiles, in the group's order,
+    with the indices along ``p.split`` each computes (``None`` when one core does it all).
+
+    Tiles of the dealt dimension go round-robin to the group's cores (``cost.deal``): tile
+    ``u`` to core ``p.cores[u % len(p.cores)]``.
+    """
+    working = [loop for loop in p.loops if loop.cycles > 0]
+    if len(working) == 1:
+        return [(working[0].core, None)]
+    peas = {schedule.cores[c].pea for c in p.cores}
+    orientations = {loop.orientation for loop in working}
+    if len(peas) != 1 or len(orientations) != 1:
+        raise _unsupported(f"tasks dealt over cores of different PE arrays (task {p.task!r} on "
+                           f"cores {', '.join(str(loop.core) for loop in working)})")
+    (d1, d2, _), = peas
+    orientation, = orientations
+    batch, M, N, K = p.gemm
+    size = M if p.split == "M" else N
+    unit = (d1 if orientation == "MN" else d2) if p.split == "M" else (
+        d2 if orientation == "MN" else d1)
+    units = -(-size // unit)
+    count = len(p.cores)
+    shares = []
+    for r, core in enumerate(p.cores):
+        picks = tuple(i for u in range(r, units, count)
+                      for i in range(u * unit, min((u + 1) * unit, size)))
+        if picks:
+            shares.append((core, picks))
+    if [c for c, _ in shares] != [loop.core for loop in working]:
+        raise ValueError(f"Task {p.task!r} deals tiles to cores "
+                         f"{', '.join(str(c) for c, _ in shares)}, not to the schedule's "
+                         f"{', '.join(str(loop.core) for loop in working)}")
+    return shares
+
+
 def plan(schedule, graph):
     """The :class:`Plan` of ``schedule`` on ``graph``.
 
@@ -396,7 +518,7 @@ def plan(schedule, graph):
     _check_gemms(schedule, graph)
     words = {}          # (core, memory) -> next free word
     counts = {}         # core -> programs so far
-    made = {}           # task name -> Task
+    made = {}           # task name -> its parts
     peers = {}          # core -> the core whose result memory it reads
     tasks = []
 
@@ -410,11 +532,6 @@ def plan(schedule, graph):
             op = graph.op(p.task)
             if op.kind is not OpKind.LINEAR:
                 raise _unsupported(f"{op.kind.value} tasks (task {p.task!r})")
-            working = [loop for loop in p.loops if loop.cycles > 0]
-            if len(working) != 1:
-                raise _unsupported(f"tasks dealt over several cores (task {p.task!r} on cores "
-                                   f"{', '.join(str(loop.core) for loop in working)})")
-            loop = working[0]
             if len(p.results) != 1:
                 raise _unsupported(f"tasks with {len(p.results)} results (task {p.task!r})")
             result = p.results[0]
@@ -422,55 +539,85 @@ def plan(schedule, graph):
                 raise _unsupported(f"SFUs {', '.join(result.sfu)} on a result link "
                                    f"(task {p.task!r})")
             a_operand = next(o for o in p.operands if o.role == "A")
-            batch, M, N, K = p.gemm
-            pea = schedule.cores[loop.core].pea
             a_tensor = op.inputs[0].name
-            a_lanes = None
-            if a_operand.producer is None:
-                a_source, a_base = Source.ACTIVATIONS, None
-            else:
-                producer = made.get(a_operand.producer)
-                if producer is None:
-                    raise _unsupported(f"an A operand produced outside the planned tasks "
-                                       f"(task {p.task!r} reads {a_tensor!r})")
-                if M != 1 or loop.orientation != "MN":
-                    raise _unsupported(f"re-laying out a result of several rows as an operand "
-                                       f"(task {p.task!r} reads {a_tensor!r})")
-                a_base = producer.gemm.dest_base
-                if producer.core == loop.core:
-                    a_source = Source.RESULTS
+            batch, M, N, K = p.gemm
+            shares = _deal(schedule, p)
+            loops = {loop.core: loop for loop in p.loops}
+            # A graph input broadcast to the parts of a task dealt along N shares one base.
+            a_shared_base = None
+            broadcast = (a_operand.producer is None and len(shares) > 1 and p.split == "N")
+            parts = []
+            for position, (core, picks) in enumerate(shares):
+                loop = loops[core]
+                Mc, Nc = M, N
+                if picks is not None:
+                    Mc, Nc = (len(picks), N) if p.split == "M" else (M, len(picks))
+                pea = schedule.cores[core].pea
+                a_lanes, a_gather = None, None
+                if a_operand.producer is None:
+                    a_source, a_base = Source.ACTIVATIONS, None
                 else:
-                    # A one-row result is read where it was written, in the producer's memory.
-                    if producer.gemm.M != 1 or producer.gemm.orientation != "MN":
-                        raise _unsupported(f"streaming a result of several rows between cores "
+                    producers = made.get(a_operand.producer)
+                    if producers is None:
+                        raise _unsupported(f"an A operand produced outside the planned tasks "
                                            f"(task {p.task!r} reads {a_tensor!r})")
-                    if peers.setdefault(loop.core, producer.core) != producer.core:
-                        raise _unsupported(f"a core reading results of two other cores (core "
-                                           f"{loop.core} in task {p.task!r})")
-                    a_source, a_lanes = Source.PEER, producer.gemm.pea[1]
-            shape = dict(pea=pea, M=M, N=N, K=K, batch=batch, orientation=loop.orientation,
-                         a_source=a_source, a_lanes=a_lanes, shift=op.shift,
-                         out_format=op.output.fmt, relu=result.sfu == ("relu",))
-            probe = GemmProgram(**shape, bias_base=0 if op.has_bias else None)
-            if a_base is None:
-                a_base = take(loop.core, "activations", probe.a_words)
-            gemm = GemmProgram(
-                **shape, a_base=a_base,
-                b_base=take(loop.core, "weights", probe.b_words),
-                bias_base=take(loop.core, "biases", probe.bias_words) if op.has_bias else None,
-                dest_base=take(loop.core, "results", probe.dest_words))
-            # The program must walk the loop nest the schedule costed.
-            tiles = gemm.tiles
-            expected = (loop.i, loop.j) if p.order is Order.KOUTER else (loop.i, loop.j, loop.k)
-            if tiles[:len(expected)] != expected:
-                raise ValueError(f"Task {p.task!r} program tiles {tiles!r} differ from the "
-                                 f"schedule's loop bounds {(loop.i, loop.j, loop.k)!r}")
-            index = counts.get(loop.core, 0)
-            counts[loop.core] = index + 1
-            task = Task(p.task, op.name, stage.index, loop.core, index, gemm, a_tensor,
-                        result.tensor)
-            made[p.task] = task
-            tasks.append(task)
+                    if Mc != 1 or loop.orientation != "MN":
+                        raise _unsupported(f"re-laying out a result of several rows as an "
+                                           f"operand (task {p.task!r} reads {a_tensor!r})")
+                    sources = []
+                    for producer in producers:
+                        if producer.core == core:
+                            sources.append((Source.RESULTS, producer.gemm.dest_base))
+                            continue
+                        # A one-row result is read where it was written, in the producer's
+                        # memory.
+                        if producer.gemm.M != 1 or producer.gemm.orientation != "MN":
+                            raise _unsupported(f"streaming a result of several rows between "
+                                               f"cores (task {p.task!r} reads {a_tensor!r})")
+                        if peers.setdefault(core, producer.core) != producer.core:
+                            raise _unsupported(f"a core reading results of two other cores "
+                                               f"(core {core} in task {p.task!r})")
+                        sources.append((Source.PEER, producer.gemm.dest_base))
+                        a_lanes = producer.gemm.pea[1]
+                    if len(producers) > 1 and (batch != 1 or producers[0].split != "N"):
+                        raise _unsupported(f"gathering a result dealt over cores by rows or "
+                                           f"in batches (task {p.task!r} reads {a_tensor!r})")
+                    (a_source, a_base), = sources[:1]
+                    a_gather = tuple(sources) if len(sources) > 1 else None
+                shape = dict(pea=pea, M=Mc, N=Nc, K=K, batch=batch,
+                             orientation=loop.orientation, a_source=a_source, a_lanes=a_lanes,
+                             a_gather=a_gather, shift=op.shift, out_format=op.output.fmt,
+                             relu=result.sfu == ("relu",))
+                probe = GemmProgram(**{**shape, "a_base": a_base or 0},
+                                    bias_base=0 if op.has_bias else None)
+                if a_base is None and broadcast:
+                    if a_shared_base is None:
+                        a_shared_base = max(words.get((c, "activations"), 0) for c, _ in shares)
+                        for c, _ in shares:
+                            words[(c, "activations")] = a_shared_base + probe.a_words
+                    a_base = a_shared_base
+                elif a_base is None:
+                    a_base = take(core, "activations", probe.a_words)
+                gemm = GemmProgram(
+                    **shape, a_base=a_base,
+                    b_base=take(core, "weights", probe.b_words),
+                    bias_base=take(core, "biases", probe.bias_words) if op.has_bias else None,
+                    dest_base=take(core, "results", probe.dest_words))
+                # The program must walk the loop nest the schedule costed.
+                tiles = gemm.tiles
+                expected = ((loop.i, loop.j) if p.order is Order.KOUTER
+                            else (loop.i, loop.j, loop.k))
+                if tiles[:len(expected)] != expected:
+                    raise ValueError(f"Task {p.task!r} program tiles {tiles!r} differ from the "
+                                     f"schedule's loop bounds {(loop.i, loop.j, loop.k)!r}")
+                index = counts.get(core, 0)
+                counts[core] = index + 1
+                also = tuple(c for c, _ in shares[1:]) if broadcast and position == 0 else ()
+                parts.append(Task(p.task, op.name, stage.index, core, index, gemm, a_tensor,
+                                  result.tensor, p.split if picks is not None else None,
+                                  picks, also, broadcast and position > 0))
+            made[p.task] = tuple(parts)
+            tasks.extend(parts)
     widths = {graph.op(t.op).inputs[0].fmt.bits for t in tasks}
     widths |= {graph.op(t.op).weight_fmt.bits for t in tasks}
     if len(widths) != 1:

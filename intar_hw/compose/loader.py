@@ -18,12 +18,15 @@ class Segment:
     """``count`` words of ``nbytes`` bytes each, written to ``target`` from word ``base`` on.
 
     A word's bytes fill the low bytes of the memory word (lane 0 first, little-endian elements);
-    the rest of the word is written as zeros.
+    the rest of the word is written as zeros. The loader also writes each word, at the same
+    address, to the targets in ``also`` (an operand broadcast to several cores, read off-chip
+    once).
     """
     target: int
     base: int
     count: int
     nbytes: int
+    also: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -190,23 +193,38 @@ class Loader(wiring.Component):
         for port in target.values():
             m.d.comb += port.valid.eq(0)
         wrote = Signal()
+        fanout = max([1 + len(s.also) for s in segments], default=1)
+        taken = Signal(fanout, name="taken")        # broadcast targets that took the word
+        now = Signal(fanout, name="now")            # ... and those taking it this cycle
+        with m.If(wrote):
+            m.d.sync += taken.eq(0)
+        with m.Else():
+            m.d.sync += taken.eq(taken | now)
         with m.Switch(seg):
             for i, s in enumerate(segments):
                 with m.Case(i):
-                    port = target[names[s.target]]
+                    # A broadcast word is written once every target has taken it, each in its
+                    # own cycle (``taken`` remembers who has).
+                    written = []
+                    for n, t in enumerate((s.target, *s.also)):
+                        port = target[names[t]]
+                        m.d.comb += [
+                            port.valid.eq(active & (avail >= s.nbytes) & ~taken[n]),
+                            port.payload.addr.eq(s.base + word),
+                            port.payload.data.as_value().eq(merged.as_value()[:8 * s.nbytes]),
+                            now[n].eq(port.valid & port.ready),
+                        ]
+                        written.append(taken[n] | now[n])
                     m.d.comb += [
                         need.eq(s.nbytes),
-                        port.valid.eq(active & (avail >= s.nbytes)),
-                        port.payload.addr.eq(s.base + word),
-                        port.payload.data.as_value().eq(merged.as_value()[:8 * s.nbytes]),
-                        wrote.eq(port.valid & port.ready),
+                        wrote.eq(Cat(*written).all()),
                         last_word.eq(word == s.count - 1),
                         last_segment.eq(i + 1 == len(segments)
                                         or i + 1 in firsts),
                     ]
                     with m.If(wrote):
-                        m.d.sync += getattr(self, f"{names[s.target]}_level").eq(
-                            s.base + word + 1)
+                        for t in (s.target, *s.also):
+                            m.d.sync += getattr(self, f"{names[t]}_level").eq(s.base + word + 1)
         with m.If(wrote):
             with m.If(last_word):
                 m.d.sync += [word.eq(0), seg.eq(seg + 1)]

@@ -141,3 +141,88 @@ def test_mlp_pipeline_links_only_what_streams():
     fetch = [n for n in found["/core1/fetch"].signature.members
              if n in ("activations", "weights", "results", "peer")]
     assert fetch == ["weights", "peer"]
+
+
+# --- tasks dealt over several cores --------------------------------------------------------------
+
+def dealt(pea, scale="tiny"):
+    graph = ih.model_graph("mlp", scale)
+    budget = Resources.for_model("mlp", scale).replace(pea=pea)
+    return graph, schedule(graph, budget, "sequential")
+
+
+def test_dealt_task_gets_a_result_replica_per_extra_reader():
+    graph, s = dealt((1, 8, 1))
+    found = hierarchy(build(s, graph))
+    # Core 0 chains its own results and shares them with core 1: a replica for the peer, so a
+    # word broadcast to both cores is read by both in one cycle.
+    assert found["/core0/results"].read_ports == 2
+    assert "/core0/results_replica0" in found and "/core0/results_replica1" not in found
+    fetch = [n for n in found["/core0/fetch"].signature.members
+             if n in ("activations", "weights", "results", "peer")]
+    assert fetch == ["activations", "weights", "results", "peer"]
+
+
+@pytest.mark.parametrize("pea, offchip, measured", [
+    ((1, 8, 1), True, 429),          # fc1 and fc2 dealt along N over both cores
+    ((1, 8, 1), False, 59),
+    ((1, 4, 1), True, 429),          # fc3 too: the output is gathered from both cores
+    ((1, 4, 1), False, 83),
+])
+def test_dealt_tiny_mlp_bit_exact(pea, offchip, measured):
+    """A graph input broadcast to both cores, a result gathered from two result memories as the
+    next task's operand and as the output; cycles as the schedule predicts (exactly, on chip)."""
+    import numpy as np
+    graph, s = dealt(pea)
+    assert [p.cores for st in s.stages for p in st.placements] == [(0, 1)] * 3
+    acc = build(s, graph, offchip=offchip)
+    inputs, params = graph.random_inputs(11), graph.random_parameters(11)
+    result = ih.simulate(acc, inputs, params)
+    np.testing.assert_array_equal(result.outputs["relu3"],
+                                  ih.reference(graph, inputs, params)["relu3"])
+    assert result.cycles == measured
+    if offchip:
+        # One cycle per stage over: the last row's drain after the last weight word.
+        assert result.predicted_cycles == 426
+        assert abs(result.cycles - result.predicted_cycles) <= 0.01 * result.predicted_cycles
+    else:
+        assert result.cycles == acc.onchip_cycles
+
+
+def test_mlp_small_sequential_deals_fc2():
+    """The target: the small MLP under the sequential policy, fc2 dealt over cores 0 and 1."""
+    import numpy as np
+    graph = ih.model_graph("mlp", "small")
+    s = schedule(graph, Resources.for_model("mlp", "small"), "sequential")
+    assert s.stages[1].placements[0].split == "N"
+    inputs, params = graph.random_inputs(5), graph.random_parameters(5)
+    result = ih.simulate(ih.build(s), inputs, params)
+    np.testing.assert_array_equal(result.outputs["relu3"],
+                                  ih.reference(graph, inputs, params)["relu3"])
+    assert (result.predicted_cycles, result.cycles) == (7730, 7733)
+
+
+@pytest.mark.parametrize("offchip", [True, False])
+@pytest.mark.parametrize("rows, K, N, pea, split", [
+    (9, 4, 2, (2, 2, 1), "M"),        # row tiles dealt round-robin, "MN"
+    (9, 4, 3, (8, 1, 1), "M"),        # "NM": the dealt rows are the result words' columns
+    (3, 7, 70, (1, 64, 1), "N"),      # several rows, columns dealt; the output gathered per row
+])
+def test_dealt_layer_of_several_rows(rows, K, N, pea, split, offchip):
+    """Input rows (split M) or weight rows (split N) go to the core that computes them; the
+    storer (or the host) gathers the output from both result memories in order."""
+    import numpy as np
+    g = ih.Graph("rows")
+    x = g.input("x", shape=(rows, K), fmt="int8")
+    g.output(g.linear(x, N, shift=6, name="fc"))
+    budget = Resources(ccs=2, pea=pea, scratchpad_kib=64, offchip_bytes_per_cycle=3,
+                       offchip_latency=5)
+    s = schedule(g, budget, "sequential")
+    assert s.stages[0].placements[0].split == split
+    assert all(loop.cycles for loop in s.stages[0].placements[0].loops)
+    acc = build(s, g, offchip=offchip)
+    inputs, params = g.random_inputs(2), g.random_parameters(2)
+    result = ih.simulate(acc, inputs, params)
+    np.testing.assert_array_equal(result.outputs["fc"], ih.reference(g, inputs, params)["fc"])
+    if not offchip:
+        assert result.cycles == acc.onchip_cycles

@@ -26,7 +26,7 @@ def test_mlp_programs_chain_on_one_core():
     # Every memory region is its own: weights, biases and results one after the other.
     assert second.b_base == first.b_words and third.b_base == first.b_words + second.b_words
     assert second.dest_base == first.dest_words
-    assert p.output_locations() == {"relu3": p.task("fc3")}
+    assert p.output_locations() == {"relu3": (p.task("fc3"),)}
 
 
 def test_mlp_pipeline_reads_peers():
@@ -104,8 +104,6 @@ def test_plan_type_errors():
 @pytest.mark.parametrize("model, scale, policy, message", [
     ("self_attention", "tiny", "intar", r"matmul tasks \(task 'scores'\)"),
     ("gating_net", "tiny", "intar", r"SFUs silu on a result link \(task 'up_proj'\)"),
-    ("mlp", "small", "sequential",
-     r"tasks dealt over several cores \(task 'fc2' on cores 0, 1\)"),
     ("cnn4l", "tiny", "sequential", r"conv2d tasks \(task 'conv1'\)"),
 ])
 def test_unsupported(model, scale, policy, message):
@@ -113,6 +111,45 @@ def test_unsupported(model, scale, policy, message):
     s = schedule(graph, Resources.for_model(model, scale), policy)
     with pytest.raises(ValueError, match=rf"^The generator does not support {message} yet$"):
         plan(s, graph)
+
+
+def test_dealt_tasks_are_parts_on_each_core():
+    """The tiny MLP on two 8-lane cores: fc1 and fc2 are dealt along N, tile by tile."""
+    graph = ih.model_graph("mlp", "tiny")
+    s = schedule(graph, Resources.for_model("mlp", "tiny").replace(pea=(1, 8, 1)), "sequential")
+    p = plan(s, graph)
+    fc1, fc2 = p.parts("fc1"), p.parts("fc2")
+    assert [(t.core, t.split, t.picks) for t in fc1] == [
+        (0, "N", tuple(range(8))), (1, "N", tuple(range(8, 16)))]
+    # The graph input is read off-chip once and broadcast to both cores, at one address.
+    assert [(t.a_also, t.a_shared) for t in fc1] == [((1,), False), ((), True)]
+    assert fc1[0].gemm.a_base == fc1[1].gemm.a_base
+    # fc2 gathers relu1 from both result memories, its own first on each core.
+    assert fc2[0].gemm.a_gather == ((Source.RESULTS, 0), (Source.PEER, 0))
+    assert fc2[1].gemm.a_gather == ((Source.PEER, 0), (Source.RESULTS, 0))
+    assert p.peers == {0: 1, 1: 0}
+    fc3, = p.parts("fc3")
+    assert fc3.core == 0 and fc3.gemm.a_gather == ((Source.RESULTS, 1), (Source.PEER, 1))
+    stage0 = p.loader_stages(2)[0]
+    assert stage0.words == (8 + 192) // 2
+    assert stage0.segments[0].also == (p.targets().index((1, "activations")),)
+
+
+def test_dealt_output_is_gathered():
+    """With 4-lane cores fc3 is dealt too: its two tiles come from the two result memories."""
+    graph = ih.model_graph("mlp", "tiny")
+    s = schedule(graph, Resources.for_model("mlp", "tiny").replace(pea=(1, 4, 1)), "sequential")
+    p = plan(s, graph)
+    whole, words = p.result_words("fc3")
+    fc3 = p.parts("fc3")
+    assert (whole.M, whole.N) == (1, 8)
+    assert words == [(0, fc3[0].gemm.dest_base, 4), (1, fc3[1].gemm.dest_base, 4)]
+    assert p.result_sources() == (0, 1)
+    segments = p.storer_stages(2, 0)[2].segments
+    assert [(seg.target, seg.count, seg.nbytes) for seg in segments] == [(0, 1, 4), (1, 1, 4)]
+    inputs, params = graph.random_inputs(1), graph.random_parameters(1)
+    images = p.images(inputs, params)
+    assert set(images) == {0, 1}
 
 
 def test_missing_parameter():
@@ -132,3 +169,13 @@ def test_graph_of_needs_the_formats():
     with pytest.raises(ValueError, match=r"^Task 'fc1' reads 320 parameter bytes but the "
                                          r"graph's operator has 192$"):
         plan(s, ih.model_graph("mlp", "tiny"))
+
+
+def test_gather_from_three_cores_unsupported():
+    # Four 4-lane cores deal fc1 along N: each fc2 part would read three other result memories.
+    graph = ih.model_graph("mlp", "tiny")
+    budget = Resources.for_model("mlp", "tiny").replace(ccs=4, pea=(1, 4, 1))
+    with pytest.raises(ValueError, match=r"^The generator does not support a core reading "
+                                         r"results of two other cores \(core 0 in task 'fc2'\) "
+                                         r"yet$"):
+        plan(schedule(graph, budget, "sequential"), graph)

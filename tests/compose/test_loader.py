@@ -102,3 +102,44 @@ def test_buffer_bytes_covers_the_backlog():
     stage = LoaderStage(0, 4, (Segment(0, 0, 16, 1),))
     assert buffer_bytes((stage,), 4) >= 16
     assert buffer_bytes((LoaderStage(0, 8, (Segment(0, 0, 2, 16),)),), 4) == 20
+
+
+@pytest.mark.parametrize("backpressure", [0.0, 0.5])
+def test_broadcast(backpressure):
+    """A segment with ``also`` writes every word to each of its targets, once, at one address,
+    whatever the targets' stalls; the bytes are read off-chip once."""
+    bus_bytes = 2
+    stages = (LoaderStage(0, 4, (Segment(0, 1, 3, 2, also=(1,)), Segment(1, 4, 1, 2))),)
+    rng = random.Random(7)
+    data_bytes = bytes(rng.randrange(256) for _ in range(4 * bus_bytes))
+    image = [int.from_bytes(data_bytes[i:i + bus_bytes], "little")
+             for i in range(0, len(data_bytes), bus_bytes)]
+    memory = OffchipPort(unsigned(8 * bus_bytes), 4, bandwidth=2, latency=3, max_burst=4,
+                         init=image)
+    loader = Loader(TARGETS, stages, bus_bytes=bus_bytes, addr_width=memory.addr_width,
+                    count_width=memory.count_width, max_burst=4)
+    words = [data_bytes[i:i + 2] for i in range(0, 8, 2)]
+    expected = {"narrow": list(zip((1, 2, 3), words[:3])),
+                "wide": list(zip((1, 2, 3, 4), words))}
+    got, levels = {}, []
+
+    async def control(ctx):
+        ctx.set(loader.start, 1)
+        await ctx.tick()
+        ctx.set(loader.start, 0)
+        await ctx.tick().until(~loader.busy)
+        levels.append((ctx.get(loader.narrow_level), ctx.get(loader.wide_level)))
+
+    def drain(name, seed):
+        async def bench(ctx):
+            got[name] = await get(ctx, getattr(loader, name), len(expected[name]),
+                                  rng=seeded(seed), backpressure=backpressure)
+        return bench
+
+    run(Board(loader, memory), control, drain("narrow", 3), drain("wide", 4), deadline=500)
+    assert levels == [(4, 5)]
+    for name, width in (("narrow", 3), ("wide", 8)):
+        writes = [(int(b.addr), int(b.data.as_value().value).to_bytes(width, "little"))
+                  for b in got[name]]
+        assert [(a, w[:2]) for a, w in writes] == expected[name]
+        assert not any(any(w[2:]) for _, w in writes)

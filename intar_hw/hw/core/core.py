@@ -38,6 +38,9 @@ class ComputingCore(wiring.Component):
       host reads them through ``results_read``. A program may read its ``A`` from here
       (:attr:`.program.Source.RESULTS`, a one-row GEMM chained from an earlier result); the
       memory then gets a second read port for the core, and the host must not read during a run.
+      Peers read it through ``results_share<i>``; when several readers (the core's chain and its
+      peers) share it, all but the first read replicas written with every result word, so a word
+      broadcast to several cores reaches all of them in the same cycle.
 
     The core's accesses never wait for the host's: each memory has one reader and one writer.
 
@@ -153,7 +156,8 @@ class ComputingCore(wiring.Component):
                 width = max(p.out_format.bits for p in programs)
                 self._shapes[name] = data.ArrayLayout(signed(width), d2)
 
-        self._chained = any(p.a_source is Source.RESULTS for p in programs)
+        a_sources = {source for p in programs for source, _ in p.a_parts}
+        self._chained = Source.RESULTS in a_sources
         if self._chained and self._shapes["results"].elem_shape.width != operand_width:
             raise ValueError(f"ComputingCore programs reading A from Source.RESULTS need "
                              f"{operand_width}-bit results, not "
@@ -202,7 +206,7 @@ class ComputingCore(wiring.Component):
         self._gated = gated
         self._peer = peer
         self._shares = shares
-        if any(p.a_source is Source.PEER for p in programs) and peer is None:
+        if Source.PEER in a_sources and peer is None:
             raise ValueError("ComputingCore programs reading A from Source.PEER need peer")
         self._max_reduction = max(p.kb * d3 for p in programs)
         members = {
@@ -274,11 +278,22 @@ class ComputingCore(wiring.Component):
         addr_widths = {name: ceil_log2(depth) for name, depth in self._depths.items()}
 
         memories = {}
+        # The core's own chained reads and its peers' reads may hit one word in the same cycle
+        # (an operand broadcast to a core group): the first of them reads the result memory,
+        # each further one a replica written alongside it, so none waits on another.
+        result_readers = self._chained + self._shares
+        replicas = []
         for name, shape in self._shapes.items():
-            reads = (1 + self._chained + self._shares) if name == "results" else 1
+            reads = (1 + min(1, result_readers)) if name == "results" else 1
             memories[name] = m.submodules[name] = Scratchpad(
                 shape, self._depths[name], read_ports=reads, write_ports=1,
                 init=self._init.get(name, ()))
+            if name == "results":
+                for i in range(result_readers - 1):
+                    replicas.append(Scratchpad(shape, self._depths[name], read_ports=1,
+                                               write_ports=1, init=self._init.get(name, ())))
+                    m.submodules[f"results_replica{i}"] = replicas[-1]
+        result_ports = memories["results"].read[1:] + [r.read[0] for r in replicas]
 
         if self._peer is not None:
             addr_widths["peer"] = self._peer[0]
@@ -319,16 +334,21 @@ class ComputingCore(wiring.Component):
                 sink.resp.ready.eq(source.resp.ready),
             ]
         if self._chained:
-            wiring.connect(m, fetch.results, memories["results"].read[1])
+            wiring.connect(m, fetch.results, result_ports[0])
         for i in range(self._shares):
             wiring.connect(m, wiring.flipped(getattr(self, f"results_share{i}")),
-                           memories["results"].read[1 + self._chained + i])
+                           result_ports[self._chained + i])
         written = result.results
         with m.If(written.valid & written.ready):
             m.d.sync += self.results_level.eq(written.payload.addr + 1)
         wiring.connect(m, fetch.o, array.i)
         wiring.connect(m, array.o, result.i)
-        wiring.connect(m, result.results, memories["results"].write[0])
+        # Result words go to the memory and its replicas together (a write port is always ready
+        # with one writer).
+        sinks = [memories["results"].write[0]] + [r.write[0] for r in replicas]
+        for sink in sinks:
+            m.d.comb += [sink.valid.eq(written.valid), sink.payload.eq(written.payload)]
+        m.d.comb += written.ready.eq(Cat(*(sink.ready for sink in sinks)).all())
         for name, memory in memories.items():
             if name == "results":
                 wiring.connect(m, wiring.flipped(self.results_read), memory.read[0])

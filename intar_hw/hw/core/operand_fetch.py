@@ -52,7 +52,9 @@ class OperandFetch(wiring.Component):
     A program reading ``A`` from :attr:`~.program.Source.RESULTS` or
     :attr:`~.program.Source.PEER` (a one-row GEMM) reads that result memory instead, one word per
     ``a_lanes // d3`` beats, and selects ``d3`` lanes of it per beat (lane group captured with the
-    request); the other rows of the beat are zero.
+    request); the other rows of the beat are zero. A program gathering ``A`` from both
+    (``a_gather``) reads word ``w`` from part ``w % parts``, one ``A`` word in flight at a time
+    so the responses of the two ports are joined in request order.
 
     Parameters
     ----------
@@ -98,8 +100,9 @@ class OperandFetch(wiring.Component):
             if name in self._lanes:
                 members[name] = Out(ReadPortSignature(
                     addr_widths[name], operand_word(operand_width, self._lanes[name], d3)))
-        self._chained = any(p.a_source is Source.RESULTS for p in self._programs)
-        self._peered = any(p.a_source is Source.PEER for p in self._programs)
+        sources = {source for p in self._programs for source, _ in p.a_parts}
+        self._chained = Source.RESULTS in sources
+        self._peered = Source.PEER in sources
         if self._chained:
             members["results"] = Out(ReadPortSignature(
                 addr_widths["results"], data.ArrayLayout(signed(operand_width), d2)))
@@ -201,15 +204,21 @@ class OperandFetch(wiring.Component):
             r_word = Signal(range(r_span + 1), name="r_word")
             r_group = Signal(range(groups), name="r_group")
             p_group = Signal(range(groups), name="p_group")
+            # A gathered row (batch 1): word r_word is word r_local of part r_part.
+            part_counts = [len(p.a_parts) if p.a_source in laid_out else 1 for p in programs]
+            r_part = Signal(range(max(part_counts)), name="r_part")
+            r_local = Signal(range(r_span + 1), name="r_local")
+            p_part = Signal(range(max(part_counts)), name="p_part")
             with m.If(p_req_valid & p_req_ready):
-                m.d.sync += p_group.eq(r_group)
+                m.d.sync += [p_group.eq(r_group), p_part.eq(r_part)]
             with m.If(step):
                 def advance_results(s):
                     with m.If(final):
-                        m.d.sync += [r_row.eq(0), r_word.eq(0), r_group.eq(0)]
+                        m.d.sync += [r_row.eq(0), r_word.eq(0), r_group.eq(0), r_part.eq(0),
+                                     r_local.eq(0)]
                     with m.Elif(at_end[3]):
                         # A new tile rereads the row, or starts the next batch's row.
-                        m.d.sync += r_group.eq(0)
+                        m.d.sync += [r_group.eq(0), r_part.eq(0), r_local.eq(0)]
                         with m.If(at_end[2] & at_end[1]):
                             m.d.sync += [r_row.eq(r_row + row_words[s]),
                                          r_word.eq(r_row + row_words[s])]
@@ -217,6 +226,11 @@ class OperandFetch(wiring.Component):
                             m.d.sync += r_word.eq(r_row)
                     with m.Elif(r_group == group_counts[s] - 1):
                         m.d.sync += [r_group.eq(0), r_word.eq(r_word + 1)]
+                        if part_counts[s] > 1:
+                            with m.If(r_part == part_counts[s] - 1):
+                                m.d.sync += [r_part.eq(0), r_local.eq(r_local + 1)]
+                            with m.Else():
+                                m.d.sync += r_part.eq(r_part + 1)
                     with m.Else():
                         m.d.sync += r_group.eq(r_group + 1)
                 by_program(m, cur, count, advance_results)
@@ -233,8 +247,38 @@ class OperandFetch(wiring.Component):
         for port in ports.values():
             m.d.comb += [port.req.valid.eq(0), port.resp.ready.eq(0)]
 
+        # Responses of a gathered A come from two ports: a new A request waits until the one in
+        # flight is joined (or is joined in this cycle), so they are joined in request order.
+        p_joined = Signal()
+        p_out = Signal()
+        p_free = Signal()
+        m.d.comb += p_free.eq(~p_out | p_joined)
+        with m.If(p_req_valid & p_req_ready):
+            m.d.sync += p_out.eq(1)
+        with m.Elif(p_joined):
+            m.d.sync += p_out.eq(0)
+
         def route_requests(s):
             program = programs[s]
+            if len(program.a_parts) > 1:
+                # P is A ("MN"): one port per part, chosen by the word's part.
+                for i, (source, base) in enumerate(program.a_parts):
+                    port = ports[source.value]
+                    m.d.comb += [
+                        port.req.valid.eq(p_req_valid & p_free & (r_part == i)),
+                        port.req.payload.addr.eq(base + r_local),
+                    ]
+                with m.Switch(r_part):
+                    for i, (source, _) in enumerate(program.a_parts):
+                        with m.Case(i):
+                            m.d.comb += p_req_ready.eq(ports[source.value].req.ready & p_free)
+                port = ports[program.q_source.value]
+                m.d.comb += [
+                    port.req.valid.eq(q_req_valid),
+                    port.req.payload.addr.eq(program.q_base + offsets["q"]),
+                    q_req_ready.eq(port.req.ready),
+                ]
+                return
             for side, source, base, valid, ready in (
                     ("p", program.p_source, program.p_base, p_req_valid, p_req_ready),
                     ("q", program.q_source, program.q_base, q_req_valid, q_req_ready)):
@@ -258,20 +302,32 @@ class OperandFetch(wiring.Component):
             q_ready.eq(self.o.ready & p_valid),
         ]
 
+        def route_response(port, source, word, lanes, valid, ready):
+            m.d.comb += [valid.eq(port.resp.valid), port.resp.ready.eq(ready)]
+            if source in laid_out:
+                width = d3 * self._operand_width
+                picked = port.resp.payload.data.as_value().word_select(p_group, width)
+                m.d.comb += word[0].as_value().eq(picked)
+                return
+            m.d.comb += [word[r].eq(port.resp.payload.data[r]) for r in range(lanes)]
+
         def route_responses(s):
             program = programs[s]
+            if len(program.a_parts) > 1:
+                with m.Switch(p_part):
+                    for i, (source, _) in enumerate(program.a_parts):
+                        with m.Case(i):
+                            route_response(ports[source.value], source, p_word, d1, p_valid,
+                                           p_ready)
+                route_response(ports[program.q_source.value], program.q_source, q_word, d2,
+                               q_valid, q_ready)
+                return
             for source, word, lanes, valid, ready in (
                     (program.p_source, p_word, d1, p_valid, p_ready),
                     (program.q_source, q_word, d2, q_valid, q_ready)):
-                port = ports[source.value]
-                m.d.comb += [valid.eq(port.resp.valid), port.resp.ready.eq(ready)]
-                if source in laid_out:
-                    width = d3 * self._operand_width
-                    picked = port.resp.payload.data.as_value().word_select(p_group, width)
-                    m.d.comb += word[0].as_value().eq(picked)
-                    continue
-                m.d.comb += [word[r].eq(port.resp.payload.data[r]) for r in range(lanes)]
+                route_response(ports[source.value], source, word, lanes, valid, ready)
         by_program(m, sel, count, route_responses)
+        m.d.comb += p_joined.eq(p_valid & p_ready)
 
         # Elements past K in the last beat of a reduction read as zero (0 * anything = 0).
         k_keep = Signal(d3, init=(1 << d3) - 1)

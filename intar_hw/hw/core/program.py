@@ -146,6 +146,13 @@ class GemmProgram:
     a_lanes : int or None
         Lanes of the result-layout words ``A`` is read from (:attr:`Source.RESULTS`: ``d2``,
         the default; :attr:`Source.PEER`: the peer's ``d2``).
+    a_gather : tuple of (Source, int) or None
+        ``A`` in result layout gathered from several result memories (a one-row result whose
+        columns were dealt round-robin over cores, one ``a_lanes``-wide tile a word): word
+        ``w`` of the row is word ``w // len(a_gather)`` from the base of part
+        ``w % len(a_gather)``. The first part is ``(a_source, a_base)``; the sources are
+        :attr:`Source.RESULTS` or :attr:`Source.PEER`, each at most once; ``batch`` is 1.
+        ``None`` (the default): ``A`` is read from ``a_source`` alone.
 
     Attributes
     ----------
@@ -183,6 +190,7 @@ class GemmProgram:
     out_format: numerics.Format = numerics.INT8
     relu: bool = False
     a_lanes: object = None
+    a_gather: object = None
 
     def __post_init__(self):
         if (not isinstance(self.pea, tuple) or len(self.pea) != 3
@@ -246,6 +254,20 @@ class GemmProgram:
                                  f"one-row GEMM (M == 1) in orientation 'MN' with d3 dividing "
                                  f"its {self.a_lanes} lanes, not M={self.M!r}, "
                                  f"{self.orientation!r}, pea {self.pea!r}")
+        if self.a_gather is not None:
+            parts = self.a_gather
+            if (not isinstance(parts, tuple) or len(parts) < 2
+                    or not all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], Source)
+                               and _is_int(p[1]) and p[1] >= 0 for p in parts)):
+                raise TypeError(f"GemmProgram a_gather must be a tuple of at least two "
+                                f"(Source, base) pairs or None, not {parts!r}")
+            sources = [source for source, _ in parts]
+            if (parts[0] != (self.a_source, self.a_base) or self.batch != 1
+                    or len(set(sources)) != len(sources)
+                    or not set(sources) <= {Source.RESULTS, Source.PEER}):
+                raise ValueError(f"GemmProgram a_gather must start with (a_source, a_base) and "
+                                 f"name Source.RESULTS and Source.PEER at most once each, with "
+                                 f"batch 1, not {parts!r} with batch {self.batch!r}")
 
     # --- geometry -----------------------------------------------------------------------------
 
@@ -316,6 +338,13 @@ class GemmProgram:
         return self.b_base if self.orientation == "MN" else self.a_base
 
     @property
+    def a_parts(self):
+        """``((source, base), ...)``: where ``A`` is read from (see ``a_gather``)."""
+        if self.a_gather is not None:
+            return self.a_gather
+        return ((self.a_source, self.a_base),)
+
+    @property
     def epilogue(self):
         """``(shift, out_format, relu, has_bias)``: programs with equal epilogues share one."""
         return (self.shift, self.out_format, self.relu, self.bias_base is not None)
@@ -360,13 +389,18 @@ class GemmProgram:
 
     def extents(self):
         """``{memory name: words used from address 0}`` of every memory the program touches."""
-        used = {
-            self.a_source.value: self.a_base + self.a_words,
-            self.b_source.value: self.b_base + self.b_words,
-            self.dest.value: self.dest_base + self.dest_words,
-        }
+        used = {}
+
+        def use(name, end):
+            used[name] = max(used.get(name, 0), end)
+        parts = self.a_parts
+        for i, (source, base) in enumerate(parts):
+            # Part i holds words i, i + len(parts), ... of the row.
+            use(source.value, base + len(range(i, self.a_words, len(parts))))
+        use(self.b_source.value, self.b_base + self.b_words)
+        use(self.dest.value, self.dest_base + self.dest_words)
         if self.bias_base is not None:
-            used["biases"] = self.bias_base + self.bias_words
+            use("biases", self.bias_base + self.bias_words)
         return used
 
     def _operand_image(self, name, X, rows, block, lanes):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 from amaranth import *
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.utils import ceil_log2
 
 from intar_hw.hw.core.operand_fetch import OperandFetch, nest_deltas, operand_word
@@ -72,11 +72,13 @@ def as_beat(payload, pea):
             "last": payload.last}
 
 
-def fetch_rtl(bench, stages, *, seed, backpressure):
-    """Start each stage when the fetch is idle; return the beats and the cycles they moved in."""
+def fetch_rtl(bench, stages, *, seed, backpressure, counts=None):
+    """Start each stage when the fetch is idle; return the beats and the cycles they moved in.
+
+    ``counts``: beats per stage, by default those of :func:`reference_beats`."""
     fetch = bench.fetch
     received, moved = [], []
-    expected = [len(reference_beats(bench.programs[s], bench.images)) for s in stages]
+    expected = counts or [len(reference_beats(bench.programs[s], bench.images)) for s in stages]
 
     async def control(ctx):
         for n, stage in enumerate(stages):
@@ -141,3 +143,80 @@ def test_one_beat_per_cycle_from_start():
 def test_nest_deltas():
     # (b, i, j, k) over (2, 3, 4, 5) with coefficients (60, 5, 0, 1): j rewinds k.
     assert nest_deltas((2, 3, 4, 5), (60, 5, 0, 1)) == (60 - 5 * 2 - 4, 5 - 4, -4, 1)
+
+
+class GatherBench(Elaboratable):
+    """An :class:`OperandFetch` gathering a one-row ``A`` from ``results`` and ``peer`` ROMs
+    (result layout, ``lanes`` elements a word) and reading ``B`` from a weights ROM."""
+
+    def __init__(self, program, rows, weights, lanes):
+        self.program, self.rows, self.weights, self.lanes = program, rows, weights, lanes
+        self.fetch = OperandFetch((program,), operand_width=8, lanes={"weights": program.pea[1]},
+                                  addr_widths={"weights": 4, "results": 3, "peer": 3},
+                                  peer_lanes=lanes)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.fetch = self.fetch
+        d3 = self.program.pea[2]
+        rom = Scratchpad(operand_word(8, self.program.pea[1], d3), 16, write_ports=0,
+                         init=self.weights)
+        m.submodules.weights = rom
+        wiring.connect(m, self.fetch.weights, rom.read[0])
+        for name, words in self.rows.items():
+            rom = Scratchpad(data.ArrayLayout(signed(8), self.lanes), 8, write_ports=0,
+                             init=words)
+            m.submodules[name] = rom
+            wiring.connect(m, getattr(self.fetch, name), rom.read[0])
+        return m
+
+
+@pytest.mark.parametrize("backpressure", [0, 0.5])
+def test_gathered_row_with_backpressure(backpressure):
+    """Word w of A from part w % 2 (results at 1, peer at 3), whatever the stalls on ``o``."""
+    rng = np.random.default_rng(5)
+    lanes, K, N = 4, 13, 6
+    program = GemmProgram((1, 4, 2), 1, N, K, a_source=Source.RESULTS, a_base=1,
+                          a_gather=((Source.RESULTS, 1), (Source.PEER, 3)), a_lanes=lanes)
+    row = rng.integers(-128, 128, 16).tolist()      # 4 words of A; past K is garbage
+    rows = {"results": [[0] * lanes] * 8, "peer": [[0] * lanes] * 8}
+    for w in range(4):
+        part, base = (("results", 1), ("peer", 3))[w % 2]
+        rows[part][base + w // 2] = row[w * lanes:(w + 1) * lanes]
+    weights = rng.integers(-128, 128, (16, 4, 2)).tolist()
+    bench = GatherBench(program, rows, weights, lanes)
+    kb, expected = program.kb, []
+    for tj in range(program.q_tiles):
+        for kk in range(kb):
+            expected.append({
+                "a": [[row[kk * 2 + k] if kk * 2 + k < K else 0 for k in range(2)]],
+                "b": weights[tj * kb + kk],
+                "last": int(kk == kb - 1),
+            })
+    bench.programs = (program,)
+    beats, moved = fetch_rtl(bench, [0], seed=9, backpressure=backpressure,
+                             counts=[len(expected)])
+    assert beats == expected
+    if not backpressure:
+        assert moved == list(range(1, len(beats) + 1))      # one beat a cycle
+
+
+def test_gather_errors():
+    with pytest.raises(ValueError, match=r"^GemmProgram a_gather must start with \(a_source, "
+                                         r"a_base\) and name Source.RESULTS and Source.PEER at "
+                                         r"most once each, with batch 1, not "):
+        GemmProgram((1, 4, 1), 1, 4, 8, a_source=Source.RESULTS,
+                    a_gather=((Source.PEER, 0), (Source.RESULTS, 0)))
+    with pytest.raises(ValueError, match=r"^GemmProgram a_gather must start"):
+        GemmProgram((1, 4, 1), 1, 4, 8, a_source=Source.RESULTS,
+                    a_gather=((Source.RESULTS, 0), (Source.RESULTS, 2)))
+    with pytest.raises(TypeError, match=r"^GemmProgram a_gather must be a tuple of at least two "
+                                        r"\(Source, base\) pairs or None, not "
+                                        r"\(\(Source.RESULTS, 0\),\)$"):
+        GemmProgram((1, 4, 1), 1, 4, 8, a_source=Source.RESULTS,
+                    a_gather=((Source.RESULTS, 0),))
+    p = GemmProgram((1, 4, 1), 1, 4, 12, a_source=Source.RESULTS, a_base=2,
+                    a_gather=((Source.RESULTS, 2), (Source.PEER, 5)))
+    # Words 0 and 2 of the row are in results, word 1 in the peer's memory.
+    assert p.a_parts == ((Source.RESULTS, 2), (Source.PEER, 5))
+    assert p.extents()["results"] == 2 + 2 and p.extents()["peer"] == 5 + 1
