@@ -5,7 +5,7 @@ from amaranth.utils import ceil_log2
 from .checks import check_count
 
 
-__all__ = ["OPERAND_WIDTHS", "MACBeatLayout", "MACArray"]
+__all__ = ["accumulator_width", "OPERAND_WIDTHS", "MACBeatLayout", "MACArray"]
 
 
 #: Operand widths the array supports, in bits (signed two's complement).
@@ -19,8 +19,13 @@ def _check_operand_width(owner, name, value):
         raise ValueError(f"{owner} {name} must be 4, 8 or 16, not {value!r}")
 
 
-def _accumulator_width(operand_width, products):
-    # Derived in the Notes of MACArray.
+def accumulator_width(operand_width, max_reduction, depth=1):
+    """Bits of a :class:`MACArray` accumulator: the narrowest that cannot overflow.
+
+    ``2 * operand_width - 1 + ceil_log2(K + 1)`` for ``K`` = ``max_reduction`` rounded up to whole
+    beats of ``depth`` products (derived in the Notes of :class:`MACArray`).
+    """
+    products = -(-max_reduction // depth) * depth
     return 2 * operand_width - 1 + ceil_log2(products + 1)
 
 
@@ -170,8 +175,7 @@ class MACArray(wiring.Component):
         self._depth = depth
         self._operand_width = operand_width
         self._max_reduction = max_reduction
-        beats = -(-max_reduction // depth)
-        self._accumulator_width = _accumulator_width(operand_width, beats * depth)
+        self._accumulator_width = accumulator_width(operand_width, max_reduction, depth)
         tile = data.ArrayLayout(data.ArrayLayout(signed(self._accumulator_width), cols), rows)
         super().__init__({
             "i": In(stream.Signature(MACBeatLayout(rows, cols, depth, operand_width))),

@@ -7,7 +7,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ..mac_array import OPERAND_WIDTHS, MACArray
+from ..mac_array import OPERAND_WIDTHS, MACArray, accumulator_width
 from ..scratchpad import ReadPortSignature, Scratchpad, WriteRequest, _word_fits
 from .operand_fetch import OperandFetch, operand_word
 from .program import BIAS_FORMAT, MEMORIES, GemmProgram, Source, memory_lanes, memory_words
@@ -268,8 +268,8 @@ class ComputingCore(wiring.Component):
 
     @property
     def accumulator_width(self):
-        # As MACArray derives it, for the longest reduction of the programs.
-        return 2 * self._operand_width - 1 + ceil_log2(self._max_reduction + 1)
+        # The PE array's, for the longest reduction of the programs.
+        return accumulator_width(self._operand_width, self._max_reduction, self._pea[2])
 
     def elaborate(self, platform):
         m = Module()
@@ -303,7 +303,6 @@ class ComputingCore(wiring.Component):
         m.submodules.array = array = MACArray(
             d1, d2, depth=d3, operand_width=self._operand_width,
             max_reduction=self._max_reduction)
-        assert array.accumulator_width == self.accumulator_width
         m.submodules.result = result = ResultPath(
             self._programs, accumulator_width=array.accumulator_width,
             bias_addr_width=addr_widths.get("biases", 1),
