@@ -43,6 +43,29 @@ def _maximum(a, b):
     return Mux(a > b, a, b)
 
 
+def _update_slots(m, name, vector, lanes, reads, writes, addr, value, first, move, inside):
+    """Fold ``value`` into the partial-maximum slot ``addr`` of every memory in ``writes``.
+
+    Slot ``k`` starts afresh from ``value`` when ``first[k]`` is set and otherwise keeps the
+    lane-wise maximum of its old contents (``reads[k]``) and ``value``; it is written when
+    ``move`` is high and the position lies inside its window (``inside[k]``). Returns the new
+    contents of every slot.
+    """
+    updated = []
+    for k, (read, write) in enumerate(zip(reads, writes)):
+        old = data.View(vector, read.data)
+        new = Signal(vector, name=f"{name}_{k}")
+        for n in range(lanes):
+            m.d.comb += new[n].eq(Mux(first[k], value[n], _maximum(old[n], value[n])))
+        m.d.comb += [
+            write.addr.eq(addr),
+            write.data.eq(new),
+            write.en.eq(move & inside[k]),
+        ]
+        updated.append(new)
+    return updated
+
+
 class MaxPool(wiring.Component):
     """2-D max pooling of a raster-order HWC image stream, bit-exact with the golden model.
 
@@ -299,19 +322,8 @@ class MaxPool(wiring.Component):
             ]
 
         # --- stage 1: update the column slots; a window that ends gives its row maximum ---
-        h_new = []
-        for q in range(cols):
-            old = data.View(vector, h_reads[q].data)
-            new = Signal(vector, name=f"h_new_{q}")
-            for n in range(lanes):
-                m.d.comb += new[n].eq(Mux(s1_first[q], s1_value[n],
-                                          _maximum(old[n], s1_value[n])))
-            m.d.comb += [
-                h_writes[q].addr.eq(s1_group),
-                h_writes[q].data.eq(new),
-                h_writes[q].en.eq(advance & s1_valid & s1_inside[q]),
-            ]
-            h_new.append(new)
+        h_new = _update_slots(m, "h_new", vector, lanes, h_reads, h_writes, s1_group,
+                              s1_value, s1_first, advance & s1_valid, s1_inside)
         h_value = Signal(vector, name="h_max")
         for q in range(cols):
             with m.If(s1_end[q]):
@@ -348,19 +360,8 @@ class MaxPool(wiring.Component):
             ]
 
         # --- stage 2: update the row slots; a window that ends gives an output ---
-        v_new = []
-        for p in range(rows):
-            old = data.View(vector, v_reads[p].data)
-            new = Signal(vector, name=f"v_new_{p}")
-            for n in range(lanes):
-                m.d.comb += new[n].eq(Mux(s2_first[p], s2_value[n],
-                                          _maximum(old[n], s2_value[n])))
-            m.d.comb += [
-                v_writes[p].addr.eq(s2_addr),
-                v_writes[p].data.eq(new),
-                v_writes[p].en.eq(advance & s2_valid & s2_inside[p]),
-            ]
-            v_new.append(new)
+        v_new = _update_slots(m, "v_new", vector, lanes, v_reads, v_writes, s2_addr,
+                              s2_value, s2_first, advance & s2_valid, s2_inside)
         with m.If(advance):
             m.d.sync += [
                 self.o.valid.eq(s2_valid & s2_end.any()),
