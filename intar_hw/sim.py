@@ -202,7 +202,7 @@ def simulate(acc, inputs, params, backend="amaranth", vcd=None):
         for t in reads:
             port = getattr(acc, f"core{t.core}_results_read")
             ctx.set(port.resp.ready, 1)
-            for addr in range(t.gemm.dest_base, t.gemm.dest_base + t.gemm.dest_words):
+            for addr in t.gemm.host_addresses():
                 ctx.set(port.req.valid, 1)
                 ctx.set(port.req.payload.addr, addr)
                 await ctx.tick().until(port.req.ready)

@@ -116,16 +116,26 @@ class Accelerator(wiring.Component):
         self._offchip = offchip
         programs = self._plan.programs
         peers = self._plan.peers
-        self._shares = {c: sorted(k for k, v in peers.items() if v == c) for c in programs}
+        join_peers = self._plan.join_peers
+        # Per producer core, its readers: (consumer core, the consumer's port prefix).
+        self._shares = {c: sorted([(k, "peer") for k, v in peers.items() if v == c]
+                                  + [(k, "join") for k, v in join_peers.items() if v == c])
+                        for c in programs}
 
         def result_port(c):
             """``(addr_width, lanes)`` of core ``c``'s result memory, as the core sizes it."""
             depth = max(2, memory_words(programs[c])["results"])
-            return ceil_log2(depth), programs[c][0].pea[1]
+            return ceil_log2(depth), programs[c][0].slots * programs[c][0].pea[1]
+
+        def join_port(c):
+            bits = max(p.result_format.bits for p in programs[c])
+            return result_port(c) + (bits,)
 
         self._cores = {c: ComputingCore(programs[c], operand_width=self._plan.operand_bits,
                                         gated=offchip, shares=len(self._shares[c]),
-                                        peer=result_port(peers[c]) if c in peers else None)
+                                        peer=result_port(peers[c]) if c in peers else None,
+                                        join_peer=(join_port(join_peers[c])
+                                                   if c in join_peers else None))
                        for c in self._plan.cores}
         self._bus_bytes = max(1, math.ceil(schedule.resources.offchip_bytes_per_cycle))
         self._loader_stages = self._plan.loader_stages(self._bus_bytes)
@@ -214,10 +224,10 @@ class Accelerator(wiring.Component):
                     wiring.connect(m, wiring.flipped(getattr(self, f"core{c}_{name}")),
                                    getattr(core, name))
         for producer, consumers in self._shares.items():
-            for i, consumer in enumerate(consumers):
-                wiring.connect(m, self._cores[consumer].peer_read,
+            for i, (consumer, port) in enumerate(consumers):
+                wiring.connect(m, getattr(self._cores[consumer], f"{port}_read"),
                                getattr(self._cores[producer], f"results_share{i}"))
-                m.d.comb += self._cores[consumer].peer_level.eq(
+                m.d.comb += getattr(self._cores[consumer], f"{port}_level").eq(
                     self._cores[producer].results_level)
         if self._offchip:
             # The cores' write ports are In members: the loader drives the unflipped signature.

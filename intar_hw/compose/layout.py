@@ -100,9 +100,10 @@ class Plan:
         Per schedule stage, ``(core, program index)`` of every core working in it.
     """
 
-    def __init__(self, schedule, graph, tasks, operand_bits=8, peers=None):
+    def __init__(self, schedule, graph, tasks, operand_bits=8, peers=None, join_peers=None):
         self._operand_bits = operand_bits
         self._peers = dict(peers or {})
+        self._join_peers = dict(join_peers or {})
         self._schedule = schedule
         self._graph = graph
         self._tasks = tuple(tasks)
@@ -125,8 +126,14 @@ class Plan:
 
     @property
     def peers(self):
-        """``{core: producer core}``: cores reading another core's result memory."""
+        """``{core: producer core}``: cores reading their ``A`` from another core's result
+        memory."""
         return dict(self._peers)
+
+    @property
+    def join_peers(self):
+        """``{core: producer core}``: cores whose joins read another core's result memory."""
+        return dict(self._join_peers)
 
     def task(self, name):
         for t in self._tasks:
@@ -291,11 +298,11 @@ class Plan:
         """
         parts = self.parts(name)
         first = parts[0].gemm
-        eb = (max(p.out_format.bits for p in self._programs[parts[0].core]) + 7) // 8
+        eb = (max(p.result_format.bits for p in self._programs[parts[0].core]) + 7) // 8
         M = sum(t.gemm.M for t in parts) if parts[0].split == "M" else first.M
         N = sum(t.gemm.N for t in parts) if parts[0].split == "N" else first.N
         whole = GemmProgram(pea=first.pea, M=M, N=N, K=first.K, batch=first.batch,
-                            orientation=first.orientation, out_format=first.out_format)
+                            orientation=first.orientation, out_format=first.result_format)
         d1, d2, _ = first.pea
         count = len(parts)
         # The dealt dimension lies along the result layout's rows (P) or its words (Q).
@@ -313,9 +320,7 @@ class Plan:
                         part, row = parts[unit % count], (unit // count) * d1 + p % d1
                     elif axis == "Q":
                         part, tile = parts[q % count], q // count
-                    g = part.gemm
-                    words.append((part.core,
-                                  g.dest_base + (b * g.p_rows + row) * g.q_tiles + tile, nbytes))
+                    words.append((part.core, part.gemm.host_address(b, row, tile), nbytes))
         return whole, words
 
     def _stored(self, stage):
@@ -324,7 +329,7 @@ class Plan:
         for name, parts in self.output_locations().items():
             if parts[0].stage != stage:
                 continue
-            eb = (max(p.out_format.bits for p in self._programs[parts[0].core]) + 7) // 8
+            eb = (max(p.result_format.bits for p in self._programs[parts[0].core]) + 7) // 8
             whole, words = self.result_words(parts[0].name)
             found.append((name, whole, eb, words))
         return found
@@ -500,6 +505,68 @@ def _deal(schedule, p):
     return shares
 
 
+def _epilogue(graph, op, kinds):
+    """``(GemmProgram keyword arguments, side tensor or None)`` of the SFU chain ``kinds`` after
+    linear ``op``: an optional ReLU first (fused into the requantiser), an optional table
+    activation, an optional join with a side tensor, in that order."""
+    kwargs, side, current, stage = {"relu": False}, None, op.name, 0
+    order = {"relu": 0, "gelu": 1, "silu": 1, "add": 2, "mul": 2}
+    for kind in kinds:
+        follower = next((c for c in graph.consumers(current) if c.kind.value == kind), None)
+        if follower is None or order.get(kind, -1) < stage:
+            raise _unsupported(f"SFUs {', '.join(kinds)} on a result link (task {op.name!r})")
+        stage = order[kind] + 1
+        if kind == "relu":
+            kwargs["relu"] = True
+        elif kind in ("gelu", "silu"):
+            kwargs.update(activation=kind, activation_frac=follower.frac,
+                          approximate=getattr(follower, "approximate", "none"))
+        else:
+            side = next(t.name for t in follower.inputs if t.name != current)
+            kwargs.update(join=kind, join_shift=getattr(follower, "shift", 0),
+                          join_format=follower.output.fmt)
+        current = follower.name
+    return kwargs, side
+
+
+def _working_cores(p):
+    return [loop.core for loop in p.loops if loop.cycles > 0]
+
+
+def _result_slots(schedule):
+    """``{core: slots}`` of every core's result memory.
+
+    A result read as the ``A`` of a later task of ``M > 1`` rows is stored with the rows of the
+    consumer's tiles side by side (``min(rows per tile, M)`` slots); a join reads its side tensor
+    in its own result layout, so the cores of both agree (the larger count wins).
+    """
+    cores = {p.task: _working_cores(p) for st in schedule.stages for p in st.placements}
+    slots = {c: 1 for task in cores.values() for c in task}
+    links = []
+    for stage in schedule.stages:
+        for p in stage.placements:
+            M = p.gemm[1]
+            for o in p.operands:
+                if o.producer not in cores:
+                    continue
+                if o.role == "A" and M > 1:
+                    loop = next(loop for loop in p.loops if loop.cycles > 0)
+                    d1, d2, _ = schedule.cores[loop.core].pea
+                    need = min(d1 if loop.orientation == "MN" else d2, M)
+                    for c in cores[o.producer]:
+                        slots[c] = max(slots[c], need)
+                elif o.role == "side":
+                    links += [(a, b) for a in cores[o.producer] for b in cores[p.task]]
+    changed = True
+    while changed:
+        changed = False
+        for a, b in links:
+            if slots[a] != slots[b]:
+                slots[a] = slots[b] = max(slots[a], slots[b])
+                changed = True
+    return slots
+
+
 def plan(schedule, graph):
     """The :class:`Plan` of ``schedule`` on ``graph``.
 
@@ -519,13 +586,43 @@ def plan(schedule, graph):
     words = {}          # (core, memory) -> next free word
     counts = {}         # core -> programs so far
     made = {}           # task name -> its parts
-    peers = {}          # core -> the core whose result memory it reads
+    peers = {}          # core -> the core whose result memory it reads A from
+    join_peers = {}     # core -> the core whose result memory its joins read
+    slots = _result_slots(schedule)
     tasks = []
 
     def take(core, memory, size):
         base = words.get((core, memory), 0)
         words[(core, memory)] = base + size
         return base
+
+    def self_join(p, core, position, side):
+        """Join arguments of part ``position`` of ``p``: the side tensor's part with the same
+        tiles, in this core's result memory or a peer's."""
+        owner = next((name for name, parts in made.items()
+                      if any(t.result == side or name == side for t in parts)), None)
+        if owner is None:
+            raise _unsupported(f"a join with a tensor not produced by a planned task "
+                               f"(task {p.task!r} joins {side!r})")
+        parts = made[owner]
+        shares = _deal(schedule, p)
+        if (len(parts) != len(shares) or parts[position].picks != shares[position][1]
+                or parts[position].gemm.orientation != loops_of(p)[shares[position][0]]):
+            raise _unsupported(f"a join with a tensor computed in other tiles "
+                               f"(task {p.task!r} joins {side!r})")
+        part = parts[position]
+        if part.gemm.pea != schedule.cores[core].pea:
+            raise _unsupported(f"a join with a tensor computed on another PE array "
+                               f"(task {p.task!r} joins {side!r})")
+        if part.core == core:
+            return dict(join_source=Source.RESULTS, join_base=part.gemm.dest_base)
+        if join_peers.setdefault(core, part.core) != part.core:
+            raise _unsupported(f"a core joining results of two other cores (core {core} in "
+                               f"task {p.task!r})")
+        return dict(join_source=Source.PEER, join_base=part.gemm.dest_base)
+
+    def loops_of(p):
+        return {loop.core: loop.orientation for loop in p.loops}
 
     for stage in schedule.stages:
         for p in stage.placements:
@@ -535,9 +632,7 @@ def plan(schedule, graph):
             if len(p.results) != 1:
                 raise _unsupported(f"tasks with {len(p.results)} results (task {p.task!r})")
             result = p.results[0]
-            if result.sfu not in ((), ("relu",)):
-                raise _unsupported(f"SFUs {', '.join(result.sfu)} on a result link "
-                                   f"(task {p.task!r})")
+            epilogue, side = _epilogue(graph, op, result.sfu)
             a_operand = next(o for o in p.operands if o.role == "A")
             a_tensor = op.inputs[0].name
             batch, M, N, K = p.gemm
@@ -553,7 +648,7 @@ def plan(schedule, graph):
                 if picks is not None:
                     Mc, Nc = (len(picks), N) if p.split == "M" else (M, len(picks))
                 pea = schedule.cores[core].pea
-                a_lanes, a_gather = None, None
+                a_lanes, a_slots, a_gather = None, None, None
                 if a_operand.producer is None:
                     a_source, a_base = Source.ACTIVATIONS, None
                 else:
@@ -561,35 +656,44 @@ def plan(schedule, graph):
                     if producers is None:
                         raise _unsupported(f"an A operand produced outside the planned tasks "
                                            f"(task {p.task!r} reads {a_tensor!r})")
-                    if Mc != 1 or loop.orientation != "MN":
-                        raise _unsupported(f"re-laying out a result of several rows as an "
-                                           f"operand (task {p.task!r} reads {a_tensor!r})")
+                    if producers[0].gemm.orientation != "MN" and producers[0].gemm.M > 1:
+                        raise _unsupported(f"a result of several rows computed in orientation "
+                                           f"'NM' as an A operand (task {p.task!r} reads "
+                                           f"{a_tensor!r})")
+                    if Mc > 1 and (picks is not None and p.split == "M"):
+                        raise _unsupported(f"a result of several rows as the A of a task dealt "
+                                           f"by rows (task {p.task!r} reads {a_tensor!r})")
                     sources = []
                     for producer in producers:
                         if producer.core == core:
                             sources.append((Source.RESULTS, producer.gemm.dest_base))
                             continue
-                        # A one-row result is read where it was written, in the producer's
-                        # memory.
-                        if producer.gemm.M != 1 or producer.gemm.orientation != "MN":
-                            raise _unsupported(f"streaming a result of several rows between "
-                                               f"cores (task {p.task!r} reads {a_tensor!r})")
+                        # A result is read where it was written, in the producer's memory.
                         if peers.setdefault(core, producer.core) != producer.core:
                             raise _unsupported(f"a core reading results of two other cores "
                                                f"(core {core} in task {p.task!r})")
                         sources.append((Source.PEER, producer.gemm.dest_base))
-                        a_lanes = producer.gemm.pea[1]
-                    if len(producers) > 1 and (batch != 1 or producers[0].split != "N"):
-                        raise _unsupported(f"gathering a result dealt over cores by rows or "
-                                           f"in batches (task {p.task!r} reads {a_tensor!r})")
+                    a_lanes = producers[0].gemm.pea[1]
+                    a_slots = producers[0].gemm.slots
+                    if len(producers) > 1 and (batch != 1 or producers[0].split != "N"
+                                               or M > a_slots):
+                        raise _unsupported(f"gathering a result dealt over cores by rows, in "
+                                           f"batches or over several slot rows (task "
+                                           f"{p.task!r} reads {a_tensor!r})")
                     (a_source, a_base), = sources[:1]
                     a_gather = tuple(sources) if len(sources) > 1 else None
+                join = {}
+                if side is not None:
+                    join = self_join(p, core, position, side)
                 shape = dict(pea=pea, M=Mc, N=Nc, K=K, batch=batch,
                              orientation=loop.orientation, a_source=a_source, a_lanes=a_lanes,
-                             a_gather=a_gather, shift=op.shift, out_format=op.output.fmt,
-                             relu=result.sfu == ("relu",))
-                probe = GemmProgram(**{**shape, "a_base": a_base or 0},
-                                    bias_base=0 if op.has_bias else None)
+                             a_slots=a_slots, a_gather=a_gather, shift=op.shift,
+                             out_format=op.output.fmt, slots=slots[core], **epilogue, **join)
+                try:
+                    probe = GemmProgram(**{**shape, "a_base": a_base or 0},
+                                        bias_base=0 if op.has_bias else None)
+                except ValueError as error:
+                    raise _unsupported(f"this layout (task {p.task!r}: {error})") from None
                 if a_base is None and broadcast:
                     if a_shared_base is None:
                         a_shared_base = max(words.get((c, "activations"), 0) for c, _ in shares)
@@ -625,7 +729,7 @@ def plan(schedule, graph):
     bits = widths.pop()
     if bits % 8:
         raise _unsupported(f"{bits}-bit operands")
-    return Plan(schedule, graph, tasks, bits, peers)
+    return Plan(schedule, graph, tasks, bits, peers, join_peers)
 
 
 def onchip_cycles(plan):

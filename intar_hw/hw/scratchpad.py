@@ -29,10 +29,17 @@ class ReadResponse(data.StructLayout):
 
 
 class WriteRequest(data.StructLayout):
-    """Payload of a write: ``addr`` (``addr_width`` bits) and ``data`` (one word of ``shape``)."""
+    """Payload of a write: ``addr`` (``addr_width`` bits) and ``data`` (one word of ``shape``).
 
-    def __init__(self, addr_width, shape):
-        super().__init__({"addr": unsigned(addr_width), "data": shape})
+    With ``slots > 1`` it also holds ``en``, one bit per slot (equal parts of the word, slot 0
+    at the low end): only the enabled slots are written.
+    """
+
+    def __init__(self, addr_width, shape, slots=1):
+        fields = {"addr": unsigned(addr_width), "data": shape}
+        if slots > 1:
+            fields["en"] = unsigned(slots)
+        super().__init__(fields)
 
 
 class ReadPortSignature(wiring.Signature):
@@ -162,6 +169,10 @@ class Scratchpad(wiring.Component):
         Number of write ports, at least 0 (0 makes a ROM holding ``init``).
     banks : int
         Number of banks, a power of two dividing ``depth``.
+    slots : int
+        Independently written parts of a word, at least 1: with more than one, ``shape`` is an
+        :class:`~amaranth.lib.data.ArrayLayout` whose length ``slots`` divides, and each write
+        carries an ``en`` bit per slot (:class:`WriteRequest`); a read returns the whole word.
     init : iterable of words
         Initial contents from address 0, at most ``depth`` words; the rest are zero. Words are
         ``int`` for plain shapes, nested lists or dicts for layouts (as :meth:`Layout.const`
@@ -172,8 +183,8 @@ class Scratchpad(wiring.Component):
     read : In(ReadPortSignature(addr_width, shape)).array(read_ports)
         ``read[i].req`` takes :class:`ReadRequest` (``addr``); ``read[i].resp`` gives
         :class:`ReadResponse` (``data``), in request order.
-    write : In(stream.Signature(WriteRequest(addr_width, shape))).array(write_ports)
-        Words to store (``addr``, ``data``).
+    write : In(stream.Signature(WriteRequest(addr_width, shape, slots))).array(write_ports)
+        Words to store (``addr``, ``data``, and ``en`` with several slots).
 
     Attributes
     ----------
@@ -196,12 +207,13 @@ class Scratchpad(wiring.Component):
         If ``shape`` is not shape-castable, a count is not an integer or ``init`` is not iterable.
     ValueError
         If ``shape`` is 0 bits wide, a count is out of range, ``banks`` is not a power of two
-        dividing ``depth``, ``init`` holds more than ``depth`` words or a word does not fit.
+        dividing ``depth``, ``slots`` does not divide an array layout's length, ``init`` holds
+        more than ``depth`` words or a word does not fit.
     """
 
     latency = 1
 
-    def __init__(self, shape, depth, *, read_ports=1, write_ports=1, banks=1, init=()):
+    def __init__(self, shape, depth, *, read_ports=1, write_ports=1, banks=1, slots=1, init=()):
         _check_shape("Scratchpad", shape)
         _check_positive("Scratchpad", "depth", depth)
         _check_positive("Scratchpad", "read_ports", read_ports)
@@ -215,6 +227,11 @@ class Scratchpad(wiring.Component):
         if banks & (banks - 1) or depth % banks:
             raise ValueError(f"Scratchpad banks must be a power of two dividing depth {depth}, "
                              f"not {banks!r}")
+        _check_positive("Scratchpad", "slots", slots)
+        if slots > 1 and (not isinstance(shape, data.ArrayLayout) or shape.length % slots):
+            raise ValueError(f"Scratchpad slots must divide the length of an array layout shape, "
+                             f"not {slots!r} for {shape!r}")
+        self._slots = slots
         self._init = _check_init("Scratchpad", shape, depth, init)
         self._shape = shape
         self._depth = depth
@@ -224,7 +241,8 @@ class Scratchpad(wiring.Component):
         addr_width = ceil_log2(depth)
         super().__init__({
             "read": In(ReadPortSignature(addr_width, shape)).array(read_ports),
-            "write": In(stream.Signature(WriteRequest(addr_width, shape))).array(write_ports),
+            "write": In(stream.Signature(WriteRequest(addr_width, shape, slots)))
+            .array(write_ports),
         })
 
     @property
@@ -246,6 +264,10 @@ class Scratchpad(wiring.Component):
     @property
     def banks(self):
         return self._banks
+
+    @property
+    def slots(self):
+        return self._slots
 
     @property
     def init(self):
@@ -288,7 +310,10 @@ class Scratchpad(wiring.Component):
             m.submodules[f"bank_{b}"] = bank
             bank_reads.append(bank.read_port())
             if self._write_ports:
-                bank_writes.append(bank.write_port())
+                granularity = None
+                if self._slots > 1:
+                    granularity = self._shape.length // self._slots
+                bank_writes.append(bank.write_port(granularity=granularity))
 
         # Read ports: a port is free when it holds no response or its response leaves this cycle;
         # only free ports take part in arbitration, so a stalled port never blocks a bank.
@@ -354,7 +379,7 @@ class Scratchpad(wiring.Component):
                 port = self.write[q]
                 with m.If(port.valid & (write_bank[q] == b)):
                     m.d.comb += [
-                        bank_write.en.eq(1),
+                        bank_write.en.eq(port.payload.en if self._slots > 1 else 1),
                         bank_write.addr.eq(row_of(port.payload.addr)),
                         bank_write.data.eq(port.payload.data),
                     ]

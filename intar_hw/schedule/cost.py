@@ -37,20 +37,22 @@ Memory
     stay on chip either, the budget is infeasible, naming the task and the shortfall).
 Bandwidth
     Off-chip transfers overlap compute (double buffering) and reads and writes share one bus:
-    ``offchip = ceil(bytes / bytes_per_cycle)``, plus the read latency once per stage that reads.
+    ``offchip = ceil(bytes / bytes_per_cycle)``, plus the read latency once per stage that reads,
+    plus the rows the last tile of the stage's last off-chip reader drains after its last operand
+    word arrives.
     Scratchpads have ``scratchpad_ports`` read ports and one write port per core: reading A and
     B both from the scratchpad takes two reads per beat; results and join operands take one access
     per drained row.
 Stages
     ``cycles = max(pipeline, offchip, scratchpad) + fill + reconfig`` where ``pipeline`` is the
     span of the stage's tasks, ``fill = ARRAY_LATENCY`` (+ :data:`BIAS_LATENCY` when a task of the
-    stage adds a bias, + the off-chip latency and :data:`LOADER_LATENCY` when the stage reads
-    off-chip, + :data:`STORE_LATENCY` when it writes results off-chip) and
-    ``reconfig = RECONFIG_CYCLES`` at every stage boundary (the mode controller steps its state
-    and restarts the address generators). Known gaps to the generated hardware: an
-    off-chip-bound stage also drains its last tile's rows after the last operand word (one cycle
-    for the MLP's one-row GEMVs), and the generator writes results off-chip after the stage's
-    compute rather than overlapped with it (the same cycles when off-chip-bound). ``bound``
+    stage adds a bias, + the largest :func:`sfu_latency` of its tasks' result links, + the
+    off-chip latency and :data:`LOADER_LATENCY` when the stage reads off-chip, +
+    :data:`STORE_LATENCY` when it writes results off-chip) and ``reconfig = RECONFIG_CYCLES`` at
+    every stage boundary (the mode controller steps its state and restarts the address
+    generators). Known gap to the generated hardware: the generator writes results off-chip
+    after the stage's compute rather than overlapped with it (the same cycles when
+    off-chip-bound). ``bound``
     names the dominating term: ``compute``, ``pipeline-fill`` (the span exceeds the busiest task
     by more than 1%: tasks waited for producers), ``offchip`` or ``scratchpad``.
 Task pipelines
@@ -88,7 +90,7 @@ from functools import lru_cache
 from .plan import Order
 
 
-__all__ = ["ARRAY_LATENCY", "BIAS_LATENCY", "LOADER_LATENCY", "STORE_LATENCY", "RECONFIG_CYCLES",
+__all__ = ["ARRAY_LATENCY", "BIAS_LATENCY", "sfu_latency", "LOADER_LATENCY", "STORE_LATENCY", "RECONFIG_CYCLES",
            "FIFO_DEPTH", "Deal", "deal", "Member", "StageEval", "evaluate_stage",
            "mandatory_bytes", "InfeasibleError"]
 
@@ -97,6 +99,25 @@ __all__ = ["ARRAY_LATENCY", "BIAS_LATENCY", "LOADER_LATENCY", "STORE_LATENCY", "
 ARRAY_LATENCY = 3
 #: Extra result-path cycle of a task with a bias: ``acc + bias`` is registered before rounding.
 BIAS_LATENCY = 1
+#: Result-path cycles of the elementwise SFUs a result link applies after requantisation (ReLU is
+#: fused into the requantiser): a table activation, 1 cycle on int8 (its ROM read) and 3 on int16
+#: (plus interpolation); a join, 1 for an add and 2 for a mul (product, then rounding).
+_ACTIVATION_LATENCY = {8: 1, 16: 3}
+_JOIN_LATENCY = {"add": 1, "mul": 2}
+
+
+def sfu_latency(activation, join, bits):
+    """Cycles an ``activation`` (``"gelu"``/``"silu"`` or ``None``) of ``bits``-bit values and a
+    ``join`` (``"add"``/``"mul"`` or ``None``) add to a task's result path; paid once per stage
+    (its largest over the stage's tasks), like :data:`BIAS_LATENCY`."""
+    cycles = 0
+    if activation is not None:
+        cycles += _ACTIVATION_LATENCY.get(bits, 3)
+    if join is not None:
+        cycles += _JOIN_LATENCY[join]
+    return cycles
+
+
 #: Cycles from the loader writing an off-chip word into a core's memory to the core reading it
 #: (the loader's level register, :class:`~intar_hw.compose.loader.Loader`); paid once by a stage
 #: that reads off-chip.
@@ -159,6 +180,15 @@ def core_cycles(pea, orientation, batch, M, N, K, chunk=None):
     r_last = r_rem
     total += kb_first - max(kb_last, r_last) + r_last
     return total, (tm, tn, -(-min(K, chunk or K) // d3))
+
+
+def _drain_tail(d, peas, cores):
+    """Rows the last tile of a dealt task drains after its last beat (the most on any core)."""
+    rows = 0
+    for core, (orientation, Mc, Nc, cycles, _) in zip(cores, d.cores):
+        if cycles > 0:
+            rows = max(rows, _tiles(peas[core], orientation, Mc, Nc)[5])
+    return rows
 
 
 @dataclass(frozen=True)
@@ -681,10 +711,15 @@ def evaluate_stage(tg, resources, peas, members, spill, room, first, readers_ins
     pipeline = max(te.end for te in evals.values())
     compute = max(te.busy for te in evals.values())
     offchip = int(math.ceil(total_bytes / resources.offchip_bytes_per_cycle))
+    if reads_offchip:
+        # After the last operand word arrives, the last tile still drains its rows.
+        last = [m for m in members if evals[m.task].offchip_bytes][-1:]
+        offchip += sum(_drain_tail(evals[m.task].deal, peas, m.cores) for m in last)
     scratchpad = max(te.scratchpad_cycles for te in evals.values())
     biased = any(tg.tasks[m.task].has_bias for m in members)
     writes_offchip = any(r[2] for te in evals.values() for r in te.results)
     fill = (ARRAY_LATENCY + (BIAS_LATENCY if biased else 0)
+            + max(tg.tasks[m.task].sfu_latency for m in members)
             + (resources.offchip_latency + LOADER_LATENCY if reads_offchip else 0)
             + (STORE_LATENCY if writes_offchip else 0))
     reconfig = 0 if first else RECONFIG_CYCLES

@@ -36,6 +36,14 @@ MAC_KINDS = ("linear", "matmul", "conv2d", "conv_transpose2d")
 ROW_WISE = ("softmax", "layernorm")
 
 
+def _sfu_latency(chain, bits):
+    from .cost import sfu_latency
+    kinds = [c.kind.value for c in chain]
+    activation = next((k for k in kinds if k in ("gelu", "silu")), None)
+    join = next((k for k in kinds if k in ("add", "mul")), None)
+    return sfu_latency(activation, join, bits)
+
+
 @dataclass(frozen=True)
 class ConvGeometry:
     """Window geometry of a (transposed) convolution task.
@@ -123,6 +131,9 @@ class Task:
     conv : ConvGeometry or None
     has_bias : bool
         Whether a bias is added to the accumulators before requantisation.
+    sfu_latency : int
+        Result-path cycles of its epilogue's first table activation and first join
+        (:func:`~intar_hw.schedule.cost.sfu_latency`).
     """
     name: str
     kind: str
@@ -149,6 +160,7 @@ class Task:
     b_bytes_per_elem: float
     conv: object
     has_bias: bool = False
+    sfu_latency: int = 0
 
     @property
     def b_bytes(self):
@@ -310,7 +322,8 @@ def task_graph(graph):
             prologue=prologue, stored=tuple(stored), side=tuple(side_of[op.name]),
             acc_bytes=max(1, math.ceil(op.acc_fmt.bits / 8)),
             a_bytes_per_elem=_bytes_per_elem(x.fmt), b_bytes_per_elem=_bytes_per_elem(b_fmt),
-            conv=conv, has_bias=bool(getattr(op, "has_bias", False))))
+            conv=conv, has_bias=bool(getattr(op, "has_bias", False)),
+            sfu_latency=_sfu_latency(chain, op.output.fmt.bits)))
 
     infos = {}
     wanted = set(readers) | outputs | {n for t in tasks for n in t.stored}

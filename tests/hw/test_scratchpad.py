@@ -355,3 +355,35 @@ def test_init_word_error(shape, word, text):
     with pytest.raises(ValueError,
                        match=rf"^Scratchpad init word 1 must be a constant of shape {text}$"):
         Scratchpad(shape, 4, init=[0 if not lanes(shape) else [0] * 4, word])
+
+
+def test_slots_write_only_their_part():
+    # Four lanes in two slots: each write replaces the enabled halves of the word only.
+    dut = Scratchpad(VECTOR, 4, slots=2, init=[[1, 2, 3, 4]] * 4)
+    writes = [(0, [9, 9, 0, 0], 0b01), (0, [0, 0, 7, 7], 0b10), (1, [5, 6, 7, 8], 0b00),
+              (2, [5, 6, 7, 8], 0b11)]
+    seen = []
+
+    async def bench(ctx):
+        for addr, word, en in writes:
+            ctx.set(dut.write[0].valid, 1)
+            ctx.set(dut.write[0].payload, {"addr": addr, "data": word, "en": en})
+            await ctx.tick()
+        ctx.set(dut.write[0].valid, 0)
+        ctx.set(dut.read[0].resp.ready, 1)
+        for addr in range(4):
+            ctx.set(dut.read[0].req.valid, 1)
+            ctx.set(dut.read[0].req.payload.addr, addr)
+            await ctx.tick()
+            ctx.set(dut.read[0].req.valid, 0)
+            seen.append(to_python(ctx.get(dut.read[0].resp.payload.data)))
+    run(dut, bench, deadline=100)
+    assert seen == [[9, 9, 7, 7], [1, 2, 3, 4], [5, 6, 7, 8], [1, 2, 3, 4]]
+
+
+def test_slots_value_error():
+    with pytest.raises(ValueError, match=r"^Scratchpad slots must divide the length of an array "
+                                         r"layout shape, not 3 for "):
+        Scratchpad(VECTOR, 16, slots=3)
+    with pytest.raises(TypeError, match=r"^Scratchpad slots must be a positive integer, not 'a'$"):
+        Scratchpad(VECTOR, 16, slots="a")

@@ -102,7 +102,8 @@ def test_sequential_stage_is_explained():
     # fc1: 1024 outputs x 256 inputs on 32 MACs; 256 KiB of int16 weights + int32 bias + x.
     assert first.compute == 32 * 256 + 1
     assert first.offchip_bytes == 256 * 1024 * 2 + 1024 * 4 + 256 * 2
-    assert first.offchip == math.ceil(first.offchip_bytes / 64)
+    # The bus time, then the last tile's one row drains after the last weight word.
+    assert first.offchip == math.ceil(first.offchip_bytes / 64) + 1
     # The array's latency, the bias stage of the result path, the off-chip read latency and the
     # loader's level register (nothing is written off-chip: no store latency).
     assert first.fill == ARRAY_LATENCY + BIAS_LATENCY + 100 + LOADER_LATENCY
@@ -207,7 +208,7 @@ def test_offchip_bound_and_latency():
     s = schedule(mlp(), slow, "sequential")
     for stage in s.stages:
         assert stage.bound == "offchip"
-        assert stage.offchip == math.ceil(stage.offchip_bytes / 0.5)
+        assert stage.offchip == math.ceil(stage.offchip_bytes / 0.5) + 1    # + the drain
         writes = any(r.spilled_bytes for p in stage.placements for r in p.results)
         assert stage.fill == (ARRAY_LATENCY + BIAS_LATENCY + 7 + LOADER_LATENCY
                               + (STORE_LATENCY if writes else 0))

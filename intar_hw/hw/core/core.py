@@ -9,7 +9,7 @@ from amaranth.utils import ceil_log2
 
 from ..mac_array import OPERAND_WIDTHS, MACArray, accumulator_width
 from ..scratchpad import ReadPortSignature, Scratchpad, WriteRequest, _word_fits
-from .operand_fetch import OperandFetch, operand_word
+from .operand_fetch import OperandFetch, by_program, operand_word
 from .program import BIAS_FORMAT, MEMORIES, GemmProgram, Source, memory_lanes, memory_words
 from .result_path import ResultPath
 
@@ -124,7 +124,7 @@ class ComputingCore(wiring.Component):
     """
 
     def __init__(self, programs, *, operand_width=8, depths=None, init=None, gated=False,
-                 peer=None, shares=0):
+                 peer=None, join_peer=None, shares=0):
         if (not isinstance(programs, tuple)
                 or not all(isinstance(p, GemmProgram) for p in programs)):
             raise TypeError(f"ComputingCore programs must be a tuple of GemmProgram, "
@@ -145,6 +145,11 @@ class ComputingCore(wiring.Component):
         self._operand_width = operand_width
         d1, d2, d3 = self._pea = peas[0]
         self._lanes = memory_lanes(programs)
+        slots = tuple(dict.fromkeys(p.slots for p in programs))
+        if len(slots) > 1:
+            raise ValueError(f"ComputingCore programs must share one number of result slots, "
+                             f"not {', '.join(map(repr, slots))}")
+        self._slots = slots[0]
         needed = memory_words(programs)
         self._shapes = {}
         for name in MEMORIES:
@@ -153,11 +158,13 @@ class ComputingCore(wiring.Component):
             elif name == "biases" and name in needed:
                 self._shapes[name] = data.ArrayLayout(signed(BIAS_FORMAT.bits), d2)
             elif name == "results":
-                width = max(p.out_format.bits for p in programs)
-                self._shapes[name] = data.ArrayLayout(signed(width), d2)
+                width = max(p.result_format.bits for p in programs)
+                self._shapes[name] = data.ArrayLayout(signed(width), self._slots * d2)
 
         a_sources = {source for p in programs for source, _ in p.a_parts}
         self._chained = Source.RESULTS in a_sources
+        join_sources = {p.join_source for p in programs if p.join is not None}
+        self._self_joined = Source.RESULTS in join_sources
         if self._chained and self._shapes["results"].elem_shape.width != operand_width:
             raise ValueError(f"ComputingCore programs reading A from Source.RESULTS need "
                              f"{operand_width}-bit results, not "
@@ -205,9 +212,12 @@ class ComputingCore(wiring.Component):
             raise TypeError(f"ComputingCore gated must be a bool, not {gated!r}")
         self._gated = gated
         self._peer = peer
+        self._join_peer = join_peer
         self._shares = shares
         if Source.PEER in a_sources and peer is None:
             raise ValueError("ComputingCore programs reading A from Source.PEER need peer")
+        if Source.PEER in join_sources and join_peer is None:
+            raise ValueError("ComputingCore programs joining from Source.PEER need join_peer")
         self._max_reduction = max(p.kb * d3 for p in programs)
         members = {
             "start": In(1),
@@ -218,7 +228,10 @@ class ComputingCore(wiring.Component):
         for name, shape in self._shapes.items():
             addr_width = ceil_log2(self._depths[name])
             if name == "results":
-                members["results_read"] = In(ReadPortSignature(addr_width, shape))
+                # The host reads one slot's lanes: address = word << slot_bits | slot.
+                members["results_read"] = In(ReadPortSignature(
+                    addr_width + ceil_log2(self._slots),
+                    data.ArrayLayout(shape.elem_shape, d2)))
             else:
                 members[f"{name}_write"] = In(stream.Signature(WriteRequest(addr_width, shape)))
             if gated and name != "results":
@@ -232,6 +245,11 @@ class ComputingCore(wiring.Component):
             members["peer_read"] = Out(ReadPortSignature(
                 peer_width, data.ArrayLayout(signed(operand_width), peer_lanes)))
             members["peer_level"] = In(range(2 ** peer_width + 1))
+        if join_peer is not None:
+            join_width, join_lanes, join_bits = join_peer
+            members["join_read"] = Out(ReadPortSignature(
+                join_width, data.ArrayLayout(signed(join_bits), join_lanes)))
+            members["join_level"] = In(range(2 ** join_width + 1))
         super().__init__(members)
 
     @property
@@ -271,6 +289,29 @@ class ComputingCore(wiring.Component):
         # The PE array's, for the longest reduction of the programs.
         return accumulator_width(self._operand_width, self._max_reduction, self._pea[2])
 
+    def _host_reads(self, m, port):
+        # results_read addresses one slot of a word (word << slot_bits | slot); the slot is kept
+        # with the request (a port holds one response, so it stays valid until then).
+        d2 = self._pea[1]
+        host = self.results_read
+        slot_bits = ceil_log2(self._slots)
+        if not slot_bits:
+            wiring.connect(m, wiring.flipped(host), port)
+            return
+        slot = Signal(slot_bits, name="host_slot")
+        with m.If(host.req.valid & host.req.ready):
+            m.d.sync += slot.eq(host.req.payload.addr[:slot_bits])
+        width = self._shapes["results"].elem_shape.width
+        m.d.comb += [
+            port.req.valid.eq(host.req.valid),
+            port.req.payload.addr.eq(host.req.payload.addr[slot_bits:]),
+            host.req.ready.eq(port.req.ready),
+            host.resp.valid.eq(port.resp.valid),
+            host.resp.payload.data.eq(
+                port.resp.payload.data.as_value().word_select(slot, width * d2)),
+            port.resp.ready.eq(host.resp.ready),
+        ]
+
     def elaborate(self, platform):
         m = Module()
         d1, d2, d3 = self._pea
@@ -281,17 +322,19 @@ class ComputingCore(wiring.Component):
         # The core's own chained reads and its peers' reads may hit one word in the same cycle
         # (an operand broadcast to a core group): the first of them reads the result memory,
         # each further one a replica written alongside it, so none waits on another.
-        result_readers = self._chained + self._shares
+        result_readers = self._chained + self._self_joined + self._shares
         replicas = []
         for name, shape in self._shapes.items():
             reads = (1 + min(1, result_readers)) if name == "results" else 1
+            slots = self._slots if name == "results" else 1
             memories[name] = m.submodules[name] = Scratchpad(
-                shape, self._depths[name], read_ports=reads, write_ports=1,
+                shape, self._depths[name], read_ports=reads, write_ports=1, slots=slots,
                 init=self._init.get(name, ()))
             if name == "results":
                 for i in range(result_readers - 1):
                     replicas.append(Scratchpad(shape, self._depths[name], read_ports=1,
-                                               write_ports=1, init=self._init.get(name, ())))
+                                               write_ports=1, slots=slots,
+                                               init=self._init.get(name, ())))
                     m.submodules[f"results_replica{i}"] = replicas[-1]
         result_ports = memories["results"].read[1:] + [r.read[0] for r in replicas]
 
@@ -303,10 +346,16 @@ class ComputingCore(wiring.Component):
         m.submodules.array = array = MACArray(
             d1, d2, depth=d3, operand_width=self._operand_width,
             max_reduction=self._max_reduction)
+        join_shape = None
+        if self._self_joined:
+            join_shape = (addr_widths["results"], self._shapes["results"])
+        elif self._join_peer is not None:
+            join_width, join_lanes, join_bits = self._join_peer
+            join_shape = (join_width, data.ArrayLayout(signed(join_bits), join_lanes))
         m.submodules.result = result = ResultPath(
             self._programs, accumulator_width=array.accumulator_width,
             bias_addr_width=addr_widths.get("biases", 1),
-            result_addr_width=addr_widths["results"])
+            result_addr_width=addr_widths["results"], join_shape=join_shape)
 
         readers = {name: getattr(fetch, name) for name in self._lanes}
         if "biases" in memories:
@@ -317,8 +366,14 @@ class ComputingCore(wiring.Component):
         if self._peer is not None and hasattr(fetch, "peer"):
             readers["peer"] = fetch.peer
             gates["peer"] = self.peer_level
+        if self._join_peer is not None and not self._self_joined:
+            readers["join"] = result.join
+            gates["join"] = self.join_level
         for name, source in readers.items():
-            sink = self.peer_read if name == "peer" else memories[name].read[0]
+            if name in ("peer", "join"):
+                sink = getattr(self, f"{name}_read")
+            else:
+                sink = memories[name].read[0]
             if name not in gates:
                 wiring.connect(m, source, sink)
                 continue
@@ -332,14 +387,28 @@ class ComputingCore(wiring.Component):
                 source.resp.valid.eq(sink.resp.valid),
                 sink.resp.ready.eq(source.resp.ready),
             ]
+        own = []
         if self._chained:
-            wiring.connect(m, fetch.results, result_ports[0])
+            own.append(fetch.results)
+        if self._self_joined:
+            own.append(result.join)
         for i in range(self._shares):
-            wiring.connect(m, wiring.flipped(getattr(self, f"results_share{i}")),
-                           result_ports[self._chained + i])
+            own.append(wiring.flipped(getattr(self, f"results_share{i}")))
+        for reader, port in zip(own, result_ports):
+            wiring.connect(m, reader, port)
         written = result.results
+        result_stage = Signal(range(count), name="running")
+        # results_level: a one-row result is readable word by word as it is written; a result of
+        # several rows (whose words fill slot by slot) once its program is done.
         with m.If(written.valid & written.ready):
-            m.d.sync += self.results_level.eq(written.payload.addr + 1)
+            def level(s):
+                p = self._programs[s]
+                if p.p_rows == 1:
+                    m.d.sync += self.results_level.eq(written.payload.addr + 1)
+                else:
+                    with m.If(result.done):
+                        m.d.sync += self.results_level.eq(p.dest_base + p.dest_words)
+            by_program(m, result_stage, count, level)
         wiring.connect(m, fetch.o, array.i)
         wiring.connect(m, array.o, result.i)
         # Result words go to the memory and its replicas together (a write port is always ready
@@ -350,7 +419,7 @@ class ComputingCore(wiring.Component):
         m.d.comb += written.ready.eq(Cat(*(sink.ready for sink in sinks)).all())
         for name, memory in memories.items():
             if name == "results":
-                wiring.connect(m, wiring.flipped(self.results_read), memory.read[0])
+                self._host_reads(m, memory.read[0])
             else:
                 wiring.connect(m, wiring.flipped(getattr(self, f"{name}_write")),
                                memory.write[0])
@@ -367,7 +436,7 @@ class ComputingCore(wiring.Component):
             self.done.eq(result.done),
         ]
         with m.If(accept):
-            m.d.sync += self.busy.eq(1)
+            m.d.sync += [self.busy.eq(1), result_stage.eq(self.stage)]
             # A new run of the schedule (its first program) forgets the last run's results.
             with m.If(self.stage == 0):
                 m.d.sync += self.results_level.eq(0)

@@ -50,11 +50,12 @@ class OperandFetch(wiring.Component):
     ``o`` holds its response, so backpressure on ``o`` costs exactly the cycles it lasts.
 
     A program reading ``A`` from :attr:`~.program.Source.RESULTS` or
-    :attr:`~.program.Source.PEER` (a one-row GEMM) reads that result memory instead, one word per
-    ``a_lanes // d3`` beats, and selects ``d3`` lanes of it per beat (lane group captured with the
-    request); the other rows of the beat are zero. A program gathering ``A`` from both
-    (``a_gather``) reads word ``w`` from part ``w % parts``, one ``A`` word in flight at a time
-    so the responses of the two ports are joined in request order.
+    :attr:`~.program.Source.PEER` reads that result memory instead (result layout, see
+    :mod:`.program`): one word per ``a_lanes // d3`` beats holds the rows of A's tile side by side
+    in its slots, and each beat takes ``d3`` lanes of every row's slot (lane group and first slot
+    captured with the request); rows past the word's slots are zero. A program gathering ``A``
+    from both (``a_gather``) reads word ``w`` from part ``w % parts``, one ``A`` word in flight at
+    a time so the responses of the two ports are joined in request order.
 
     Parameters
     ----------
@@ -68,7 +69,8 @@ class OperandFetch(wiring.Component):
         Address width of each operand memory (and of ``results`` and ``peer`` when a program
         reads them).
     peer_lanes : int or None
-        Lanes of the peer's result words, when a program reads :attr:`~.program.Source.PEER`.
+        Lanes of the peer's result words (all slots), when a program reads
+        :attr:`~.program.Source.PEER`.
 
     Members
     -------
@@ -80,7 +82,7 @@ class OperandFetch(wiring.Component):
         High while reads remain to be issued or a response waits to be joined.
     <memory> : Out(ReadPortSignature(addr_width, word))
         One read port per operand memory some program reads (``activations``, ``weights``, and
-        ``results`` and ``peer``, whose words are ``d2`` and ``peer_lanes`` lanes of
+        ``results`` and ``peer``, whose words are ``slots * d2`` and ``peer_lanes`` lanes of
         ``operand_width`` bits).
     o : Out(stream.Signature(MACBeatLayout(d1, d2, d3, operand_width)))
         Operand beats for the PE array.
@@ -105,7 +107,8 @@ class OperandFetch(wiring.Component):
         self._peered = Source.PEER in sources
         if self._chained:
             members["results"] = Out(ReadPortSignature(
-                addr_widths["results"], data.ArrayLayout(signed(operand_width), d2)))
+                addr_widths["results"],
+                data.ArrayLayout(signed(operand_width), self._programs[0].slots * d2)))
         if self._peered:
             members["peer"] = Out(ReadPortSignature(
                 addr_widths["peer"], data.ArrayLayout(signed(operand_width), peer_lanes)))
@@ -193,37 +196,75 @@ class OperandFetch(wiring.Component):
             by_program(m, cur, count, advance)
 
         # A in result layout (Source.RESULTS, PEER): a word per `groups` beats, a lane group per
-        # beat.
+        # beat, the tile's rows side by side in slots `slot0`, `slot0 + 1`, ... of the word.
         laid_out = (Source.RESULTS, Source.PEER)
-        group_counts = [p.a_lanes // d3 if p.a_source in laid_out else 1 for p in programs]
+        group_counts = [p.a_lanes // d3 if p.a_laid_out else 1 for p in programs]
         groups = max(group_counts)
+        a_side = ["p" if p.orientation == "MN" else "q" for p in programs]
+        a_request = Signal()       # an A request in result layout is transferred
         if self._chained or self._peered:
-            row_words = [-(-p.K // p.a_lanes) if p.a_source in laid_out else 0 for p in programs]
-            r_span = max(p.batch * w for p, w in zip(programs, row_words))
-            r_row = Signal(range(r_span + 1), name="r_row")
-            r_word = Signal(range(r_span + 1), name="r_word")
+            row_words = [-(-p.K // p.a_lanes) if p.a_laid_out else 0 for p in programs]
+            batch_words = [-(-p.M // p.a_slots) * w if p.a_laid_out else 0
+                           for p, w in zip(programs, row_words)]
+            r_span = max(p.batch * w for p, w in zip(programs, batch_words)) + 1
+            r_batch = Signal(range(r_span), name="r_batch")     # first word of the batch
+            r_row = Signal(range(r_span), name="r_row")         # first word of the tile's rows
+            r_word = Signal(range(r_span), name="r_word")
             r_group = Signal(range(groups), name="r_group")
-            p_group = Signal(range(groups), name="p_group")
+            a_group = Signal(range(groups), name="a_group")     # of the request in flight
+            slot_counts = [p.a_slots if p.a_laid_out else 1 for p in programs]
+            r_slot = Signal(range(max(slot_counts)), name="r_slot")     # slot of the tile's row 0
+            a_slot = Signal(range(max(slot_counts)), name="a_slot")
             # A gathered row (batch 1): word r_word is word r_local of part r_part.
-            part_counts = [len(p.a_parts) if p.a_source in laid_out else 1 for p in programs]
+            part_counts = [len(p.a_parts) if p.a_laid_out else 1 for p in programs]
             r_part = Signal(range(max(part_counts)), name="r_part")
-            r_local = Signal(range(r_span + 1), name="r_local")
-            p_part = Signal(range(max(part_counts)), name="p_part")
-            with m.If(p_req_valid & p_req_ready):
-                m.d.sync += [p_group.eq(r_group), p_part.eq(r_part)]
+            r_local = Signal(range(r_span), name="r_local")
+            a_part = Signal(range(max(part_counts)), name="a_part")
+            with m.If(a_request):
+                m.d.sync += [a_group.eq(r_group), a_part.eq(r_part), a_slot.eq(r_slot)]
             with m.If(step):
                 def advance_results(s):
-                    with m.If(final):
-                        m.d.sync += [r_row.eq(0), r_word.eq(0), r_group.eq(0), r_part.eq(0),
-                                     r_local.eq(0)]
-                    with m.Elif(at_end[3]):
-                        # A new tile rereads the row, or starts the next batch's row.
+                    p = programs[s]
+                    if not p.a_laid_out:
+                        return
+                    block, S = p.a_block, p.a_slots
+
+                    def rewind_tile(row):
+                        m.d.sync += [r_group.eq(0), r_part.eq(0), r_local.eq(0),
+                                     r_row.eq(row), r_word.eq(row)]
+
+                    def next_tile():
+                        # The next block of A rows: further along the slots, or the next word row.
                         m.d.sync += [r_group.eq(0), r_part.eq(0), r_local.eq(0)]
-                        with m.If(at_end[2] & at_end[1]):
+                        if S > block:
+                            with m.If(r_slot + block < S):
+                                m.d.sync += [r_slot.eq(r_slot + block), r_word.eq(r_row)]
+                            with m.Else():
+                                m.d.sync += [r_slot.eq(0), r_row.eq(r_row + row_words[s]),
+                                             r_word.eq(r_row + row_words[s])]
+                        else:
                             m.d.sync += [r_row.eq(r_row + row_words[s]),
                                          r_word.eq(r_row + row_words[s])]
+
+                    def next_batch():
+                        after = r_batch + batch_words[s]
+                        m.d.sync += [r_batch.eq(after), r_slot.eq(0)]
+                        rewind_tile(after)
+
+                    def first_tile():
+                        m.d.sync += r_slot.eq(0)
+                        rewind_tile(r_batch)
+                    with m.If(final):
+                        m.d.sync += [r_batch.eq(0), r_slot.eq(0)]
+                        rewind_tile(0)
+                    with m.Elif(at_end[3]):
+                        # Loop order: batch, P tile, Q tile, beat. A is P ("MN") or Q ("NM").
+                        with m.If(at_end[2] & at_end[1]):
+                            next_batch()
+                        with m.Elif(at_end[2]):
+                            next_tile() if a_side[s] == "p" else first_tile()
                         with m.Else():
-                            m.d.sync += r_word.eq(r_row)
+                            rewind_tile(r_row) if a_side[s] == "p" else next_tile()
                     with m.Elif(r_group == group_counts[s] - 1):
                         m.d.sync += [r_group.eq(0), r_word.eq(r_word + 1)]
                         if part_counts[s] > 1:
@@ -249,44 +290,42 @@ class OperandFetch(wiring.Component):
 
         # Responses of a gathered A come from two ports: a new A request waits until the one in
         # flight is joined (or is joined in this cycle), so they are joined in request order.
-        p_joined = Signal()
-        p_out = Signal()
-        p_free = Signal()
-        m.d.comb += p_free.eq(~p_out | p_joined)
-        with m.If(p_req_valid & p_req_ready):
-            m.d.sync += p_out.eq(1)
-        with m.Elif(p_joined):
-            m.d.sync += p_out.eq(0)
+        a_joined = Signal()
+        a_out = Signal()
+        a_free = Signal()
+        m.d.comb += a_free.eq(~a_out | a_joined)
+        with m.If(a_request):
+            m.d.sync += a_out.eq(1)
+        with m.Elif(a_joined):
+            m.d.sync += a_out.eq(0)
 
         def route_requests(s):
             program = programs[s]
-            if len(program.a_parts) > 1:
-                # P is A ("MN"): one port per part, chosen by the word's part.
-                for i, (source, base) in enumerate(program.a_parts):
+            sides = {"p": (program.p_source, program.p_base, p_req_valid, p_req_ready),
+                     "q": (program.q_source, program.q_base, q_req_valid, q_req_ready)}
+            if program.a_laid_out:
+                # A in result layout: a port per part (one without a gather), chosen by the
+                # word's part; one A request in flight at a time with several parts.
+                _, _, valid, ready = sides.pop(a_side[s])
+                parts = program.a_parts
+                free = a_free if len(parts) > 1 else C(1, 1)
+                m.d.comb += a_request.eq(valid & ready)
+                for i, (source, base) in enumerate(parts):
                     port = ports[source.value]
                     m.d.comb += [
-                        port.req.valid.eq(p_req_valid & p_free & (r_part == i)),
-                        port.req.payload.addr.eq(base + r_local),
+                        port.req.valid.eq(valid & free & (r_part == i)),
+                        port.req.payload.addr.eq(base + (r_local if len(parts) > 1
+                                                         else r_word)),
                     ]
                 with m.Switch(r_part):
-                    for i, (source, _) in enumerate(program.a_parts):
+                    for i, (source, _) in enumerate(parts):
                         with m.Case(i):
-                            m.d.comb += p_req_ready.eq(ports[source.value].req.ready & p_free)
-                port = ports[program.q_source.value]
-                m.d.comb += [
-                    port.req.valid.eq(q_req_valid),
-                    port.req.payload.addr.eq(program.q_base + offsets["q"]),
-                    q_req_ready.eq(port.req.ready),
-                ]
-                return
-            for side, source, base, valid, ready in (
-                    ("p", program.p_source, program.p_base, p_req_valid, p_req_ready),
-                    ("q", program.q_source, program.q_base, q_req_valid, q_req_ready)):
+                            m.d.comb += ready.eq(ports[source.value].req.ready & free)
+            for side, (source, base, valid, ready) in sides.items():
                 port = ports[source.value]
-                offset = r_word if source in laid_out else offsets[side]
                 m.d.comb += [
                     port.req.valid.eq(valid),
-                    port.req.payload.addr.eq(base + offset),
+                    port.req.payload.addr.eq(base + offsets[side]),
                     ready.eq(port.req.ready),
                 ]
         by_program(m, cur, count, route_requests)
@@ -302,32 +341,40 @@ class OperandFetch(wiring.Component):
             q_ready.eq(self.o.ready & p_valid),
         ]
 
-        def route_response(port, source, word, lanes, valid, ready):
+        def route_response(port, word, lanes, valid, ready, program=None):
             m.d.comb += [valid.eq(port.resp.valid), port.resp.ready.eq(ready)]
-            if source in laid_out:
-                width = d3 * self._operand_width
-                picked = port.resp.payload.data.as_value().word_select(p_group, width)
-                m.d.comb += word[0].as_value().eq(picked)
+            if program is None:
+                m.d.comb += [word[r].eq(port.resp.payload.data[r]) for r in range(lanes)]
                 return
-            m.d.comb += [word[r].eq(port.resp.payload.data[r]) for r in range(lanes)]
+            # Row r of the tile is slot a_slot + r of the word (rows past the slots are
+            # padding: zero); a beat takes lane group a_group of it.
+            width = self._operand_width
+            L, S = program.a_lanes, program.a_slots
+            whole = port.resp.payload.data.as_value()
+            slots = [whole[n * L * width:(n + 1) * L * width] for n in range(S)]
+            firsts = range(0, S, program.a_block) if S > program.a_block else [0]
+            with m.Switch(a_slot):
+                for first in firsts:
+                    with m.Case(first):
+                        for r in range(min(lanes, S - first)):
+                            m.d.comb += word[r].as_value().eq(
+                                slots[first + r].word_select(a_group, d3 * width))
 
         def route_responses(s):
             program = programs[s]
-            if len(program.a_parts) > 1:
-                with m.Switch(p_part):
+            sides = {"p": (p_word, d1, p_valid, p_ready), "q": (q_word, d2, q_valid, q_ready)}
+            sources = {"p": program.p_source, "q": program.q_source}
+            if program.a_laid_out:
+                word, lanes, valid, ready = sides.pop(a_side[s])
+                m.d.comb += a_joined.eq(valid & ready)
+                with m.Switch(a_part):
                     for i, (source, _) in enumerate(program.a_parts):
                         with m.Case(i):
-                            route_response(ports[source.value], source, p_word, d1, p_valid,
-                                           p_ready)
-                route_response(ports[program.q_source.value], program.q_source, q_word, d2,
-                               q_valid, q_ready)
-                return
-            for source, word, lanes, valid, ready in (
-                    (program.p_source, p_word, d1, p_valid, p_ready),
-                    (program.q_source, q_word, d2, q_valid, q_ready)):
-                route_response(ports[source.value], source, word, lanes, valid, ready)
+                            route_response(ports[source.value], word, lanes, valid, ready,
+                                           program)
+            for side, (word, lanes, valid, ready) in sides.items():
+                route_response(ports[sources[side].value], word, lanes, valid, ready)
         by_program(m, sel, count, route_responses)
-        m.d.comb += p_joined.eq(p_valid & p_ready)
 
         # Elements past K in the last beat of a reduction read as zero (0 * anything = 0).
         k_keep = Signal(d3, init=(1 << d3) - 1)

@@ -27,16 +27,21 @@ Memory layouts (word addresses, all relative to the program's base address)
     Biases (``biases`` memory; int32 words of ``d2`` lanes). ``"MN"``: word ``n // d2``, lane
     ``n % d2`` holds ``bias[n]``; ``"NM"``: word ``n``, lane 0 holds ``bias[n]`` (broadcast by
     the core). Lanes past ``N`` are don't-care.
-    ``A`` read from :attr:`Source.RESULTS` or :attr:`Source.PEER` (a one-row GEMM, ``M == 1``,
-    ``"MN"``, ``d3`` dividing the word's ``L = a_lanes`` lanes, by default ``d2``) is in result
-    layout instead: ``A[b, 0, k]`` at word ``b * ceil(K / L) + k // L``, lane ``k % L``, i.e. the
-    result of a program with ``N == K`` written at ``a_base``. A beat takes ``d3`` adjacent lanes
-    of one word.
-    Results (``results`` memory; words of ``d2`` lanes of the widest ``out_format``). Row ``p``
-    of ``R[b]`` is at words ``(b * P_rows + p) * ceil(Q_rows / d2) + t``, lane ``c`` holding
-    ``R[b, p, t * d2 + c]``, where ``R = C`` for ``"MN"`` and ``R = C^T`` (``N x M``) for
+    Results (``results`` memory; words of ``slots`` slots of ``d2`` lanes of the widest result
+    format). Row ``p`` of ``R[b]`` is in slot ``p % slots`` of the words
+    ``(b * ceil(P_rows / slots) + p // slots) * ceil(Q_rows / d2) + t``, lane ``c`` of the slot
+    holding ``R[b, p, t * d2 + c]``, where ``R = C`` for ``"MN"`` and ``R = C^T`` (``N x M``) for
     ``"NM"``: a drained PE row is a row of ``C`` in one orientation and a column in the other.
-    Lanes past the last column are written as 0.
+    Lanes past the last column are written as 0. With one slot a word is one row's tile; with
+    ``slots`` rows side by side, one read gives a tile of rows: that is how a later program reads a
+    result of several rows as its ``A`` with one read per beat.
+    ``A`` read from :attr:`Source.RESULTS` or :attr:`Source.PEER` is in that result layout (the
+    result of a program with ``N == K`` and orientation ``"MN"``, written at ``a_base`` in a memory
+    of ``a_slots`` slots of ``a_lanes`` lanes): ``A[b, m, k]`` in slot ``m % a_slots``, lane
+    ``k % L`` of word ``(b * ceil(M / a_slots) + m // a_slots) * ceil(K / L) + k // L``, with
+    ``L = a_lanes``. A beat takes ``d3`` adjacent lanes (``d3`` divides ``L``) of the slots of its
+    tile's rows, all in one word: ``M <= a_slots``, or ``a_slots`` a multiple of the rows per tile
+    of ``A`` (``d1`` for ``"MN"``, ``d2`` for ``"NM"``).
 """
 
 import enum
@@ -49,7 +54,8 @@ from ...schedule import cost
 
 
 __all__ = ["Source", "Destination", "MEMORIES", "MAX_SHIFT", "BIAS_FORMAT", "BIAS_LATENCY",
-           "GemmProgram", "memory_lanes", "memory_words", "memory_images"]
+           "ACTIVATIONS", "JOINS", "GemmProgram", "memory_lanes", "memory_words", "memory_images",
+           "result_slots"]
 
 
 class Source(enum.Enum):
@@ -84,6 +90,10 @@ MEMORIES = ("activations", "weights", "biases", "results")
 MAX_SHIFT = 62
 #: Format of the bias words.
 BIAS_FORMAT = numerics.INT32
+#: Table activations a result path applies after requantisation (ReLU is fused into it).
+ACTIVATIONS = ("gelu", "silu")
+#: Elementwise joins of a result with a second tensor read from a result memory.
+JOINS = ("add", "mul")
 #: Cycles a bias adds to a stage, owned by the cost model (the contract this core meets):
 #: :class:`~intar_hw.hw.sfu.elementwise.Requantize` registers the biased sum before rounding.
 BIAS_LATENCY = cost.BIAS_LATENCY
@@ -140,7 +150,8 @@ class GemmProgram:
     shift : int
         Requantisation shift, 0 to 62 (:func:`intar_hw.numerics.requantize`).
     out_format : Format or str
-        Format of the results, e.g. ``"int8"`` (the default).
+        Format of the requantised GEMM result, e.g. ``"int8"`` (the default); the written result
+        has :attr:`result_format`.
     relu : bool
         Fused ReLU: clamp the requantised result at 0.
     a_lanes : int or None
@@ -153,6 +164,31 @@ class GemmProgram:
         ``w % len(a_gather)``. The first part is ``(a_source, a_base)``; the sources are
         :attr:`Source.RESULTS` or :attr:`Source.PEER`, each at most once; ``batch`` is 1.
         ``None`` (the default): ``A`` is read from ``a_source`` alone.
+    slots : int
+        Slots of the core's result memory words (see the result layout): 1 (the default) or
+        more, the same for every program of a core.
+    a_slots : int or None
+        Slots of the result memory ``A`` is read from (:attr:`Source.RESULTS`: ``slots``, the
+        default; :attr:`Source.PEER`: the peer's, default 1).
+    activation : str or None
+        ``"gelu"`` or ``"silu"`` (:data:`ACTIVATIONS`) applied to the requantised result, or
+        ``None``.
+    activation_frac : int or None
+        Fractional bits of the activation's input (``None``: the default of
+        :func:`intar_hw.numerics.default_frac`).
+    approximate : str
+        GELU's approximation, ``"none"`` or ``"tanh"``.
+    join : str or None
+        ``"add"`` or ``"mul"`` (:data:`JOINS`): the result (after the activation) is added to or
+        multiplied with a tensor of the same shape, stored in result layout (the same geometry as
+        this program's result, ``slots`` included) at ``join_base`` of ``join_source``
+        (:attr:`Source.RESULTS` or :attr:`Source.PEER`); ``None``: no join.
+    join_source : Source or None
+    join_base : int
+    join_shift : int
+        Requantisation shift of a ``"mul"`` join.
+    join_format : Format, str or None
+        Format of the join's output, which is the program's result; ``None``: ``out_format``.
 
     Attributes
     ----------
@@ -164,7 +200,10 @@ class GemmProgram:
         :func:`intar_hw.schedule.cost.core_cycles` of the program.
     cycles : int
         Cycles the core takes from ``start`` to ``done``: ``busy_cycles + ARRAY_LATENCY``, plus
-        :data:`BIAS_LATENCY` with a bias.
+        :data:`BIAS_LATENCY` with a bias, plus the epilogue's SFU latency
+        (:func:`intar_hw.schedule.cost.sfu_latency`).
+    result_format : Format
+        Format of the written result: ``join_format`` with a join, else ``out_format``.
 
     Raises
     ------
@@ -191,6 +230,16 @@ class GemmProgram:
     relu: bool = False
     a_lanes: object = None
     a_gather: object = None
+    slots: int = 1
+    a_slots: object = None
+    activation: object = None
+    activation_frac: object = None
+    approximate: str = "none"
+    join: object = None
+    join_source: object = None
+    join_base: int = 0
+    join_shift: int = 0
+    join_format: object = None
 
     def __post_init__(self):
         if (not isinstance(self.pea, tuple) or len(self.pea) != 3
@@ -246,14 +295,23 @@ class GemmProgram:
         if self.a_lanes is not None and (not _is_int(self.a_lanes) or self.a_lanes < 1):
             raise ValueError(f"GemmProgram a_lanes must be a positive integer or None, "
                              f"not {self.a_lanes!r}")
+        _check_count("slots", self.slots)
+        if self.a_slots is not None and (not _is_int(self.a_slots) or self.a_slots < 1):
+            raise ValueError(f"GemmProgram a_slots must be a positive integer or None, "
+                             f"not {self.a_slots!r}")
         if self.a_source in (Source.RESULTS, Source.PEER):
             if self.a_lanes is None:
                 object.__setattr__(self, "a_lanes", self.pea[1])
-            if self.orientation != "MN" or self.M != 1 or self.a_lanes % self.pea[2]:
-                raise ValueError(f"GemmProgram reading A from {self.a_source!r} must be a "
-                                 f"one-row GEMM (M == 1) in orientation 'MN' with d3 dividing "
-                                 f"its {self.a_lanes} lanes, not M={self.M!r}, "
-                                 f"{self.orientation!r}, pea {self.pea!r}")
+            if self.a_slots is None:
+                object.__setattr__(self, "a_slots",
+                                   self.slots if self.a_source is Source.RESULTS else 1)
+            block = self.a_block
+            if self.a_lanes % self.pea[2] or (self.M > self.a_slots and self.a_slots % block):
+                raise ValueError(f"GemmProgram reading A from {self.a_source!r} needs d3 dividing "
+                                 f"its {self.a_lanes} lanes and M <= a_slots or a_slots a "
+                                 f"multiple of A's {block} rows per tile, not M={self.M!r}, "
+                                 f"a_slots={self.a_slots!r}, pea {self.pea!r}")
+        self._check_epilogue()
         if self.a_gather is not None:
             parts = self.a_gather
             if (not isinstance(parts, tuple) or len(parts) < 2
@@ -268,6 +326,60 @@ class GemmProgram:
                 raise ValueError(f"GemmProgram a_gather must start with (a_source, a_base) and "
                                  f"name Source.RESULTS and Source.PEER at most once each, with "
                                  f"batch 1, not {parts!r} with batch {self.batch!r}")
+
+    def _check_epilogue(self):
+        if self.activation is not None and self.activation not in ACTIVATIONS:
+            raise ValueError(f"GemmProgram activation must be one of "
+                             f"{', '.join(map(repr, ACTIVATIONS))} or None, "
+                             f"not {self.activation!r}")
+        if self.activation_frac is not None and not _is_int(self.activation_frac):
+            raise TypeError(f"GemmProgram activation_frac must be an integer or None, "
+                            f"not {self.activation_frac!r}")
+        if self.approximate not in ("none", "tanh"):
+            raise ValueError(f"GemmProgram approximate must be 'none' or 'tanh', "
+                             f"not {self.approximate!r}")
+        if self.join is None:
+            if self.join_source is not None or self.join_format is not None:
+                raise ValueError("GemmProgram join_source and join_format need a join")
+            return
+        if self.join not in JOINS:
+            raise ValueError(f"GemmProgram join must be one of {', '.join(map(repr, JOINS))} or "
+                             f"None, not {self.join!r}")
+        if self.join_source not in (Source.RESULTS, Source.PEER):
+            raise ValueError(f"GemmProgram join_source must be Source.RESULTS or Source.PEER, "
+                             f"not {self.join_source!r}")
+        _check_base("join_base", self.join_base)
+        if not _is_int(self.join_shift):
+            raise TypeError(f"GemmProgram join_shift must be an integer, not {self.join_shift!r}")
+        if not 0 <= self.join_shift <= MAX_SHIFT or (self.join == "add" and self.join_shift):
+            raise ValueError(f"GemmProgram join_shift must be between 0 and {MAX_SHIFT} (0 for "
+                             f"'add'), not {self.join_shift!r}")
+        fmt = self.out_format if self.join_format is None else self.join_format
+        try:
+            fmt = numerics.as_format(fmt)
+        except (TypeError, ValueError):
+            raise ValueError(f"GemmProgram join_format must be a format like 'int8' or None, "
+                             f"not {self.join_format!r}") from None
+        object.__setattr__(self, "join_format", fmt)
+
+    @property
+    def result_format(self):
+        return self.out_format if self.join is None else self.join_format
+
+    @property
+    def a_block(self):
+        """Rows of ``A`` per tile: ``d1`` (``"MN"``, A on the array's rows) or ``d2``."""
+        return self.pea[0] if self.orientation == "MN" else self.pea[1]
+
+    @property
+    def a_laid_out(self):
+        """Whether ``A`` is read from a result memory (in result layout)."""
+        return self.a_source in (Source.RESULTS, Source.PEER)
+
+    @property
+    def sfu_latency(self):
+        """Cycles the activation and the join add to the result path."""
+        return cost.sfu_latency(self.activation, self.join, self.out_format.bits)
 
     # --- geometry -----------------------------------------------------------------------------
 
@@ -346,8 +458,24 @@ class GemmProgram:
 
     @property
     def epilogue(self):
-        """``(shift, out_format, relu, has_bias)``: programs with equal epilogues share one."""
+        """``(shift, out_format, relu, has_bias)``: programs with equal epilogues share one
+        requantiser."""
         return (self.shift, self.out_format, self.relu, self.bias_base is not None)
+
+    @property
+    def activation_key(self):
+        """``(function, format, frac, approximate)`` or ``None``: programs with equal keys share
+        one activation unit."""
+        if self.activation is None:
+            return None
+        return (self.activation, self.out_format, self.activation_frac, self.approximate)
+
+    @property
+    def join_key(self):
+        """``(join, in format, shift, format)`` or ``None``: equal keys share one join unit."""
+        if self.join is None:
+            return None
+        return (self.join, self.out_format, self.join_shift, self.join_format)
 
     # --- cycles -------------------------------------------------------------------------------
 
@@ -359,15 +487,15 @@ class GemmProgram:
     @property
     def cycles(self):
         return (self.busy_cycles + cost.ARRAY_LATENCY
-                + (BIAS_LATENCY if self.bias_base is not None else 0))
+                + (BIAS_LATENCY if self.bias_base is not None else 0) + self.sfu_latency)
 
     # --- memory layouts -----------------------------------------------------------------------
 
     @property
     def a_words(self):
         """Words ``A`` takes in its memory."""
-        if self.a_source in (Source.RESULTS, Source.PEER):
-            return self.batch * _cdiv(self.K, self.a_lanes)
+        if self.a_laid_out:
+            return self.batch * _cdiv(self.M, self.a_slots) * _cdiv(self.K, self.a_lanes)
         return self.batch * _cdiv(self.M, self.dm) * self.kb
 
     @property
@@ -385,7 +513,7 @@ class GemmProgram:
     @property
     def dest_words(self):
         """Words the result takes in its memory."""
-        return self.batch * self.p_rows * self.q_tiles
+        return self.batch * _cdiv(self.p_rows, self.slots) * self.q_tiles
 
     def extents(self):
         """``{memory name: words used from address 0}`` of every memory the program touches."""
@@ -399,6 +527,8 @@ class GemmProgram:
             use(source.value, base + len(range(i, self.a_words, len(parts))))
         use(self.b_source.value, self.b_base + self.b_words)
         use(self.dest.value, self.dest_base + self.dest_words)
+        if self.join_source is not None:
+            use(self.join_source.value, self.join_base + self.dest_words)
         if self.bias_base is not None:
             use("biases", self.bias_base + self.bias_words)
         return used
@@ -446,15 +576,29 @@ class GemmProgram:
         padded[:self.N] = bias
         return padded.reshape(-1, d2).tolist()
 
+    def host_address(self, b, p, t):
+        """Address of row ``p``, Q tile ``t`` of ``R[b]`` on the core's ``results_read`` port:
+        ``word << ceil_log2(slots) | slot`` (with one slot, the word)."""
+        S = self.slots
+        word = self.dest_base + (b * _cdiv(self.p_rows, S) + p // S) * self.q_tiles + t
+        return (word << (S - 1).bit_length()) | (p % S)
+
+    def host_addresses(self):
+        """Every :meth:`host_address` of the result, batch, P row, Q tile order."""
+        return [self.host_address(b, p, t) for b in range(self.batch)
+                for p in range(self.p_rows) for t in range(self.q_tiles)]
+
     def result_from_words(self, words):
-        """The ``(batch, M, N)`` result from the ``dest_words`` words read from ``dest_base``.
+        """The ``(batch, M, N)`` result from the ``d2``-lane words read at
+        :meth:`host_addresses`, in that order.
 
         Raises :class:`ValueError` if a padding lane (past the last column) is not 0.
         """
         d2 = self.pea[1]
         words = np.asarray(words, dtype=np.int64)
-        if words.shape != (self.dest_words, d2):
-            raise ValueError(f"GemmProgram result must be {self.dest_words} words of {d2} "
+        count = self.batch * self.p_rows * self.q_tiles
+        if words.shape != (count, d2):
+            raise ValueError(f"GemmProgram result must be {count} words of {d2} "
                              f"lanes, not an array of shape {words.shape!r}")
         rows = words.reshape(self.batch, self.p_rows, self.q_tiles * d2)
         if np.any(rows[:, :, self.q_rows:]):

@@ -5,7 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..scratchpad import ReadPortSignature, WriteRequest
-from ..sfu.elementwise import Requantize
+from ..sfu.elementwise import Activation, Add, Mul, Requantize
 from .operand_fetch import by_program
 from .program import BIAS_FORMAT, BIAS_LATENCY
 
@@ -18,11 +18,13 @@ class _RowWalk:
 
     Only the valid rows of a tile are visited (``p_rem`` in the last P tile). With ``coeffs``
     (per program ``(per batch, per P row, per Q tile)`` or ``None``), :attr:`offset` is
-    ``b * Sb + p * Sp + t * Sq`` for P row ``p`` and Q tile ``t``. Everything rewinds to zero
-    after the final row, ready for the next program.
+    ``b * Sb + p * Sp + t * Sq`` for P row ``p`` and Q tile ``t``. With ``slotted``, the result
+    layout of :mod:`.program` instead: :attr:`offset` is the word
+    ``(b * ceil(P_rows / slots) + p // slots) * q_tiles + t`` and :attr:`slot` is ``p % slots``.
+    Everything rewinds to zero after the final row, ready for the next program.
     """
 
-    def __init__(self, m, name, programs, sel, step, coeffs=None):
+    def __init__(self, m, name, programs, sel, step, coeffs=None, slotted=False):
         count = len(programs)
         d1 = programs[0].pea[0]
         self.b = Signal(range(max(p.batch for p in programs)), name=f"{name}_batch")
@@ -50,6 +52,9 @@ class _RowWalk:
                        for p, (Sb, Sp, Sq) in zip(programs, coeffs))
             self.offset = Signal(range(span), name=f"{name}_offset")
             tile = Signal(range(span), name=f"{name}_tile_offset")
+
+        if slotted:
+            self._slotted(m, name, programs, sel, step)
 
         with m.If(step):
             with m.If(self.final):
@@ -83,25 +88,81 @@ class _RowWalk:
                 by_program(m, sel, count, advance)
 
 
+    def _slotted(self, m, name, programs, sel, step):
+        # Row p = ti * d1 + r of batch b sits in slot p % S of local row b * ceil(P / S) + p // S;
+        # ``row`` is that local row times q_tiles. Rows advance one by one within a tile; the next
+        # Q tile starts again from the tile's first row (saved); the next P tile continues after
+        # the last row of a full tile; the next batch starts on a fresh local row.
+        count = len(programs)
+        span = max(p.dest_words for p in programs) + 1
+        slots = max(p.slots for p in programs)
+        self.slot = Signal(range(slots), name=f"{name}_slot")
+        row = Signal(range(span), name=f"{name}_row_offset")
+        tile_slot = Signal(range(slots), name=f"{name}_tile_slot")
+        tile_row = Signal(range(span), name=f"{name}_tile_row")
+        batch_row = Signal(range(span), name=f"{name}_batch_row")
+        self.offset = Signal(range(span), name=f"{name}_offset")
+        m.d.comb += self.offset.eq(row + self.tj)
+        with m.If(step):
+            def advance(s):
+                p = programs[s]
+                S, q = p.slots, p.q_tiles
+                per_batch = -(-p.p_rows // S) * q
+
+                def next_row(slot_to, row_to):
+                    if S == 1:
+                        m.d.sync += [slot_to.eq(0), row_to.eq(row + q)]
+                        return
+                    with m.If(self.slot == S - 1):
+                        m.d.sync += [slot_to.eq(0), row_to.eq(row + q)]
+                    with m.Else():
+                        m.d.sync += [slot_to.eq(self.slot + 1), row_to.eq(row)]
+                with m.If(self.final):
+                    m.d.sync += [self.slot.eq(0), row.eq(0), tile_slot.eq(0), tile_row.eq(0),
+                                 batch_row.eq(0)]
+                with m.Elif(~self.r_end):
+                    next_row(self.slot, row)
+                with m.Elif(~self.tj_end):
+                    m.d.sync += [self.slot.eq(tile_slot), row.eq(tile_row)]
+                with m.Elif(~self.ti_end):
+                    next_row(self.slot, row)
+                    next_row(tile_slot, tile_row)
+                with m.Else():
+                    m.d.sync += [self.slot.eq(0), row.eq(batch_row + per_batch),
+                                 tile_slot.eq(0), tile_row.eq(batch_row + per_batch),
+                                 batch_row.eq(batch_row + per_batch)]
+            by_program(m, sel, count, advance)
+
+
 class ResultPath(wiring.Component):
-    """Drain finished tiles one PE row per cycle through bias, requantisation and ReLU.
+    """Drain finished tiles one PE row per cycle through the epilogue into the result memory.
 
     Each tile of accumulators on ``i`` is held there (``i.ready`` low) while its valid rows
     leave one per cycle; ``i.ready`` rises with the last one, so the array may finish the next
     tile meanwhile and a tile of ``rows`` valid rows occupies the path for exactly ``rows``
-    cycles. A row goes through the program's :class:`~intar_hw.hw.sfu.elementwise.Requantize`
-    (one per distinct epilogue ``(shift, out_format, relu, bias)``), whose bias stream is read
-    ahead from the ``biases`` memory, and is written to the result memory at its row-major
-    address (see :mod:`.program`), lanes past the last column written as 0.
+    cycles. A row goes through the program's epilogue, one unit per distinct configuration:
+
+    1. :class:`~intar_hw.hw.sfu.elementwise.Requantize` (bias, shift, fused ReLU), whose bias
+       stream is read ahead from the ``biases`` memory;
+    2. with ``activation``, an :class:`~intar_hw.hw.sfu.elementwise.Activation` table;
+    3. with ``join``, an :class:`~intar_hw.hw.sfu.elementwise.Add` or
+       :class:`~intar_hw.hw.sfu.elementwise.Mul` whose second operand is read ahead, row by row
+       in drain order, from the slot of the same result-layout word at ``join_base`` through
+       ``join``;
+
+    and is written to the result memory at its result-layout word and slot (see
+    :mod:`.program`), lanes past the last column written as 0.
 
     Parameters
     ----------
     programs : tuple of GemmProgram
-        The programs, selected by ``stage``.
+        The programs, selected by ``stage``; all with the same ``slots``.
     accumulator_width : int
         Width of the accumulators on ``i``.
     bias_addr_width, result_addr_width : int
         Address widths of the ``biases`` and ``results`` memories.
+    join_shape : (int, shape) or None
+        ``(addr_width, word shape)`` of the memory the joins read, when some program joins.
 
     Members
     -------
@@ -118,22 +179,31 @@ class ResultPath(wiring.Component):
         Finished tiles from the PE array.
     biases : Out(ReadPortSignature(bias_addr_width, ArrayLayout(signed(32), d2)))
         Bias reads; present only if some program has a bias.
-    results : Out(stream.Signature(WriteRequest(result_addr_width, ArrayLayout(signed(w), d2))))
-        Result words, ``w`` the widest ``out_format`` of the programs.
+    join : Out(ReadPortSignature(*join_shape))
+        Reads of the joins' second operands; present only if some program joins.
+    results : Out(stream.Signature(WriteRequest(result_addr_width, ArrayLayout(signed(w), slots * d2), slots)))
+        Result words, ``w`` the widest result format of the programs; the row is repeated in
+        every slot and ``en`` enables its own.
 
     Attributes
     ----------
     latencies : tuple of int
-        Per program, cycles from a row leaving ``i`` to its word being written: 1, or 2 with a
-        bias (the latency of its ``Requantize``).
+        Per program, cycles from a row leaving ``i`` to its word being written: 1, plus
+        :data:`BIAS_LATENCY` with a bias, plus :attr:`.GemmProgram.sfu_latency`.
     """
 
-    def __init__(self, programs, *, accumulator_width, bias_addr_width, result_addr_width):
+    def __init__(self, programs, *, accumulator_width, bias_addr_width, result_addr_width,
+                 join_shape=None):
         self._programs = tuple(programs)
         self._accumulator_width = accumulator_width
         d1, d2, _ = self._programs[0].pea
+        self._slots = self._programs[0].slots
         self._epilogues = tuple(dict.fromkeys(p.epilogue for p in self._programs))
-        self._result_width = max(p.out_format.bits for p in self._programs)
+        self._activations = tuple(dict.fromkeys(
+            p.activation_key for p in self._programs if p.activation is not None))
+        self._joins = tuple(dict.fromkeys(
+            p.join_key for p in self._programs if p.join is not None))
+        self._result_width = max(p.result_format.bits for p in self._programs)
         tile = data.ArrayLayout(data.ArrayLayout(signed(accumulator_width), d2), d1)
         members = {
             "start": In(1),
@@ -145,8 +215,11 @@ class ResultPath(wiring.Component):
         if any(p.bias_base is not None for p in self._programs):
             members["biases"] = Out(ReadPortSignature(
                 bias_addr_width, data.ArrayLayout(signed(BIAS_FORMAT.bits), d2)))
+        if self._joins:
+            members["join"] = Out(ReadPortSignature(*join_shape))
         members["results"] = Out(stream.Signature(WriteRequest(
-            result_addr_width, data.ArrayLayout(signed(self._result_width), d2))))
+            result_addr_width, data.ArrayLayout(signed(self._result_width), self._slots * d2),
+            self._slots)))
         super().__init__(members)
 
     @property
@@ -155,7 +228,7 @@ class ResultPath(wiring.Component):
 
     @property
     def latencies(self):
-        return tuple(1 + (BIAS_LATENCY if p.bias_base is not None else 0)
+        return tuple(1 + (BIAS_LATENCY if p.bias_base is not None else 0) + p.sfu_latency
                      for p in self._programs)
 
     def elaborate(self, platform):
@@ -181,11 +254,37 @@ class ResultPath(wiring.Component):
             assert unit.latency == 1 + (BIAS_LATENCY if has_bias else 0)
             m.submodules[f"requantize_{e}"] = unit
             requantizers.append(unit)
+        activations = []
+        for a, (function, fmt, frac, approximate) in enumerate(self._activations):
+            unit = Activation(d2, function, format=fmt, frac=frac, approximate=approximate)
+            m.submodules[f"activation_{a}"] = unit
+            activations.append(unit)
+        joins = []
+        for j, (kind, fmt, shift, out_format) in enumerate(self._joins):
+            if kind == "mul":
+                unit = Mul(d2, a_format=fmt, shift=shift, out_format=out_format)
+            else:
+                unit = Add(d2, a_format=fmt, out_format=out_format)
+            m.submodules[f"join_{j}"] = unit
+            joins.append(unit)
+        def activation_of(p):
+            return activations[self._activations.index(p.activation_key)]
+
+        def join_of(p):
+            return joins[self._joins.index(p.join_key)]
+        for p in programs:
+            # The cycle counts of .program (and the cost model) assume these latencies.
+            units = ([activation_of(p)] if p.activation is not None else []) + (
+                [join_of(p)] if p.join is not None else [])
+            assert p.sfu_latency == sum(unit.latency for unit in units)
         unit_of = [self._epilogues.index(p.epilogue) for p in programs]
-        for unit in requantizers:
+        for unit in requantizers + activations:
             m.d.comb += [unit.i.valid.eq(0), unit.o.ready.eq(0)]
+        for unit in requantizers:
             if "bias" in unit.signature.members:
                 m.d.comb += unit.bias.valid.eq(0)
+        for unit in joins:
+            m.d.comb += [unit.a.valid.eq(0), unit.b.valid.eq(0), unit.o.ready.eq(0)]
 
         # Bias reads run ahead of the drain: one word per drained row, in drain order.
         if "biases" in self.signature.members:
@@ -220,6 +319,41 @@ class ResultPath(wiring.Component):
                         word[c] if p.orientation == "MN" else word[0])
             by_program(m, sel, count, route_bias)
 
+        # Join operands are read ahead too: the slot of the same word, one per drained row.
+        if joins:
+            join_on = Signal()
+            request = Signal()
+            m.d.comb += request.eq(self.join.req.valid & self.join.req.ready)
+            walk = _RowWalk(m, "join", programs, sel, request, slotted=True)
+            join_slot = Signal.like(walk.slot)
+            with m.If(request):
+                m.d.sync += join_slot.eq(walk.slot)
+            with m.If(accept):
+                def start_join(s):
+                    m.d.sync += join_on.eq(programs[s].join is not None)
+                by_program(m, self.stage, count, start_join)
+            with m.Elif(request & walk.final):
+                m.d.sync += join_on.eq(0)
+            m.d.comb += self.join.req.valid.eq(join_on)
+            width = self.join.resp.payload.data.shape().elem_shape.width
+
+            def route_join(s):
+                p = programs[s]
+                if p.join is None:
+                    return
+                unit = join_of(p)
+                m.d.comb += [
+                    self.join.req.payload.addr.eq(p.join_base + walk.offset),
+                    unit.b.valid.eq(self.join.resp.valid),
+                    self.join.resp.ready.eq(unit.b.ready),
+                ]
+                picked = self.join.resp.payload.data.as_value().word_select(join_slot,
+                                                                          width * d2)
+                for c in range(d2):
+                    m.d.comb += unit.b.payload.data[c].eq(
+                        picked[c * width:(c + 1) * width].as_signed())
+            by_program(m, sel, count, route_join)
+
         # The drain: the valid rows of the tile on i, one per cycle.
         drained = Signal()
         drain_ready = Signal()
@@ -234,7 +368,16 @@ class ResultPath(wiring.Component):
             self.i.ready.eq(drained & drain.r_end),
         ]
 
-        def route_drain(s):
+        # The writer: the epilogue's rows, at their result-layout words and slots.
+        written = Signal()
+        m.d.comb += written.eq(self.results.valid & self.results.ready)
+        writer = _RowWalk(m, "write", programs, sel, written, slotted=True)
+        masked = sorted({c for p in programs for c in range(p.q_rem, d2)})
+        keep = Signal(d2, init=(1 << d2) - 1)
+        out = Signal(data.ArrayLayout(signed(self._result_width), d2))
+
+        def route(s):
+            p = programs[s]
             unit = requantizers[unit_of[s]]
             m.d.comb += [
                 unit.i.valid.eq(self.i.valid),
@@ -242,33 +385,38 @@ class ResultPath(wiring.Component):
                 unit.i.payload.last.eq(drain.final),
                 drain_ready.eq(unit.i.ready),
             ]
-        by_program(m, sel, count, route_drain)
-
-        # The writer: the requantised rows, at their row-major addresses.
-        written = Signal()
-        m.d.comb += written.eq(self.results.valid & self.results.ready)
-        writer = _RowWalk(m, "write", programs, sel, written,
-                          [(p.p_rows * p.q_tiles, p.q_tiles, 1) for p in programs])
-        masked = sorted({c for p in programs for c in range(p.q_rem, d2)})
-        keep = Signal(d2, init=(1 << d2) - 1)
-
-        def route_write(s):
-            p = programs[s]
-            unit = requantizers[unit_of[s]]
+            # Requantiser -> activation -> join -> writer, each a stream.
+            tail = unit.o
+            if p.activation is not None:
+                act = activation_of(p)
+                m.d.comb += [act.i.valid.eq(tail.valid), act.i.payload.eq(tail.payload),
+                             tail.ready.eq(act.i.ready)]
+                tail = act.o
+            if p.join is not None:
+                join = join_of(p)
+                m.d.comb += [join.a.valid.eq(tail.valid), join.a.payload.eq(tail.payload),
+                             tail.ready.eq(join.a.ready)]
+                tail = join.o
             m.d.comb += [
-                self.results.valid.eq(unit.o.valid),
-                unit.o.ready.eq(self.results.ready),
+                self.results.valid.eq(tail.valid),
+                tail.ready.eq(self.results.ready),
                 self.results.payload.addr.eq(p.dest_base + writer.offset),
             ]
             for c in range(d2):
-                m.d.comb += self.results.payload.data[c].eq(unit.o.payload.data[c])
+                m.d.comb += out[c].eq(tail.payload.data[c])
             if masked:
                 m.d.comb += keep.eq(Mux(writer.tj_end, (1 << p.q_rem) - 1, (1 << d2) - 1))
-        by_program(m, sel, count, route_write)
+        by_program(m, sel, count, route)
         for c in masked:
             # Columns past the edge of the last Q tile are written as 0.
             with m.If(~keep[c]):
-                m.d.comb += self.results.payload.data[c].eq(0)
+                m.d.comb += out[c].eq(0)
+        # The row goes into every slot; only its own is enabled.
+        for slot in range(self._slots):
+            for c in range(d2):
+                m.d.comb += self.results.payload.data[slot * d2 + c].eq(out[c])
+        if self._slots > 1:
+            m.d.comb += self.results.payload.en.eq(1 << writer.slot)
 
         m.d.comb += self.done.eq(self.busy & written & writer.final)
         return m

@@ -71,8 +71,7 @@ def with_garbage(rng, programs, images, width=8):
 
 
 def read_results(core, program, words):
-    return program.result_from_words(words[program.dest_base:program.dest_base
-                                           + program.dest_words])
+    return program.result_from_words([words[a] for a in program.host_addresses()])
 
 
 def core_rtl(core, stages, *, seed, loads=None, extra=None):
@@ -84,7 +83,8 @@ def core_rtl(core, stages, *, seed, loads=None, extra=None):
     read through ``results_read`` with random idles and backpressure.
     """
     cycles = []
-    depth = core.depths["results"]
+    # Every host address: each word's slots.
+    depth = core.depths["results"] << (core.programs[0].slots - 1).bit_length()
     words = []
     phase = {"loaded": not loads, "ran": False}
 
@@ -391,11 +391,15 @@ def test_chained_gemv(name):
     assert cycles == [predicted(first), predicted(second)]
 
 
-def test_results_source_needs_one_row():
-    with pytest.raises(ValueError, match=r"^GemmProgram reading A from Source.RESULTS must be a "
-                                         r"one-row GEMM \(M == 1\) in orientation 'MN' with d3 "
-                                         r"dividing its 4 lanes, not M=2, 'MN', pea \(1, 4, 1\)$"):
-        GemmProgram((1, 4, 1), 2, 4, 4, a_source=Source.RESULTS)
+def test_results_source_needs_a_tile_of_rows_in_one_word():
+    with pytest.raises(ValueError, match=r"^GemmProgram reading A from Source.RESULTS needs d3 "
+                                         r"dividing its 4 lanes and M <= a_slots or a_slots a "
+                                         r"multiple of A's 2 rows per tile, not M=3, a_slots=1, "
+                                         r"pea \(2, 4, 1\)$"):
+        GemmProgram((2, 4, 1), 3, 4, 4, a_source=Source.RESULTS)
+    with pytest.raises(ValueError, match=r"needs d3 dividing its 4 lanes .* not M=1, "
+                                         r"a_slots=1, pea \(1, 4, 3\)$"):
+        GemmProgram((1, 4, 3), 1, 4, 4, a_source=Source.RESULTS)
 
 
 def test_results_not_a_b_source():
@@ -461,9 +465,10 @@ def test_gated_must_be_a_bool():
 
 
 def test_peer_source_errors():
-    with pytest.raises(ValueError, match=r"^GemmProgram reading A from Source.PEER must be a "
-                                         r"one-row GEMM \(M == 1\) in orientation 'MN' with d3 "
-                                         r"dividing its 5 lanes, not M=1, 'MN', pea \(1, 4, 2\)$"):
+    with pytest.raises(ValueError, match=r"^GemmProgram reading A from Source.PEER needs d3 "
+                                         r"dividing its 5 lanes and M <= a_slots or a_slots a "
+                                         r"multiple of A's 1 rows per tile, not M=1, a_slots=1, "
+                                         r"pea \(1, 4, 2\)$"):
         GemmProgram((1, 4, 2), 1, 4, 4, a_source=Source.PEER, a_lanes=5)
     with pytest.raises(ValueError, match=r"^GemmProgram a_lanes must be a positive integer or "
                                          r"None, not 0$"):
@@ -471,3 +476,112 @@ def test_peer_source_errors():
     with pytest.raises(ValueError, match=r"^ComputingCore programs reading A from Source.PEER "
                                          r"need peer$"):
         ComputingCore((GemmProgram((1, 4, 1), 1, 4, 4, a_source=Source.PEER, a_lanes=8),))
+
+
+# --- results of several rows as A, in slots of the result memory -----------------------------------
+
+ROW_CHAINS = {
+    # name: (pea, slots, batch, M, (K0, N0, N1), orientations of the two programs)
+    "rows-in-one-word": ((4, 4, 1), 4, 1, 3, (5, 6, 3), ("MN", "MN")),
+    "two-row-tiles-per-word": ((2, 3, 1), 4, 1, 7, (3, 5, 4), ("MN", "MN")),
+    "one-slot-one-row-tiles": ((1, 4, 1), 1, 1, 3, (3, 6, 5), ("MN", "MN")),
+    "consumer-nm": ((3, 2, 2), 2, 2, 2, (4, 6, 5), ("MN", "NM")),
+    "depth-2-batches": ((2, 4, 2), 2, 2, 3, (3, 7, 5), ("MN", "MN")),
+}
+
+
+@pytest.mark.parametrize("name", list(ROW_CHAINS))
+def test_chained_rows(name):
+    pea, slots, batch, M, (K0, N0, N1), (o0, o1) = ROW_CHAINS[name]
+    first = GemmProgram(pea, M, N0, K0, batch=batch, orientation=o0, bias_base=0, shift=4,
+                        relu=True, slots=slots, dest_base=1)
+    second = GemmProgram(pea, M, N1, N0, batch=batch, orientation=o1, a_source=Source.RESULTS,
+                         a_base=1, b_base=first.b_words, bias_base=first.bias_words, shift=5,
+                         slots=slots, dest_base=1 + first.dest_words)
+    rng = np.random.default_rng(sum(map(ord, name)))
+    A0, B0, bias0 = random_operands(rng, first)
+    _, B1, bias1 = random_operands(rng, second)
+    images = memory_images((first, second), [(A0, B0, bias0), (None, B1, bias1)])
+    core = ComputingCore((first, second), init=images)
+    cycles, words = core_rtl(core, [0, 1], seed=11)
+    hidden = reference_gemm(first, A0, B0, bias0)
+    np.testing.assert_array_equal(read_results(core, first, words), hidden)
+    np.testing.assert_array_equal(read_results(core, second, words),
+                                  reference_gemm(second, hidden, B1, bias1))
+    assert cycles == [predicted(first), predicted(second)]
+
+
+def test_programs_share_slots():
+    with pytest.raises(ValueError, match=r"^ComputingCore programs must share one number of "
+                                         r"result slots, not 1, 2$"):
+        ComputingCore((GemmProgram((1, 4, 1), 1, 4, 4),
+                       GemmProgram((1, 4, 1), 1, 4, 4, slots=2)))
+
+
+# --- epilogue SFUs: table activations and joins ----------------------------------------------------
+
+EPILOGUES = {
+    # name: (pea, orientation, M, N, K, slots, second program's epilogue)
+    "silu-mul": ((2, 4, 1), "MN", 3, 6, 4, 2,
+                 dict(activation="silu", join="mul", join_shift=6)),
+    "gelu": ((2, 3, 1), "NM", 2, 5, 3, 1, dict(activation="gelu")),
+    "add-relu": ((4, 2, 2), "MN", 3, 4, 5, 4, dict(relu=True, join="add")),
+    "silu-int16": ((2, 2, 1), "MN", 2, 3, 4, 2,
+                   dict(activation="silu", out_format="int16", shift=2)),
+}
+
+
+def reference_epilogue(program, y, side):
+    fmt = program.out_format
+    frac = program.activation_frac
+    if frac is None:
+        frac = numerics.default_frac(fmt)
+    if program.activation == "silu":
+        y = numerics.silu(y, fmt, frac)
+    elif program.activation == "gelu":
+        y = numerics.gelu(y, fmt, frac, program.approximate)
+    if program.join == "mul":
+        y = numerics.requantize(y.astype(np.int64) * side, program.join_shift,
+                                program.join_format)
+    elif program.join == "add":
+        y = numerics.requantize(y.astype(np.int64) + side, 0, program.join_format)
+    return np.asarray(y, dtype=np.int64)
+
+
+@pytest.mark.parametrize("name", list(EPILOGUES))
+def test_epilogue_sfus(name):
+    # Program 0 writes the side tensor; program 1 (same geometry) applies the epilogue to its
+    # own GEMM, joining program 0's result read from the same memory.
+    pea, orientation, M, N, K, slots, epilogue = EPILOGUES[name]
+    epilogue = {"shift": 6, **epilogue}
+    first = GemmProgram(pea, M, N, K, orientation=orientation, shift=5, slots=slots,
+                        out_format=epilogue.get("out_format", "int8"))
+    extra = {}
+    if "join" in epilogue:
+        extra = dict(join_source=Source.RESULTS, join_base=0)
+    second = GemmProgram(pea, M, N, K, orientation=orientation, a_base=first.a_words,
+                         b_base=first.b_words, dest_base=first.dest_words, slots=slots,
+                         **epilogue, **extra)
+    rng = np.random.default_rng(sum(map(ord, name)))
+    width = 8
+    ops0 = random_operands(rng, first, width)
+    ops1 = random_operands(rng, second, width)
+    images = memory_images((first, second), [ops0, ops1])
+    core = ComputingCore((first, second), init=images)
+    cycles, words = core_rtl(core, [0, 1], seed=5)
+    side = reference_gemm(first, *ops0)
+    np.testing.assert_array_equal(read_results(core, first, words), side)
+    expected = reference_epilogue(second, reference_gemm(second, *ops1), side)
+    np.testing.assert_array_equal(read_results(core, second, words), expected)
+    assert cycles == [predicted(first), predicted(second) + second.sfu_latency]
+    assert second.sfu_latency == cost.sfu_latency(second.activation, second.join,
+                                                  second.out_format.bits) > 0
+
+
+def test_join_needs_a_source():
+    with pytest.raises(ValueError, match=r"^GemmProgram join_source must be Source.RESULTS or "
+                                         r"Source.PEER, not None$"):
+        GemmProgram((1, 4, 1), 1, 4, 4, join="mul")
+    with pytest.raises(ValueError, match=r"^GemmProgram activation must be one of 'gelu', "
+                                         r"'silu' or None, not 'tanh'$"):
+        GemmProgram((1, 4, 1), 1, 4, 4, activation="tanh")
