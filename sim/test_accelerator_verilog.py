@@ -24,7 +24,8 @@ def two_heads():
     b = g.linear(x, 8, name="b", shift=8, bias=False, weight_format="int8")
     g.output(g.relu(a, name="ra"))
     g.output(b)
-    return g, Resources.for_model("mlp", "tiny").replace(offchip_bytes_per_cycle=4)
+    budget = Resources.for_model("mlp", "tiny")
+    return g, budget.replace(pea=(8, 8, 1), offchip_bytes_per_cycle=4)
 
 
 def shipped(model, scale="tiny"):

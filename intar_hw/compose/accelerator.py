@@ -117,8 +117,10 @@ class Accelerator(wiring.Component):
         programs = self._plan.programs
         peers = self._plan.peers
         join_peers = self._plan.join_peers
+        b_peers = self._plan.b_peers
         # Per producer core, its readers: (consumer core, the consumer's port prefix).
         self._shares = {c: sorted([(k, "peer") for k, v in peers.items() if v == c]
+                                  + [(k, "b_peer") for k, v in b_peers.items() if v == c]
                                   + [(k, "join") for k, v in join_peers.items() if v == c])
                         for c in programs}
 
@@ -134,6 +136,8 @@ class Accelerator(wiring.Component):
         self._cores = {c: ComputingCore(programs[c], operand_width=self._plan.operand_bits,
                                         gated=offchip, shares=len(self._shares[c]),
                                         peer=result_port(peers[c]) if c in peers else None,
+                                        b_peer=(result_port(b_peers[c]) if c in b_peers
+                                                else None),
                                         join_peer=(join_port(join_peers[c])
                                                    if c in join_peers else None))
                        for c in self._plan.cores}

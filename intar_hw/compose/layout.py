@@ -100,9 +100,11 @@ class Plan:
         Per schedule stage, ``(core, program index)`` of every core working in it.
     """
 
-    def __init__(self, schedule, graph, tasks, operand_bits=8, peers=None, join_peers=None):
+    def __init__(self, schedule, graph, tasks, operand_bits=8, peers=None, join_peers=None,
+                 b_peers=None):
         self._operand_bits = operand_bits
         self._peers = dict(peers or {})
+        self._b_peers = dict(b_peers or {})
         self._join_peers = dict(join_peers or {})
         self._schedule = schedule
         self._graph = graph
@@ -131,6 +133,12 @@ class Plan:
         return dict(self._peers)
 
     @property
+    def b_peers(self):
+        """``{core: producer core}``: cores reading their ``B`` from another core's result
+        memory."""
+        return dict(self._b_peers)
+
+    @property
     def join_peers(self):
         """``{core: producer core}``: cores whose joins read another core's result memory."""
         return dict(self._join_peers)
@@ -150,10 +158,11 @@ class Plan:
         for t in self._tasks:
             g = t.gemm
             op = self._graph.op(t.op)
-            A = None
-            if g.a_source not in (Source.RESULTS, Source.PEER):
+            A = B = None
+            if not g.a_laid_out:
                 A = self._part_a(t, _array("Input", inputs, t.a))
-            B = self._part_b(t, _array("Parameter", params, f"{t.op}.weight"))
+            if not g.b_laid_out:
+                B = self._part_b(t, _array("Parameter", params, f"{t.op}.weight"))
             bias = None
             if op.has_bias:
                 bias = self._part_bias(t, _array("Parameter", params, f"{t.op}.bias"))
@@ -191,8 +200,9 @@ class Plan:
         found = []
         for t in self._tasks:
             g = t.gemm
-            wanted = [g.b_source.value] + (["biases"] if g.bias_base is not None else [])
-            if g.a_source not in (Source.RESULTS, Source.PEER):
+            wanted = ([] if g.b_laid_out else [g.b_source.value]) + (
+                ["biases"] if g.bias_base is not None else [])
+            if not g.a_laid_out:
                 wanted.insert(0, g.a_source.value)
             for memory in wanted:
                 if (t.core, memory) not in found:
@@ -233,8 +243,9 @@ class Plan:
                 image = g.bias_image(self._part_bias(t, params[f"{t.op}.bias"]))
                 words = [_bytes(np.asarray(w)[:n // 4], 4) for w, n in zip(image, sizes)]
             parts.append(("biases", g.bias_base, sizes, words))
-        B = None if params is None else self._part_b(t, params[f"{t.op}.weight"])
-        operand(g.b_source, g.b_base, g.N, g.dn, B, g.b_image)
+        if not g.b_laid_out:
+            B = None if params is None else self._part_b(t, params[f"{t.op}.weight"])
+            operand(g.b_source, g.b_base, g.N, g.dn, B, g.b_image)
         return parts
 
     def loader_stages(self, bus_bytes):
@@ -458,7 +469,7 @@ def _check_gemms(schedule, graph):
             op = _op(graph, p.task)
             if op is None:
                 raise ValueError(f"Graph {graph.name!r} has no operator {p.task!r}")
-            if op.kind is OpKind.LINEAR:
+            if op.kind in (OpKind.LINEAR, OpKind.MATMUL):
                 heads, M, K, N = op.gemm
                 if (heads, M, N, K) != p.gemm:
                     raise ValueError(f"Task {p.task!r} GEMM {p.gemm!r} does not match the "
@@ -507,10 +518,10 @@ def _deal(schedule, p):
 
 def _epilogue(graph, op, kinds):
     """``(GemmProgram keyword arguments, side tensor or None)`` of the SFU chain ``kinds`` after
-    linear ``op``: an optional ReLU first (fused into the requantiser), an optional table
-    activation, an optional join with a side tensor, in that order."""
+    ``op``: an optional ReLU first (fused into the requantiser), an optional table activation,
+    an optional softmax, an optional join with a side tensor, in that order."""
     kwargs, side, current, stage = {"relu": False}, None, op.name, 0
-    order = {"relu": 0, "gelu": 1, "silu": 1, "add": 2, "mul": 2}
+    order = {"relu": 0, "gelu": 1, "silu": 1, "softmax": 2, "add": 3, "mul": 3}
     for kind in kinds:
         follower = next((c for c in graph.consumers(current) if c.kind.value == kind), None)
         if follower is None or order.get(kind, -1) < stage:
@@ -521,6 +532,8 @@ def _epilogue(graph, op, kinds):
         elif kind in ("gelu", "silu"):
             kwargs.update(activation=kind, activation_frac=follower.frac,
                           approximate=getattr(follower, "approximate", "none"))
+        elif kind == "softmax":
+            kwargs.update(softmax=True, softmax_frac=follower.frac, causal=follower.causal)
         else:
             side = next(t.name for t in follower.inputs if t.name != current)
             kwargs.update(join=kind, join_shift=getattr(follower, "shift", 0),
@@ -549,10 +562,14 @@ def _result_slots(schedule):
             for o in p.operands:
                 if o.producer not in cores:
                     continue
-                if o.role == "A" and M > 1:
-                    loop = next(loop for loop in p.loops if loop.cycles > 0)
-                    d1, d2, _ = schedule.cores[loop.core].pea
-                    need = min(d1 if loop.orientation == "MN" else d2, M)
+                loop = next(loop for loop in p.loops if loop.cycles > 0)
+                d1, d2, _ = schedule.cores[loop.core].pea
+                # Rows per tile of A and of B^T (the stored rows of a B read transposed are its
+                # columns: one per beat, no slots needed).
+                rows = {"A": (d1, d2, M), "BT": (d2, d1, p.gemm[2])}.get(o.role)
+                if rows is not None and rows[2] > 1:
+                    mn, nm, count = rows
+                    need = min(mn if loop.orientation == "MN" else nm, count)
                     for c in cores[o.producer]:
                         slots[c] = max(slots[c], need)
                 elif o.role == "side":
@@ -588,6 +605,7 @@ def plan(schedule, graph):
     made = {}           # task name -> its parts
     peers = {}          # core -> the core whose result memory it reads A from
     join_peers = {}     # core -> the core whose result memory its joins read
+    b_peers = {}        # core -> the core whose result memory it reads B from
     slots = _result_slots(schedule)
     tasks = []
 
@@ -624,11 +642,38 @@ def plan(schedule, graph):
     def loops_of(p):
         return {loop.core: loop.orientation for loop in p.loops}
 
+    def matmul_b(p, op, core, picks):
+        """The B arguments of a matmul part: its second input read where it was written, as
+        rows (``A . B^T``) or transposed (``A . B``)."""
+        tensor = op.inputs[1].name
+        producer = next((o.producer for o in p.operands if o.role in ("B", "BT")), None)
+        parts = made.get(producer)
+        if parts is None:
+            raise _unsupported(f"a matmul operand B not produced by a planned task "
+                               f"(task {p.task!r} reads {tensor!r})")
+        if len(parts) > 1 or (picks is not None and p.split == "N"):
+            raise _unsupported(f"a matmul operand B dealt over cores (task {p.task!r} reads "
+                               f"{tensor!r})")
+        part, = parts
+        if part.gemm.orientation != "MN" and part.gemm.M > 1:
+            raise _unsupported(f"a result of several rows computed in orientation 'NM' as a "
+                               f"matmul operand (task {p.task!r} reads {tensor!r})")
+        source = Source.RESULTS
+        if part.core != core:
+            if b_peers.setdefault(core, part.core) != part.core:
+                raise _unsupported(f"a core reading B from two other cores (core {core} in "
+                                   f"task {p.task!r})")
+            source = Source.PEER
+        return dict(b_source=source, b_base=part.gemm.dest_base, b_lanes=part.gemm.pea[1],
+                    b_slots=part.gemm.slots, b_transposed=not op.transpose_b)
+
     for stage in schedule.stages:
         for p in stage.placements:
             op = graph.op(p.task)
-            if op.kind is not OpKind.LINEAR:
+            if op.kind not in (OpKind.LINEAR, OpKind.MATMUL):
                 raise _unsupported(f"{op.kind.value} tasks (task {p.task!r})")
+            if op.kind is OpKind.MATMUL and op.heads != 1:
+                raise _unsupported(f"matmuls of several heads (task {p.task!r})")
             if len(p.results) != 1:
                 raise _unsupported(f"tasks with {len(p.results)} results (task {p.task!r})")
             result = p.results[0]
@@ -685,10 +730,14 @@ def plan(schedule, graph):
                 join = {}
                 if side is not None:
                     join = self_join(p, core, position, side)
+                b = {}
+                if op.kind is OpKind.MATMUL:
+                    b = matmul_b(p, op, core, picks)
                 shape = dict(pea=pea, M=Mc, N=Nc, K=K, batch=batch,
                              orientation=loop.orientation, a_source=a_source, a_lanes=a_lanes,
                              a_slots=a_slots, a_gather=a_gather, shift=op.shift,
-                             out_format=op.output.fmt, slots=slots[core], **epilogue, **join)
+                             out_format=op.output.fmt, slots=slots[core], **epilogue, **join,
+                             **{k: v for k, v in b.items() if k != "b_base"})
                 try:
                     probe = GemmProgram(**{**shape, "a_base": a_base or 0},
                                         bias_base=0 if op.has_bias else None)
@@ -704,7 +753,7 @@ def plan(schedule, graph):
                     a_base = take(core, "activations", probe.a_words)
                 gemm = GemmProgram(
                     **shape, a_base=a_base,
-                    b_base=take(core, "weights", probe.b_words),
+                    b_base=b["b_base"] if b else take(core, "weights", probe.b_words),
                     bias_base=take(core, "biases", probe.bias_words) if op.has_bias else None,
                     dest_base=take(core, "results", probe.dest_words))
                 # The program must walk the loop nest the schedule costed.
@@ -722,29 +771,29 @@ def plan(schedule, graph):
                                   picks, also, broadcast and position > 0))
             made[p.task] = tuple(parts)
             tasks.extend(parts)
-    widths = {graph.op(t.op).inputs[0].fmt.bits for t in tasks}
-    widths |= {graph.op(t.op).weight_fmt.bits for t in tasks}
+    widths = {t.fmt.bits for task in tasks for t in graph.op(task.op).inputs[:2]}
+    widths |= {graph.op(t.op).weight_fmt.bits for t in tasks
+               if graph.op(t.op).kind is OpKind.LINEAR}
     if len(widths) != 1:
         raise _unsupported(f"mixed operand widths ({', '.join(map(str, sorted(widths)))} bits)")
     bits = widths.pop()
     if bits % 8:
         raise _unsupported(f"{bits}-bit operands")
-    return Plan(schedule, graph, tasks, bits, peers, join_peers)
+    return Plan(schedule, graph, tasks, bits, peers, join_peers, b_peers)
 
 
 def onchip_cycles(plan):
     """Cycles the schedule predicts for its on-chip work alone.
 
-    Per stage ``pipeline + ARRAY_LATENCY (+ BIAS_LATENCY) + reconfig``: the schedule's stage
-    cycles without the off-chip terms (bandwidth, latency, loader and store latencies), which an
-    accelerator built with ``offchip=False`` (host-loaded memories) does not spend; its measured
-    cycles equal this exactly when no task of a stage feeds another (in a task pipeline each
-    one-row edge adds the producer's array and epilogue latency and the level register, which
-    the cost model's task timing leaves out: the MLP's tiny pipeline takes 57, not 47).
+    Per stage ``onchip + ARRAY_LATENCY (+ BIAS_LATENCY) + SFU latency + reconfig``: the
+    schedule's stage cycles without the off-chip terms (bandwidth, latency, loader and store
+    latencies, operands arriving late), which an
+    accelerator built with ``offchip=False`` (host-loaded memories) does not spend.
     """
     total = 0
-    for stage in plan.schedule.stages:
+    for s, stage in enumerate(plan.schedule.stages):
         biased = any(plan.graph.op(p.task).has_bias for p in stage.placements)
-        total += (stage.pipeline + cost.ARRAY_LATENCY + (BIAS_LATENCY if biased else 0)
+        sfu = max(t.gemm.sfu_latency for t in plan.tasks if t.stage == s)
+        total += (stage.onchip + cost.ARRAY_LATENCY + (BIAS_LATENCY if biased else 0) + sfu
                   + stage.reconfig)
     return total

@@ -50,9 +50,10 @@ Stages
     off-chip latency and :data:`LOADER_LATENCY` when the stage reads off-chip, +
     :data:`STORE_LATENCY` when it writes results off-chip) and ``reconfig = RECONFIG_CYCLES`` at
     every stage boundary (the mode controller steps its state and restarts the address
-    generators). Known gap to the generated hardware: the generator writes results off-chip
-    after the stage's compute rather than overlapped with it (the same cycles when
-    off-chip-bound). ``bound``
+    generators). ``pipeline`` includes the results written off-chip, which follow the compute
+    (the storer starts when the cores are done), and each task ends no earlier than its last
+    off-chip operand word arrives (reads arrive in task order, at the bus rate and at most one
+    memory word per cycle) plus the tiles it computes after that word. ``bound``
     names the dominating term: ``compute``, ``pipeline-fill`` (the span exceeds the busiest task
     by more than 1%: tasks waited for producers), ``offchip`` or ``scratchpad``.
 Task pipelines
@@ -90,7 +91,7 @@ from functools import lru_cache
 from .plan import Order
 
 
-__all__ = ["ARRAY_LATENCY", "BIAS_LATENCY", "sfu_latency", "LOADER_LATENCY", "STORE_LATENCY", "RECONFIG_CYCLES",
+__all__ = ["ARRAY_LATENCY", "BIAS_LATENCY", "sfu_latency", "softmax_timing", "softmax_busy", "LOADER_LATENCY", "STORE_LATENCY", "RECONFIG_CYCLES",
            "FIFO_DEPTH", "Deal", "deal", "Member", "StageEval", "evaluate_stage",
            "mandatory_bytes", "InfeasibleError"]
 
@@ -116,6 +117,34 @@ def sfu_latency(activation, join, bits):
     if join is not None:
         cycles += _JOIN_LATENCY[join]
     return cycles
+
+
+def softmax_timing(N, lanes, bits):
+    """``(beats, row_period, latency)`` of the row-wise softmax unit
+    (:class:`~intar_hw.hw.sfu.softmax.Softmax`) on rows of ``N`` elements taken ``lanes`` at a
+    time: beats per row, cycles per row in steady state (the reciprocal's divider takes
+    ``R - 13`` cycles, 17 for int8 and 25 for int16) and cycles from a row's last beat in to its
+    first beat out."""
+    beats = -(-N // lanes)
+    quotient_bits = 16 if bits == 8 else 24
+    exp_latency = 2 if bits == 8 else 3
+    return beats, max(beats, quotient_bits + 1), beats + 2 * exp_latency + quotient_bits + 4
+
+
+def softmax_busy(pea, batch, M, N, K, bits, busy):
+    """Busy cycles of a core computing ``batch`` GEMMs ``M x N x K`` in orientation ``"MN"``
+    (taking ``busy`` without it) whose rows pass a softmax of ``bits``-bit values on their way to
+    memory.
+
+    Either the last row arrives late (``busy`` plus the unit's latency) or the unit's row period
+    sets the pace from the first row on; the first row's last tile ends
+    ``kb + (q_tiles - 1) * max(kb, rows)`` beats in and the row leaves the array a cycle
+    later."""
+    d1, d2, d3 = pea
+    kb = -(-K // d3)
+    first = kb + 1 + (-(-N // d2) - 1) * max(kb, min(d1, M))
+    beats, period, latency = softmax_timing(N, min(N, d2), bits)
+    return max(busy, first + (batch * M - 1) * period) + latency + beats - 1
 
 
 #: Cycles from the loader writing an off-chip word into a core's memory to the core reading it
@@ -182,6 +211,47 @@ def core_cycles(pea, orientation, batch, M, N, K, chunk=None):
     return total, (tm, tn, -(-min(K, chunk or K) // d3))
 
 
+def _loader_words(task, d, peas, cores, inputs):
+    """Memory words the loader writes for a dealt task: its off-chip A (blocks of a tile's rows,
+    ``kb`` words each; once when broadcast to a group splitting N), weights and bias."""
+    reads_a = any(i.role in ("A", "window") and i.spilled for i in inputs)
+    reads_b = any(i.role == "weight" and i.spilled for i in inputs)
+    a_words, other = [], 0
+    for core, (orientation, Mc, Nc, cycles, (i, j, k)) in zip(cores, d.cores):
+        if cycles == 0:
+            continue
+        d1, d2, _ = peas[core]
+        a_words.append(task.batch * i * k)
+        if reads_b:
+            other += task.batch * j * k
+            if task.has_bias:
+                other += -(-Nc // d2) if orientation == "MN" else Nc
+    if not reads_a:
+        return other
+    return other + (max(a_words) if d.split == "N" else sum(a_words))
+
+
+def _load_tail(d, peas, cores, weights):
+    """Cycles a dealt task computes after its last off-chip operand word arrives (the most on
+    any core): a weight word (``weights``) is last consumed in the first pass over the tiles of
+    B, an input word in the last tile of A; the tiles after it and the last drain remain."""
+    tail = 0
+    for core, (orientation, Mc, Nc, cycles, (i, j, k)) in zip(cores, d.cores):
+        if cycles == 0:
+            continue
+        pea = peas[core]
+        _, _, _, _, rows, rem, _ = _tiles(pea, orientation, Mc, Nc)
+        p_tiles, q_tiles = (i, j) if orientation == "MN" else (j, i)
+        tiles = p_tiles * q_tiles
+        per_tile = max(k, rows)
+        # B lies on the array's columns ("MN") or rows ("NM"); A on the other side.
+        b_on_columns = orientation == "MN"
+        last_in_first_pass = b_on_columns if weights else not b_on_columns
+        after = tiles - q_tiles if last_in_first_pass else q_tiles - 1
+        tail = max(tail, after * per_tile + rem)
+    return tail
+
+
 def _drain_tail(d, peas, cores):
     """Rows the last tile of a dealt task drains after its last beat (the most on any core)."""
     rows = 0
@@ -206,11 +276,22 @@ class Deal:
     cols_per_pass: int
 
 
-def _best_orientation(pea, batch, M, N, K, chunk):
-    """The faster orientation; on a tie, the one with more rows per tile (fewer B passes)."""
+def _cycles(pea, orientation, batch, M, N, K, chunk, softmax_bits):
+    """``core_cycles``, stretched by a softmax on the result link (``softmax_bits``)."""
+    cycles, loops = core_cycles(pea, orientation, batch, M, N, K, chunk)
+    if softmax_bits and cycles:
+        cycles = softmax_busy(pea, batch, M, N, K, softmax_bits, cycles)
+    return cycles, loops
+
+
+def _best_orientation(pea, batch, M, N, K, chunk, softmax_bits=0):
+    """The faster orientation; on a tie, the one with more rows per tile (fewer B passes).
+
+    A task whose result link has a row-wise SFU (``softmax_bits``) drains whole rows: ``"MN"``.
+    """
     best, best_key = None, None
-    for orientation in ("MN", "NM"):
-        cycles, loops = core_cycles(pea, orientation, batch, M, N, K, chunk)
+    for orientation in ("MN",) if softmax_bits else ("MN", "NM"):
+        cycles, loops = _cycles(pea, orientation, batch, M, N, K, chunk, softmax_bits)
         rows = pea[0] if orientation == "MN" else pea[1]
         key = (cycles, -min(rows, M))
         if best is None or key < best_key:
@@ -219,31 +300,33 @@ def _best_orientation(pea, batch, M, N, K, chunk):
 
 
 @lru_cache(maxsize=65536)
-def deal(peas, batch, M, N, K, chunk=None, split=None):
+def deal(peas, batch, M, N, K, chunk=None, split=None, softmax_bits=0):
     """Deal a GEMM over cores of shapes ``peas`` (a tuple), minimising the slowest core.
 
     ``split`` forces the dealt dimension (``"M"`` or ``"N"``); by default the faster wins, and of
     equally fast deals the one covering more rows per pass (fewer passes over B).
+    ``softmax_bits`` (the format of a softmax on the result link, 0 for none) forces orientation
+    ``"MN"`` and stretches each core's time by :func:`softmax_busy`.
     """
     best = None
     for dim in ((split,) if split else ("M", "N")):
-        result = _deal_dim(peas, batch, M, N, K, chunk, dim)
+        result = _deal_dim(peas, batch, M, N, K, chunk, dim, softmax_bits)
         if best is None or (result.cycles, -result.rows_per_pass) < (best.cycles,
                                                                      -best.rows_per_pass):
             best = result
     return best
 
 
-def _deal_dim(peas, batch, M, N, K, chunk, dim):
+def _deal_dim(peas, batch, M, N, K, chunk, dim, softmax_bits=0):
     size = M if dim == "M" else N
     g = len(peas)
     if g == 1 or size == 1:
         cores = [(peas[0], size)] + [(p, 0) for p in peas[1:]]
         sizes = [s for _, s in cores]
-        return _make_deal(peas, batch, M, N, K, chunk, dim, sizes)
+        return _make_deal(peas, batch, M, N, K, chunk, dim, sizes, softmax_bits=softmax_bits)
     if len(set(peas)) == 1:
         best = None
-        for orientation in ("MN", "NM"):
+        for orientation in ("MN",) if softmax_bits else ("MN", "NM"):
             dm, dn, *_ = _tiles(peas[0], orientation, M, N)
             unit = dm if dim == "M" else dn
             units = -(-size // unit)
@@ -252,7 +335,7 @@ def _deal_dim(peas, batch, M, N, K, chunk, dim):
             sizes = [n * unit for n in counts]
             # The partial last tile goes to a core with the most tiles: it shortens the slowest.
             sizes[counts.index(max(counts))] -= units * unit - size
-            d = _make_deal(peas, batch, M, N, K, chunk, dim, sizes, orientation)
+            d = _make_deal(peas, batch, M, N, K, chunk, dim, sizes, orientation, softmax_bits)
             if best is None or (d.cycles, -d.rows_per_pass) < (best.cycles, -best.rows_per_pass):
                 best = d
         return best
@@ -261,7 +344,7 @@ def _deal_dim(peas, batch, M, N, K, chunk, dim):
         if n == 0:
             return 0
         Mc, Nc = (n, N) if dim == "M" else (M, n)
-        return _best_orientation(peas[c], batch, Mc, Nc, K, chunk)[1]
+        return _best_orientation(peas[c], batch, Mc, Nc, K, chunk, softmax_bits)[1]
 
     def capacity(c, limit):
         lo, hi = 0, size
@@ -285,10 +368,10 @@ def _deal_dim(peas, batch, M, N, K, chunk, dim):
         n = min(capacity(c, lo), left)
         sizes.append(n)
         left -= n
-    return _make_deal(peas, batch, M, N, K, chunk, dim, sizes)
+    return _make_deal(peas, batch, M, N, K, chunk, dim, sizes, softmax_bits=softmax_bits)
 
 
-def _make_deal(peas, batch, M, N, K, chunk, dim, sizes, orientation=None):
+def _make_deal(peas, batch, M, N, K, chunk, dim, sizes, orientation=None, softmax_bits=0):
     cores = []
     for pea, n in zip(peas, sizes):
         Mc, Nc = (n, N) if dim == "M" else (M, n)
@@ -296,10 +379,10 @@ def _make_deal(peas, batch, M, N, K, chunk, dim, sizes, orientation=None):
             cores.append(("MN", Mc, Nc, 0, (0, 0, 0)))
             continue
         if orientation is None:
-            o, cycles, loops = _best_orientation(pea, batch, Mc, Nc, K, chunk)
+            o, cycles, loops = _best_orientation(pea, batch, Mc, Nc, K, chunk, softmax_bits)
         else:
             o = orientation
-            cycles, loops = core_cycles(pea, o, batch, Mc, Nc, K, chunk)
+            cycles, loops = _cycles(pea, o, batch, Mc, Nc, K, chunk, softmax_bits)
         cores.append((o, Mc, Nc, cycles, loops))
     extents = []
     for pea, (o, Mc, Nc, _, _) in zip(peas, cores):
@@ -368,6 +451,7 @@ class StageEval:
     reconfig: int
     offchip_bytes: int
     buffer_bytes: int
+    onchip: int = 0
 
     @property
     def key(self):
@@ -460,7 +544,8 @@ def _plan_edges(tg, resources, peas, members, inside, check=False):
                 return None
             chunk = _chunk_of(tg.tasks[p], tasks[p][0])
         split = "N" if m.order is Order.KOUTER else None
-        d = deal(core_peas, task.batch, task.M, task.N, task.K, chunk, split)
+        d = deal(core_peas, task.batch, task.M, task.N, task.K, chunk, split,
+                 task.softmax_bits)
         edges = []
         staging = None
         for tensor, role in _operands(task):
@@ -576,6 +661,40 @@ def _edge(ptask, pmember, pdeal, task, member, d, role, info):
     return blocking
 
 
+def edge_latency(task):
+    """Cycles from a task's busy time covering a result to a consumer in the same stage being
+    able to read it: the array's and the result path's latencies (bias, SFUs) and the one-cycle
+    level register of the result memory."""
+    return ARRAY_LATENCY + (BIAS_LATENCY if task.has_bias else 0) + task.sfu_latency + 1
+
+
+def _timing(tg, members, evals, plan, arrival):
+    """Set every task's start, end and emission start from its producers (in graph order) and
+    the ``arrival`` bound on its end."""
+    for m in members:
+        te = evals[m.task]
+        task = tg.tasks[m.task]
+        d, edges, chunk, _ = plan[m.task]
+        start, late = 0, 0
+        for p, tensor, role, kind, need, tail, buf, depth in edges:
+            pe = evals[p]
+            span = pe.end - pe.emit_start
+            # A result reaches its reader after the producer's array and result path and the
+            # level register that releases it (paid once per stage by the last task, in fill).
+            lag = edge_latency(tg.tasks[p])
+            if kind == "blocking":
+                start = max(start, pe.end + lag)
+            else:
+                start = max(start, pe.emit_start + int(math.ceil(need * span)) + lag)
+                late = max(late, pe.end + lag + int(math.ceil(tail * te.busy)))
+        te.start = start
+        te.end = max(start + te.busy, late, arrival.get(m.task, 0))
+        if m.order is Order.KOUTER and chunk:
+            passes = -(-task.K // chunk)
+            te.emit_start = te.end - int(math.ceil(te.busy / passes))
+        else:
+            te.emit_start = te.start
+
 def evaluate_stage(tg, resources, peas, members, spill, room, first, readers_inside=None):
     """Predict one stage.
 
@@ -686,29 +805,33 @@ def evaluate_stage(tg, resources, peas, members, spill, room, first, readers_ins
         te.scratchpad_cycles = _port_cycles(task, d, inputs, results, resources)
         evals[m.task] = te
 
-    # Timing, in graph order.
+    # Off-chip reads arrive in task order (the loader's): a task cannot end before its last
+    # operand word is in and the work after that word is done.
+    # The loader writes at most one memory word per cycle.
+    arrived = words = 0
+    arrival = {}
     for m in members:
         te = evals[m.task]
-        task = tg.tasks[m.task]
-        d, edges, chunk, _ = plan[m.task]
-        start, late = 0, 0
-        for p, tensor, role, kind, need, tail, buf, depth in edges:
-            pe = evals[p]
-            span = pe.end - pe.emit_start
-            if kind == "blocking":
-                start = max(start, pe.end)
-            else:
-                start = max(start, pe.emit_start + int(math.ceil(need * span)))
-                late = max(late, pe.end + int(math.ceil(tail * te.busy)))
-        te.start = start
-        te.end = max(start + te.busy, late)
-        if m.order is Order.KOUTER and chunk:
-            passes = -(-task.K // chunk)
-            te.emit_start = te.end - int(math.ceil(te.busy / passes))
-        else:
-            te.emit_start = te.start
+        read = sum(i.spilled * i.passes for i in te.inputs)
+        arrived += read
+        if read:
+            weights = any(i.role == "weight" and i.spilled for i in te.inputs)
+            words += _loader_words(tg.tasks[m.task], te.deal, peas, m.cores, te.inputs)
+            arrival[m.task] = (max(int(math.ceil(arrived / resources.offchip_bytes_per_cycle)),
+                                   words)
+                               + _load_tail(te.deal, peas, m.cores, weights))
 
-    pipeline = max(te.end for te in evals.values())
+    # Timing, in graph order: on chip alone (the host-loaded machine), then with the reads.
+    _timing(tg, members, evals, plan, {})
+    onchip = max(te.end for te in evals.values())
+    _timing(tg, members, evals, plan, arrival)
+
+    # Results written off-chip follow the compute: the storer starts when the cores are done.
+    stored = int(math.ceil(sum(r[2] for te in evals.values() for r in te.results)
+                           / resources.offchip_bytes_per_cycle))
+    pipeline = max(te.end for te in evals.values()) + stored
+    onchip_span = onchip
+    onchip = onchip + stored
     compute = max(te.busy for te in evals.values())
     offchip = int(math.ceil(total_bytes / resources.offchip_bytes_per_cycle))
     if reads_offchip:
@@ -724,7 +847,9 @@ def evaluate_stage(tg, resources, peas, members, spill, room, first, readers_ins
             + (STORE_LATENCY if writes_offchip else 0))
     reconfig = 0 if first else RECONFIG_CYCLES
     top = max(pipeline, offchip, scratchpad)
-    if top == pipeline:
+    if top == pipeline and pipeline > onchip * 1.01 + 1:
+        bound = "offchip"           # the tasks waited for operands or results left late
+    elif top == pipeline:
         bound = "compute" if pipeline <= compute * 1.01 + 1 else "pipeline-fill"
     elif top == offchip:
         bound = "offchip"
@@ -735,7 +860,7 @@ def evaluate_stage(tg, resources, peas, members, spill, room, first, readers_ins
         members=tuple(members), tasks=[evals[m.task] for m in members], buffers=buffers,
         cycles=top + fill + reconfig, bound=bound, compute=compute, pipeline=pipeline,
         offchip=offchip, scratchpad=scratchpad, fill=fill, reconfig=reconfig,
-        offchip_bytes=total_bytes, buffer_bytes=buffer_bytes)
+        offchip_bytes=total_bytes, buffer_bytes=buffer_bytes, onchip=onchip_span)
 
 
 def _block_of(task, member, d):

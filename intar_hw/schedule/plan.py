@@ -322,7 +322,8 @@ class Stage:
     bytes over the bandwidth, ``scratchpad`` the busiest scratchpad port, ``fill`` the array and
     off-chip latencies and ``reconfig`` the switch from the previous stage. ``bound`` names the
     term that dominated. ``scratchpad_bytes`` is the on-chip occupancy: ``resident`` tensors plus
-    buffers.
+    buffers. ``onchip`` is the pipeline span of the tasks alone, as if every operand were already
+    on chip (the machine a host loads before it starts).
     """
     index: int
     pattern: Pattern
@@ -340,6 +341,7 @@ class Stage:
     offchip_bytes: int
     scratchpad_bytes: int
     resident: tuple
+    onchip: int = 0
 
     def __post_init__(self):
         _int("Stage", "index", self.index)
@@ -349,7 +351,7 @@ class Stage:
         _tuple(owner, "buffers", self.buffers, Buffer)
         _tuple(owner, "resident", self.resident, str)
         for name in ("start", "cycles", "compute", "pipeline", "offchip", "scratchpad", "fill",
-                     "reconfig", "offchip_bytes", "scratchpad_bytes"):
+                     "reconfig", "offchip_bytes", "scratchpad_bytes", "onchip"):
             _int(owner, name, getattr(self, name))
         if self.bound not in BOUNDS:
             raise ValueError(f"{owner} bound must be one of {', '.join(BOUNDS)}, "

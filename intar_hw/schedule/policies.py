@@ -361,7 +361,8 @@ def _build(tg, resources, peas, evals, spill, policy, cores):
             start=start, cycles=int(ev.cycles), bound=ev.bound, compute=int(ev.compute),
             pipeline=int(ev.pipeline), offchip=int(ev.offchip), scratchpad=int(ev.scratchpad),
             fill=int(ev.fill), reconfig=int(ev.reconfig), offchip_bytes=int(ev.offchip_bytes),
-            scratchpad_bytes=int(resident + ev.buffer_bytes), resident=names))
+            scratchpad_bytes=int(resident + ev.buffer_bytes), resident=names,
+            onchip=int(ev.onchip)))
         start += ev.cycles
     return Schedule(model=tg.name, policy=policy, resources=resources, cores=tuple(cores),
                     stages=tuple(stages))

@@ -134,6 +134,8 @@ class Task:
     sfu_latency : int
         Result-path cycles of its epilogue's first table activation and first join
         (:func:`~intar_hw.schedule.cost.sfu_latency`).
+    softmax_bits : int
+        Bits of the values a softmax in its epilogue takes, 0 without one.
     """
     name: str
     kind: str
@@ -161,6 +163,7 @@ class Task:
     conv: object
     has_bias: bool = False
     sfu_latency: int = 0
+    softmax_bits: int = 0
 
     @property
     def b_bytes(self):
@@ -323,7 +326,9 @@ def task_graph(graph):
             acc_bytes=max(1, math.ceil(op.acc_fmt.bits / 8)),
             a_bytes_per_elem=_bytes_per_elem(x.fmt), b_bytes_per_elem=_bytes_per_elem(b_fmt),
             conv=conv, has_bias=bool(getattr(op, "has_bias", False)),
-            sfu_latency=_sfu_latency(chain, op.output.fmt.bits)))
+            sfu_latency=_sfu_latency(chain, op.output.fmt.bits),
+            softmax_bits=next((c.inputs[0].fmt.bits for c in chain
+                               if c.kind.value == "softmax"), 0)))
 
     infos = {}
     wanted = set(readers) | outputs | {n for t in tasks for n in t.stored}

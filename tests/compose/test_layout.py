@@ -102,7 +102,9 @@ def test_plan_type_errors():
 
 
 @pytest.mark.parametrize("model, scale, policy, message", [
-    ("self_attention", "tiny", "intar", r"matmul tasks \(task 'scores'\)"),
+    ("self_attention", "small", "sequential",
+     r"a result of several rows as the A of a task dealt by rows \(task 'scores' reads "
+     r"'q_proj'\)"),
     ("vae", "tiny", "intar", r"conv2d tasks \(task 'enc1'\)"),
     ("cnn4l", "tiny", "sequential", r"conv2d tasks \(task 'conv1'\)"),
 ])

@@ -96,6 +96,19 @@ def test_constants():
     assert FIFO_DEPTH >= 3
 
 
+#: Cycles from a biased producer's busy time covering a result to a reader in the same stage.
+EDGE = ARRAY_LATENCY + BIAS_LATENCY + 1
+
+
+def test_edge_latency():
+    from intar_hw.schedule.cost import edge_latency
+    from intar_hw.schedule.tasks import task_graph
+    tasks = {t.name: t for t in task_graph(ih.model_graph("gating_net", "tiny")).tasks}
+    # No bias; SiLU (1 cycle), then the gating mul (2 cycles) on gate_proj's result link.
+    assert edge_latency(tasks["up_proj"]) == ARRAY_LATENCY + 1 + 1
+    assert edge_latency(tasks["gate_proj"]) == ARRAY_LATENCY + 2 + 1
+
+
 def test_sequential_stage_is_explained():
     s = schedule(mlp(), PAPER_MLP, "sequential")
     first = s.stages[0]
@@ -108,8 +121,12 @@ def test_sequential_stage_is_explained():
     # loader's level register (nothing is written off-chip: no store latency).
     assert first.fill == ARRAY_LATENCY + BIAS_LATENCY + 100 + LOADER_LATENCY
     assert first.reconfig == 0
+    # The loader writes one memory word per cycle: x (256 one-element words, broadcast to both
+    # cores), then per core 32 tiles x 256 beats of 16-lane weight words and 32 bias words; the
+    # last tile drains one row after the last word. That, not the bus, bounds the stage.
+    assert first.pipeline == 256 + 2 * (32 * 256 + 32) + 1
     assert first.bound == "offchip"
-    assert first.cycles == first.offchip + first.fill
+    assert first.cycles == first.pipeline + first.fill
     assert [st.reconfig for st in s.stages] == [0, RECONFIG_CYCLES, RECONFIG_CYCLES]
     assert s.placement("fc1").operands[0].source is Location.OFFCHIP
     assert s.placement("fc2").operands[0].source is Location.SCRATCHPAD
@@ -124,9 +141,11 @@ def test_rank_d_updates_stream_a_gemv_into_the_next():
     assert stage.pattern is Pattern.TASK_PIPELINE
     fc2, fc3 = stage.placements
     assert fc2.busy == 2048 // 16 * 1024 + 1
-    # fc3 starts once fc2 has emitted its first 16 columns (one chunk of its reduction).
-    assert fc3.start == math.ceil(fc2.end * 16 / 2048)
-    assert fc3.end == fc2.end + math.ceil(fc3.busy * 16 / 2048)
+    # fc3 starts once fc2 has emitted its first 16 columns (one chunk of its reduction) and they
+    # have passed fc2's array, bias stage and the level register (EDGE).
+    assert fc3.start == math.ceil(fc2.end * 16 / 2048) + EDGE
+    # ... and ends one chunk after fc2 does (its weights have all arrived by then).
+    assert fc3.end == pytest.approx(fc2.end + math.ceil(fc3.busy * 16 / 2048), rel=1e-3)
     acc = next(b for b in stage.buffers if b.kind == "accumulator")
     assert acc.tensor == "relu2" and acc.depth == 256
     assert fc3.operands[0].source is Location.FIFO
@@ -151,13 +170,14 @@ def test_line_buffer_pipeline():
     a, b = stage.placements
     assert a.busy == b.busy == 256 // 4 + 1
     # b needs input rows 0 and 1 (row -1 is padding): 2 of 16 rows of a's output.
-    assert b.start == math.ceil(a.end * 2 / 16)
+    assert b.start == math.ceil(a.end * 2 / 16) + EDGE
     # ... and after a ends, one more output row: 1/16 of its work.
-    assert b.end == max(b.start + b.busy, a.end + math.ceil(b.busy / 16))
+    assert b.end == max(b.start + b.busy, a.end + EDGE + math.ceil(b.busy / 16))
     line = next(buf for buf in stage.buffers if buf.kind == "line")
     assert (line.tensor, line.depth, line.bytes) == ("a", 4, 4 * 16)
-    assert stage.pipeline == b.end
-    assert stage.bound == "pipeline-fill"
+    # The storer writes b's 256 output bytes after the cores are done.
+    assert stage.pipeline == b.end + math.ceil(256 / 64)
+    assert stage.bound == "offchip"
     # Reads the input and writes the output off-chip: the loader's and the storer's latencies.
     assert stage.cycles == (stage.pipeline + ARRAY_LATENCY + BIAS_LATENCY + 10 + LOADER_LATENCY
                             + STORE_LATENCY)
@@ -178,7 +198,7 @@ def test_blocking_edge_waits_for_the_whole_producer():
     s = evaluate(attention(), r, [[("q", (0,), "rows")], [("k", (0,), "rows"),
                                                            ("s", (1, 2), "rows")]])
     k, scores = s.stages[1].placements
-    assert scores.start == k.end
+    assert scores.start == k.end + EDGE
     whole = next(b for b in s.stages[1].buffers if b.kind == "whole")
     assert whole.tensor == "k" and whole.bytes == 16 * 32
     # In column order, scores consume K's rows as they come: B^T streams.

@@ -65,13 +65,15 @@ def test_mlp_schedule_and_the_paper_structure():
     graph = model_graph("mlp", "paper", fmt="int16")
     resources = Resources.preset("paper_mlp")
     found = schedule(graph, resources, "intar")
-    # Weights stream at exactly the 64 B/cycle the 32 int16 MACs need, so every layer is
-    # bandwidth-balanced on both cores; streaming fc2 into fc3 leaves fc2 on one core.
-    assert [st.pattern for st in found.stages] == [Pattern.SEQUENTIAL] * 3
+    # The loader writes one weight word (16 int16 lanes) per cycle, so a layer gains nothing from
+    # a second core: the search finds the authors' structure, fc1 on both cores, then fc2
+    # streamed into fc3 with rank-16 updates, one core each.
+    assert [st.pattern for st in found.stages] == [Pattern.SEQUENTIAL, Pattern.TASK_PIPELINE]
+    assert [(p.task, p.cores, p.order.value) for p in found.stages[1].placements] == [
+        ("fc2", (0,), "rows"), ("fc3", (1,), "kouter")]
     paper = evaluate(graph, resources, [[("fc1", (0, 1), "rows")],
                                         [("fc2", (0,), "rows"), ("fc3", (1,), "kouter")]])
-    assert paper.stages[1].pattern is Pattern.TASK_PIPELINE
-    assert paper.cycles > 1.5 * found.cycles
+    assert paper.cycles == found.cycles
     # ... and that structure is predicted within 5% of the paper's measured 0.582 ms at 250 MHz.
     assert paper.milliseconds() == pytest.approx(0.582, rel=0.05)
 
@@ -88,7 +90,7 @@ def test_cnn_pipelines_conv2_into_conv3():
     paper = evaluate(graph, resources, [
         [("conv1", (0,), "rows"), ("conv2", (1,), "rows"), ("conv3", (2,), "rows")],
         [("conv4", (0, 1, 2), "rows")]])
-    assert paper.cycles > 1.5 * found.cycles
+    assert paper.cycles > 1.15 * found.cycles
 
 
 def test_intar_is_deterministic():

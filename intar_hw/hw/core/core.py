@@ -9,7 +9,7 @@ from amaranth.utils import ceil_log2
 
 from ..mac_array import OPERAND_WIDTHS, MACArray, accumulator_width
 from ..scratchpad import ReadPortSignature, Scratchpad, WriteRequest, _word_fits
-from .operand_fetch import OperandFetch, by_program, operand_word
+from .operand_fetch import OperandFetch, by_program, operand_word, result_ports
 from .program import BIAS_FORMAT, MEMORIES, GemmProgram, Source, memory_lanes, memory_words
 from .result_path import ResultPath
 
@@ -89,8 +89,9 @@ class ComputingCore(wiring.Component):
     results_share<i> : In(ReadPortSignature(...))
         With ``shares``: a peer's reads of the result memory.
     results_level : Out(range(depth + 1))
-        One past the address of the last result word written (results of one-row programs are
-        written in increasing address order); 0 again when program 0 starts.
+        One past the last result word that holds its final value (see
+        :class:`.ResultPath`'s ``settled_level``): words are settled in increasing address order
+        within a run of the programs; 0 again when program 0 starts.
     results_read : In(ReadPortSignature(...))
         Host reads from the result memory.
 
@@ -124,7 +125,7 @@ class ComputingCore(wiring.Component):
     """
 
     def __init__(self, programs, *, operand_width=8, depths=None, init=None, gated=False,
-                 peer=None, join_peer=None, shares=0):
+                 peer=None, b_peer=None, join_peer=None, shares=0):
         if (not isinstance(programs, tuple)
                 or not all(isinstance(p, GemmProgram) for p in programs)):
             raise TypeError(f"ComputingCore programs must be a tuple of GemmProgram, "
@@ -162,11 +163,12 @@ class ComputingCore(wiring.Component):
                 self._shapes[name] = data.ArrayLayout(signed(width), self._slots * d2)
 
         a_sources = {source for p in programs for source, _ in p.a_parts}
-        self._chained = Source.RESULTS in a_sources
+        self._fetch_ports = result_ports(programs)
+        self._chained = [n for n in self._fetch_ports if n.endswith("results")]
         join_sources = {p.join_source for p in programs if p.join is not None}
         self._self_joined = Source.RESULTS in join_sources
         if self._chained and self._shapes["results"].elem_shape.width != operand_width:
-            raise ValueError(f"ComputingCore programs reading A from Source.RESULTS need "
+            raise ValueError(f"ComputingCore programs reading operands from Source.RESULTS need "
                              f"{operand_width}-bit results, not "
                              f"{self._shapes['results'].elem_shape.width}-bit")
         self._depths = {name: max(2, needed[name]) for name in self._shapes}
@@ -212,10 +214,13 @@ class ComputingCore(wiring.Component):
             raise TypeError(f"ComputingCore gated must be a bool, not {gated!r}")
         self._gated = gated
         self._peer = peer
+        self._b_peer = b_peer
         self._join_peer = join_peer
         self._shares = shares
         if Source.PEER in a_sources and peer is None:
             raise ValueError("ComputingCore programs reading A from Source.PEER need peer")
+        if "b_peer" in self._fetch_ports and b_peer is None:
+            raise ValueError("ComputingCore programs reading B from Source.PEER need b_peer")
         if Source.PEER in join_sources and join_peer is None:
             raise ValueError("ComputingCore programs joining from Source.PEER need join_peer")
         self._max_reduction = max(p.kb * d3 for p in programs)
@@ -240,11 +245,12 @@ class ComputingCore(wiring.Component):
                 for i in range(shares):
                     members[f"results_share{i}"] = In(ReadPortSignature(addr_width, shape))
                 members["results_level"] = Out(range(self._depths[name] + 1))
-        if peer is not None:
-            peer_width, peer_lanes = peer
-            members["peer_read"] = Out(ReadPortSignature(
-                peer_width, data.ArrayLayout(signed(operand_width), peer_lanes)))
-            members["peer_level"] = In(range(2 ** peer_width + 1))
+        for name, port in (("peer", peer), ("b_peer", b_peer)):
+            if port is not None:
+                peer_width, peer_lanes = port
+                members[f"{name}_read"] = Out(ReadPortSignature(
+                    peer_width, data.ArrayLayout(signed(operand_width), peer_lanes)))
+                members[f"{name}_level"] = In(range(2 ** peer_width + 1))
         if join_peer is not None:
             join_width, join_lanes, join_bits = join_peer
             members["join_read"] = Out(ReadPortSignature(
@@ -322,7 +328,7 @@ class ComputingCore(wiring.Component):
         # The core's own chained reads and its peers' reads may hit one word in the same cycle
         # (an operand broadcast to a core group): the first of them reads the result memory,
         # each further one a replica written alongside it, so none waits on another.
-        result_readers = self._chained + self._self_joined + self._shares
+        result_readers = len(self._chained) + self._self_joined + self._shares
         replicas = []
         for name, shape in self._shapes.items():
             reads = (1 + min(1, result_readers)) if name == "results" else 1
@@ -338,11 +344,14 @@ class ComputingCore(wiring.Component):
                     m.submodules[f"results_replica{i}"] = replicas[-1]
         result_ports = memories["results"].read[1:] + [r.read[0] for r in replicas]
 
-        if self._peer is not None:
-            addr_widths["peer"] = self._peer[0]
+        peer_lanes = {}
+        for name, port in (("peer", self._peer), ("b_peer", self._b_peer)):
+            if port is not None:
+                addr_widths[name], peer_lanes[name] = port
+        addr_widths["b_results"] = addr_widths["results"]
         m.submodules.fetch = fetch = OperandFetch(
             self._programs, operand_width=self._operand_width, lanes=self._lanes,
-            addr_widths=addr_widths, peer_lanes=None if self._peer is None else self._peer[1])
+            addr_widths=addr_widths, peer_lanes=peer_lanes)
         m.submodules.array = array = MACArray(
             d1, d2, depth=d3, operand_width=self._operand_width,
             max_reduction=self._max_reduction)
@@ -363,14 +372,15 @@ class ComputingCore(wiring.Component):
         gates = {}
         if self._gated:
             gates = {name: getattr(self, f"{name}_level") for name in readers}
-        if self._peer is not None and hasattr(fetch, "peer"):
-            readers["peer"] = fetch.peer
-            gates["peer"] = self.peer_level
+        for name in ("peer", "b_peer"):
+            if name in self._fetch_ports:
+                readers[name] = getattr(fetch, name)
+                gates[name] = getattr(self, f"{name}_level")
         if self._join_peer is not None and not self._self_joined:
             readers["join"] = result.join
             gates["join"] = self.join_level
         for name, source in readers.items():
-            if name in ("peer", "join"):
+            if name in ("peer", "b_peer", "join"):
                 sink = getattr(self, f"{name}_read")
             else:
                 sink = memories[name].read[0]
@@ -387,9 +397,7 @@ class ComputingCore(wiring.Component):
                 source.resp.valid.eq(sink.resp.valid),
                 sink.resp.ready.eq(source.resp.ready),
             ]
-        own = []
-        if self._chained:
-            own.append(fetch.results)
+        own = [getattr(fetch, name) for name in self._chained]
         if self._self_joined:
             own.append(result.join)
         for i in range(self._shares):
@@ -397,18 +405,10 @@ class ComputingCore(wiring.Component):
         for reader, port in zip(own, result_ports):
             wiring.connect(m, reader, port)
         written = result.results
-        result_stage = Signal(range(count), name="running")
-        # results_level: a one-row result is readable word by word as it is written; a result of
-        # several rows (whose words fill slot by slot) once its program is done.
-        with m.If(written.valid & written.ready):
-            def level(s):
-                p = self._programs[s]
-                if p.p_rows == 1:
-                    m.d.sync += self.results_level.eq(written.payload.addr + 1)
-                else:
-                    with m.If(result.done):
-                        m.d.sync += self.results_level.eq(p.dest_base + p.dest_words)
-            by_program(m, result_stage, count, level)
+        # results_level: the words the result path has settled (a one-row result word by word,
+        # one of several rows by P tiles of complete word rows).
+        with m.If(result.settled):
+            m.d.sync += self.results_level.eq(result.settled_level)
         wiring.connect(m, fetch.o, array.i)
         wiring.connect(m, array.o, result.i)
         # Result words go to the memory and its replicas together (a write port is always ready
@@ -436,7 +436,7 @@ class ComputingCore(wiring.Component):
             self.done.eq(result.done),
         ]
         with m.If(accept):
-            m.d.sync += [self.busy.eq(1), result_stage.eq(self.stage)]
+            m.d.sync += self.busy.eq(1)
             # A new run of the schedule (its first program) forgets the last run's results.
             with m.If(self.stage == 0):
                 m.d.sync += self.results_level.eq(0)

@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 from ..mac_array import MACBeatLayout
 from ..scratchpad import ReadPortSignature
 from .program import MEMORIES, Source
+from .result_read import ResultReader, read_spec
 
 
 __all__ = ["operand_word", "by_program", "OperandFetch"]
@@ -26,6 +27,21 @@ def by_program(m, sel, count, body):
         for s in range(count):
             with m.Case(s):
                 body(s)
+
+
+def _port_name(which, source):
+    """The fetch's port reading operand ``which`` from result memory ``source``."""
+    name = "results" if source is Source.RESULTS else "peer"
+    return name if which == "a" else f"b_{name}"
+
+
+def result_ports(programs):
+    """Names of the result-memory read ports the operand fetch of ``programs`` needs, of
+    ``results``, ``peer`` (A) and ``b_results``, ``b_peer`` (B)."""
+    names = {_port_name("a", source) for p in programs if p.a_laid_out
+             for source, _ in p.a_parts}
+    names |= {_port_name("b", p.b_source) for p in programs if p.b_laid_out}
+    return [n for n in ("results", "peer", "b_results", "b_peer") if n in names]
 
 
 def nest_deltas(bounds, coeffs):
@@ -68,9 +84,9 @@ class OperandFetch(wiring.Component):
     addr_widths : dict of str to int
         Address width of each operand memory (and of ``results`` and ``peer`` when a program
         reads them).
-    peer_lanes : int or None
-        Lanes of the peer's result words (all slots), when a program reads
-        :attr:`~.program.Source.PEER`.
+    peer_lanes : dict of str to int
+        Lanes (all slots) of the words of the peers' result memories, by port name (``peer``
+        for A, ``b_peer`` for B), when a program reads :attr:`~.program.Source.PEER`.
 
     Members
     -------
@@ -81,9 +97,10 @@ class OperandFetch(wiring.Component):
     busy : Out(1)
         High while reads remain to be issued or a response waits to be joined.
     <memory> : Out(ReadPortSignature(addr_width, word))
-        One read port per operand memory some program reads (``activations``, ``weights``, and
-        ``results`` and ``peer``, whose words are ``slots * d2`` and ``peer_lanes`` lanes of
-        ``operand_width`` bits).
+        One read port per operand memory some program reads (``activations``, ``weights``), and
+        per result memory (:func:`result_ports`: ``results``/``peer`` for A,
+        ``b_results``/``b_peer`` for B), whose words are ``slots * d2`` and ``peer_lanes``
+        lanes of ``operand_width`` bits.
     o : Out(stream.Signature(MACBeatLayout(d1, d2, d3, operand_width)))
         Operand beats for the PE array.
     """
@@ -102,16 +119,13 @@ class OperandFetch(wiring.Component):
             if name in self._lanes:
                 members[name] = Out(ReadPortSignature(
                     addr_widths[name], operand_word(operand_width, self._lanes[name], d3)))
-        sources = {source for p in self._programs for source, _ in p.a_parts}
-        self._chained = Source.RESULTS in sources
-        self._peered = Source.PEER in sources
-        if self._chained:
-            members["results"] = Out(ReadPortSignature(
-                addr_widths["results"],
-                data.ArrayLayout(signed(operand_width), self._programs[0].slots * d2)))
-        if self._peered:
-            members["peer"] = Out(ReadPortSignature(
-                addr_widths["peer"], data.ArrayLayout(signed(operand_width), peer_lanes)))
+        # Result-memory read ports: the own memory and a peer's, for A and for B.
+        self._result_ports = result_ports(self._programs)
+        own = self._programs[0].slots * d2
+        for name in self._result_ports:
+            lanes = own if name.endswith("results") else (peer_lanes or {}).get(name)
+            members[name] = Out(ReadPortSignature(
+                addr_widths[name], data.ArrayLayout(signed(operand_width), lanes)))
         members["o"] = Out(stream.Signature(MACBeatLayout(d1, d2, d3, operand_width)))
         super().__init__(members)
 
@@ -195,96 +209,22 @@ class OperandFetch(wiring.Component):
                                 m.d.sync += offset.eq(offset + delta)
             by_program(m, cur, count, advance)
 
-        # A in result layout (Source.RESULTS, PEER): a word per `groups` beats, a lane group per
-        # beat, the tile's rows side by side in slots `slot0`, `slot0 + 1`, ... of the word.
-        laid_out = (Source.RESULTS, Source.PEER)
-        group_counts = [p.a_lanes // d3 if p.a_laid_out else 1 for p in programs]
-        groups = max(group_counts)
-        a_side = ["p" if p.orientation == "MN" else "q" for p in programs]
-        a_request = Signal()       # an A request in result layout is transferred
-        if self._chained or self._peered:
-            row_words = [-(-p.K // p.a_lanes) if p.a_laid_out else 0 for p in programs]
-            batch_words = [-(-p.M // p.a_slots) * w if p.a_laid_out else 0
-                           for p, w in zip(programs, row_words)]
-            r_span = max(p.batch * w for p, w in zip(programs, batch_words)) + 1
-            r_batch = Signal(range(r_span), name="r_batch")     # first word of the batch
-            r_row = Signal(range(r_span), name="r_row")         # first word of the tile's rows
-            r_word = Signal(range(r_span), name="r_word")
-            r_group = Signal(range(groups), name="r_group")
-            a_group = Signal(range(groups), name="a_group")     # of the request in flight
-            slot_counts = [p.a_slots if p.a_laid_out else 1 for p in programs]
-            r_slot = Signal(range(max(slot_counts)), name="r_slot")     # slot of the tile's row 0
-            a_slot = Signal(range(max(slot_counts)), name="a_slot")
-            # A gathered row (batch 1): word r_word is word r_local of part r_part.
-            part_counts = [len(p.a_parts) if p.a_laid_out else 1 for p in programs]
-            r_part = Signal(range(max(part_counts)), name="r_part")
-            r_local = Signal(range(r_span), name="r_local")
-            a_part = Signal(range(max(part_counts)), name="a_part")
-            with m.If(a_request):
-                m.d.sync += [a_group.eq(r_group), a_part.eq(r_part), a_slot.eq(r_slot)]
-            with m.If(step):
-                def advance_results(s):
-                    p = programs[s]
-                    if not p.a_laid_out:
-                        return
-                    block, S = p.a_block, p.a_slots
-
-                    def rewind_tile(row):
-                        m.d.sync += [r_group.eq(0), r_part.eq(0), r_local.eq(0),
-                                     r_row.eq(row), r_word.eq(row)]
-
-                    def next_tile():
-                        # The next block of A rows: further along the slots, or the next word row.
-                        m.d.sync += [r_group.eq(0), r_part.eq(0), r_local.eq(0)]
-                        if S > block:
-                            with m.If(r_slot + block < S):
-                                m.d.sync += [r_slot.eq(r_slot + block), r_word.eq(r_row)]
-                            with m.Else():
-                                m.d.sync += [r_slot.eq(0), r_row.eq(r_row + row_words[s]),
-                                             r_word.eq(r_row + row_words[s])]
-                        else:
-                            m.d.sync += [r_row.eq(r_row + row_words[s]),
-                                         r_word.eq(r_row + row_words[s])]
-
-                    def next_batch():
-                        after = r_batch + batch_words[s]
-                        m.d.sync += [r_batch.eq(after), r_slot.eq(0)]
-                        rewind_tile(after)
-
-                    def first_tile():
-                        m.d.sync += r_slot.eq(0)
-                        rewind_tile(r_batch)
-                    with m.If(final):
-                        m.d.sync += [r_batch.eq(0), r_slot.eq(0)]
-                        rewind_tile(0)
-                    with m.Elif(at_end[3]):
-                        # Loop order: batch, P tile, Q tile, beat. A is P ("MN") or Q ("NM").
-                        with m.If(at_end[2] & at_end[1]):
-                            next_batch()
-                        with m.Elif(at_end[2]):
-                            next_tile() if a_side[s] == "p" else first_tile()
-                        with m.Else():
-                            rewind_tile(r_row) if a_side[s] == "p" else next_tile()
-                    with m.Elif(r_group == group_counts[s] - 1):
-                        m.d.sync += [r_group.eq(0), r_word.eq(r_word + 1)]
-                        if part_counts[s] > 1:
-                            with m.If(r_part == part_counts[s] - 1):
-                                m.d.sync += [r_part.eq(0), r_local.eq(r_local + 1)]
-                            with m.Else():
-                                m.d.sync += r_part.eq(r_part + 1)
-                    with m.Else():
-                        m.d.sync += r_group.eq(r_group + 1)
-                by_program(m, cur, count, advance_results)
+        # Operands in result layout (Source.RESULTS, PEER): see .result_read.
+        readers = {}
+        for which in ("a", "b"):
+            specs = [read_spec(p, which) for p in programs]
+            if any(specs):
+                readers[which] = (specs, ResultReader(
+                    m, f"{which}_read", specs, cur=cur, step=step, at_end=at_end, final=final,
+                    by_program=by_program))
 
         # Requests: each memory takes P or Q requests according to the program.
         p_last = Signal()          # the P request in flight is the last beat of its tile
         with m.If(p_req_valid & p_req_ready):
             m.d.sync += p_last.eq(at_end[3])
         ports = {name: getattr(self, name) for name in MEMORIES if name in self._lanes}
-        if self._chained:
-            ports["results"] = self.results
-        if self._peered:
-            ports["peer"] = self.peer
+        for name in self._result_ports:
+            ports[name] = getattr(self, name)
         for port in ports.values():
             m.d.comb += [port.req.valid.eq(0), port.resp.ready.eq(0)]
 
@@ -293,39 +233,51 @@ class OperandFetch(wiring.Component):
         a_joined = Signal()
         a_out = Signal()
         a_free = Signal()
+        a_request = Signal()
         m.d.comb += a_free.eq(~a_out | a_joined)
         with m.If(a_request):
             m.d.sync += a_out.eq(1)
         with m.Elif(a_joined):
             m.d.sync += a_out.eq(0)
+        sides = {"p": (p_req_valid, p_req_ready), "q": (q_req_valid, q_req_ready)}
+        requests = {}
+        for which, (_, reader) in readers.items():
+            requests[which] = Signal(name=f"{which}_request")
+            reader.capture(requests[which])
 
         def route_requests(s):
             program = programs[s]
-            sides = {"p": (program.p_source, program.p_base, p_req_valid, p_req_ready),
-                     "q": (program.q_source, program.q_base, q_req_valid, q_req_ready)}
-            if program.a_laid_out:
-                # A in result layout: a port per part (one without a gather), chosen by the
-                # word's part; one A request in flight at a time with several parts.
-                _, _, valid, ready = sides.pop(a_side[s])
-                parts = program.a_parts
+            pending = {"p": (program.p_source, program.p_base, offsets["p"]),
+                       "q": (program.q_source, program.q_base, offsets["q"])}
+            for which, (specs, reader) in readers.items():
+                spec = specs[s]
+                if spec is None:
+                    continue
+                # A port per part (one without a gather), chosen by the word's part.
+                del pending[spec.side]
+                valid, ready = sides[spec.side]
+                parts = spec.parts
                 free = a_free if len(parts) > 1 else C(1, 1)
-                m.d.comb += a_request.eq(valid & ready)
+                m.d.comb += requests[which].eq(valid & ready)
+                if which == "a":
+                    m.d.comb += a_request.eq(valid & ready)
                 for i, (source, base) in enumerate(parts):
-                    port = ports[source.value]
+                    port = ports[_port_name(which, source)]
                     m.d.comb += [
-                        port.req.valid.eq(valid & free & (r_part == i)),
-                        port.req.payload.addr.eq(base + (r_local if len(parts) > 1
-                                                         else r_word)),
+                        port.req.valid.eq(valid & free & (reader.part == i)),
+                        port.req.payload.addr.eq(base + reader.address(spec)),
                     ]
-                with m.Switch(r_part):
+                with m.Switch(reader.part):
                     for i, (source, _) in enumerate(parts):
                         with m.Case(i):
-                            m.d.comb += ready.eq(ports[source.value].req.ready & free)
-            for side, (source, base, valid, ready) in sides.items():
+                            m.d.comb += ready.eq(ports[_port_name(which, source)].req.ready
+                                                 & free)
+            for side, (source, base, offset) in pending.items():
+                valid, ready = sides[side]
                 port = ports[source.value]
                 m.d.comb += [
                     port.req.valid.eq(valid),
-                    port.req.payload.addr.eq(base + offsets[side]),
+                    port.req.payload.addr.eq(base + offset),
                     ready.eq(port.req.ready),
                 ]
         by_program(m, cur, count, route_requests)
@@ -341,39 +293,31 @@ class OperandFetch(wiring.Component):
             q_ready.eq(self.o.ready & p_valid),
         ]
 
-        def route_response(port, word, lanes, valid, ready, program=None):
-            m.d.comb += [valid.eq(port.resp.valid), port.resp.ready.eq(ready)]
-            if program is None:
-                m.d.comb += [word[r].eq(port.resp.payload.data[r]) for r in range(lanes)]
-                return
-            # Row r of the tile is slot a_slot + r of the word (rows past the slots are
-            # padding: zero); a beat takes lane group a_group of it.
-            width = self._operand_width
-            L, S = program.a_lanes, program.a_slots
-            whole = port.resp.payload.data.as_value()
-            slots = [whole[n * L * width:(n + 1) * L * width] for n in range(S)]
-            firsts = range(0, S, program.a_block) if S > program.a_block else [0]
-            with m.Switch(a_slot):
-                for first in firsts:
-                    with m.Case(first):
-                        for r in range(min(lanes, S - first)):
-                            m.d.comb += word[r].as_value().eq(
-                                slots[first + r].word_select(a_group, d3 * width))
-
         def route_responses(s):
             program = programs[s]
-            sides = {"p": (p_word, d1, p_valid, p_ready), "q": (q_word, d2, q_valid, q_ready)}
-            sources = {"p": program.p_source, "q": program.q_source}
-            if program.a_laid_out:
-                word, lanes, valid, ready = sides.pop(a_side[s])
-                m.d.comb += a_joined.eq(valid & ready)
-                with m.Switch(a_part):
-                    for i, (source, _) in enumerate(program.a_parts):
+            beats = {"p": (p_word, d1, p_valid, p_ready), "q": (q_word, d2, q_valid, q_ready)}
+            pending = {"p": program.p_source, "q": program.q_source}
+            for which, (specs, reader) in readers.items():
+                spec = specs[s]
+                if spec is None:
+                    continue
+                del pending[spec.side]
+                word, lanes, valid, ready = beats[spec.side]
+                if which == "a":
+                    m.d.comb += a_joined.eq(valid & ready)
+                with m.Switch(reader.got_part):
+                    for i, (source, _) in enumerate(spec.parts):
                         with m.Case(i):
-                            route_response(ports[source.value], word, lanes, valid, ready,
-                                           program)
-            for side, (word, lanes, valid, ready) in sides.items():
-                route_response(ports[sources[side].value], word, lanes, valid, ready)
+                            port = ports[_port_name(which, source)]
+                            m.d.comb += [valid.eq(port.resp.valid),
+                                         port.resp.ready.eq(ready)]
+                            reader.route(spec, port.resp.payload.data, word, lanes,
+                                         self._operand_width, d3)
+            for side, source in pending.items():
+                word, lanes, valid, ready = beats[side]
+                port = ports[source.value]
+                m.d.comb += [valid.eq(port.resp.valid), port.resp.ready.eq(ready)]
+                m.d.comb += [word[r].eq(port.resp.payload.data[r]) for r in range(lanes)]
         by_program(m, sel, count, route_responses)
 
         # Elements past K in the last beat of a reduction read as zero (0 * anything = 0).

@@ -189,6 +189,18 @@ class GemmProgram:
         Requantisation shift of a ``"mul"`` join.
     join_format : Format, str or None
         Format of the join's output, which is the program's result; ``None``: ``out_format``.
+    b_lanes, b_slots : int or None
+        As ``a_lanes`` and ``a_slots``, for ``B`` read from a result memory.
+    b_transposed : bool
+        ``B`` read from a result memory holds ``X`` with ``B[n, k] = X[k, n]`` (the ``B`` of
+        ``A . B``): ``X`` has ``K`` rows of ``N`` elements in result layout; ``d3`` must be 1.
+    softmax : bool
+        A row-wise :func:`intar_hw.numerics.softmax` after the activation and before the join:
+        needs whole rows drained in order (``"MN"``, and ``N <= d2`` or ``d1 == 1``).
+    softmax_frac : int or None
+        Fractional bits of the softmax input (``None``: the default).
+    causal : bool
+        Causal mask of the softmax (rows counted modulo ``M``).
 
     Attributes
     ----------
@@ -240,6 +252,12 @@ class GemmProgram:
     join_base: int = 0
     join_shift: int = 0
     join_format: object = None
+    b_lanes: object = None
+    b_slots: object = None
+    b_transposed: bool = False
+    softmax: bool = False
+    softmax_frac: object = None
+    causal: bool = False
 
     def __post_init__(self):
         if (not isinstance(self.pea, tuple) or len(self.pea) != 3
@@ -259,11 +277,10 @@ class GemmProgram:
             if not isinstance(getattr(self, name), Source):
                 raise TypeError(f"GemmProgram {name} must be a Source, "
                                 f"not {getattr(self, name)!r}")
-        if self.a_source is self.b_source:
+        if self.a_source is self.b_source and self.a_source not in (Source.RESULTS,
+                                                                    Source.PEER):
             raise ValueError(f"GemmProgram a_source and b_source must be different memories, "
                              f"not {self.a_source!r} for both")
-        if self.b_source in (Source.RESULTS, Source.PEER):
-            raise ValueError(f"GemmProgram b_source must not be {self.b_source!r}")
         if not isinstance(self.dest, Destination):
             raise TypeError(f"GemmProgram dest must be a Destination, not {self.dest!r}")
         for name in ("a_base", "b_base", "dest_base"):
@@ -296,6 +313,7 @@ class GemmProgram:
             raise ValueError(f"GemmProgram a_lanes must be a positive integer or None, "
                              f"not {self.a_lanes!r}")
         _check_count("slots", self.slots)
+        self._check_b_layout()
         if self.a_slots is not None and (not _is_int(self.a_slots) or self.a_slots < 1):
             raise ValueError(f"GemmProgram a_slots must be a positive integer or None, "
                              f"not {self.a_slots!r}")
@@ -327,7 +345,50 @@ class GemmProgram:
                                  f"name Source.RESULTS and Source.PEER at most once each, with "
                                  f"batch 1, not {parts!r} with batch {self.batch!r}")
 
+    def _check_b_layout(self):
+        if not isinstance(self.b_transposed, bool):
+            raise TypeError(f"GemmProgram b_transposed must be a bool, not {self.b_transposed!r}")
+        for name in ("b_lanes", "b_slots"):
+            value = getattr(self, name)
+            if value is not None and (not _is_int(value) or value < 1):
+                raise ValueError(f"GemmProgram {name} must be a positive integer or None, "
+                                 f"not {value!r}")
+        if not self.b_laid_out:
+            if self.b_transposed:
+                raise ValueError("GemmProgram b_transposed needs B read from a result memory")
+            return
+        if self.b_lanes is None:
+            object.__setattr__(self, "b_lanes", self.pea[1])
+        if self.b_slots is None:
+            object.__setattr__(self, "b_slots",
+                               self.slots if self.b_source is Source.RESULTS else 1)
+        block, L, S = self.b_block, self.b_lanes, self.b_slots
+        if self.b_transposed:
+            # B[n, k] = X[k, n]: a beat reads row k of X, the tile's B rows as adjacent lanes.
+            if self.pea[2] != 1 or (L % block and self.N > L):
+                raise ValueError(f"GemmProgram reading B transposed from {self.b_source!r} "
+                                 f"needs d3 == 1 and its {block} rows per tile within one word "
+                                 f"of {L} lanes, not pea {self.pea!r}, N={self.N!r}")
+        elif L % self.pea[2] or (self.N > S and S % block):
+            raise ValueError(f"GemmProgram reading B from {self.b_source!r} needs d3 dividing its "
+                             f"{L} lanes and N <= b_slots or b_slots a multiple of B's {block} "
+                             f"rows per tile, not N={self.N!r}, b_slots={S!r}, pea {self.pea!r}")
+
     def _check_epilogue(self):
+        if not isinstance(self.softmax, bool) or not isinstance(self.causal, bool):
+            raise TypeError(f"GemmProgram softmax and causal must be bools, not "
+                            f"{self.softmax!r} and {self.causal!r}")
+        if self.softmax_frac is not None and not _is_int(self.softmax_frac):
+            raise TypeError(f"GemmProgram softmax_frac must be an integer or None, "
+                            f"not {self.softmax_frac!r}")
+        if self.causal and not self.softmax:
+            raise ValueError("GemmProgram causal needs softmax")
+        d1, d2, _ = self.pea
+        if self.softmax and (self.orientation != "MN" or not (
+                self.N <= d2 or (d1 == 1 and self.N % d2 == 0))):
+            raise ValueError(f"GemmProgram softmax needs whole rows drained in order: "
+                             f"orientation 'MN' and N <= d2, or d1 == 1 and N a multiple of "
+                             f"d2, not {self.orientation!r}, N={self.N!r}, pea {self.pea!r}")
         if self.activation is not None and self.activation not in ACTIVATIONS:
             raise ValueError(f"GemmProgram activation must be one of "
                              f"{', '.join(map(repr, ACTIVATIONS))} or None, "
@@ -377,9 +438,33 @@ class GemmProgram:
         return self.a_source in (Source.RESULTS, Source.PEER)
 
     @property
+    def b_block(self):
+        """Rows of ``B`` per tile: ``d2`` (``"MN"``) or ``d1``."""
+        return self.pea[1] if self.orientation == "MN" else self.pea[0]
+
+    @property
+    def b_laid_out(self):
+        """Whether ``B`` is read from a result memory (in result layout)."""
+        return self.b_source in (Source.RESULTS, Source.PEER)
+
+    @property
     def sfu_latency(self):
         """Cycles the activation and the join add to the result path."""
         return cost.sfu_latency(self.activation, self.join, self.out_format.bits)
+
+    @property
+    def softmax_lanes(self):
+        """Elements per beat into the softmax: a whole row (``N <= d2``) or ``d2``."""
+        return min(self.N, self.pea[1])
+
+    @property
+    def softmax_key(self):
+        """What a softmax unit is built from (``None`` without one): programs with equal keys
+        share it."""
+        if not self.softmax:
+            return None
+        return (self.N, self.softmax_lanes, self.out_format, self.softmax_frac, self.causal,
+                self.M if self.causal else None)
 
     # --- geometry -----------------------------------------------------------------------------
 
@@ -486,8 +571,12 @@ class GemmProgram:
 
     @property
     def cycles(self):
-        return (self.busy_cycles + cost.ARRAY_LATENCY
-                + (BIAS_LATENCY if self.bias_base is not None else 0) + self.sfu_latency)
+        busy = self.busy_cycles
+        if self.softmax:
+            busy = cost.softmax_busy(self.pea, self.batch, self.M, self.N, self.K,
+                                     self.out_format.bits, busy)
+        return (busy + cost.ARRAY_LATENCY + (BIAS_LATENCY if self.bias_base is not None else 0)
+                + self.sfu_latency)
 
     # --- memory layouts -----------------------------------------------------------------------
 
@@ -501,6 +590,10 @@ class GemmProgram:
     @property
     def b_words(self):
         """Words ``B`` takes in its memory."""
+        if self.b_laid_out and self.b_transposed:
+            return self.batch * _cdiv(self.K, self.b_slots) * _cdiv(self.N, self.b_lanes)
+        if self.b_laid_out:
+            return self.batch * _cdiv(self.N, self.b_slots) * _cdiv(self.K, self.b_lanes)
         return self.batch * _cdiv(self.N, self.dn) * self.kb
 
     @property
@@ -634,8 +727,8 @@ def memory_images(programs, operands, depths=None):
     """Initial contents of the memories for running ``programs`` on ``operands``.
 
     ``operands[s]`` is ``(A, B, bias)`` for program ``s`` (``bias`` ``None`` when the program has
-    none), or ``None`` to leave the program's inputs out; an ``A`` read from
-    :attr:`Source.RESULTS` is produced by the core and must be ``None``. Returns ``{memory name:
+    none), or ``None`` to leave the program's inputs out; an ``A`` or ``B`` read from a result
+    memory is produced by a core and must be ``None``. Returns ``{memory name:
     words}`` for the operand and bias memories, each as long as its ``depths`` entry (default
     :func:`memory_words`), unused words zero. Programs whose inputs overlap must agree on them.
     """
@@ -660,8 +753,13 @@ def memory_images(programs, operands, depths=None):
         else:
             a = program.a_image(A, lanes[program.a_source.value])
             images[program.a_source.value][program.a_base:program.a_base + len(a)] = a
-        b = program.b_image(B, lanes[program.b_source.value])
-        images[program.b_source.value][program.b_base:program.b_base + len(b)] = b
+        if program.b_laid_out:
+            if B is not None:
+                raise ValueError(f"memory_images takes no B for a program reading "
+                                 f"{program.b_source!r}")
+        else:
+            b = program.b_image(B, lanes[program.b_source.value])
+            images[program.b_source.value][program.b_base:program.b_base + len(b)] = b
         if program.bias_base is not None:
             if bias is None:
                 raise ValueError("memory_images needs a bias for a program with bias_base")

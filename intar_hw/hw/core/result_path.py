@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..scratchpad import ReadPortSignature, WriteRequest
 from ..sfu.elementwise import Activation, Add, Mul, Requantize
+from ..sfu.softmax import Softmax
 from .operand_fetch import by_program
 from .program import BIAS_FORMAT, BIAS_LATENCY
 
@@ -102,6 +103,7 @@ class _RowWalk:
         tile_row = Signal(range(span), name=f"{name}_tile_row")
         batch_row = Signal(range(span), name=f"{name}_batch_row")
         self.offset = Signal(range(span), name=f"{name}_offset")
+        self.row_offset = row
         m.d.comb += self.offset.eq(row + self.tj)
         with m.If(step):
             def advance(s):
@@ -184,6 +186,12 @@ class ResultPath(wiring.Component):
     results : Out(stream.Signature(WriteRequest(result_addr_width, ArrayLayout(signed(w), slots * d2), slots)))
         Result words, ``w`` the widest result format of the programs; the row is repeated in
         every slot and ``en`` enables its own.
+    settled : Out(1)
+        High with a write after which the words below ``settled_level`` hold their final
+        values: every word of a one-row result; for several rows, the write completing a P tile
+        (every word row whose slots are all written) and the program's last write.
+    settled_level : Out(range(2 ** result_addr_width + 1))
+        One past the last settled word, valid with ``settled``.
 
     Attributes
     ----------
@@ -203,6 +211,8 @@ class ResultPath(wiring.Component):
             p.activation_key for p in self._programs if p.activation is not None))
         self._joins = tuple(dict.fromkeys(
             p.join_key for p in self._programs if p.join is not None))
+        self._softmaxes = tuple(dict.fromkeys(
+            p.softmax_key for p in self._programs if p.softmax))
         self._result_width = max(p.result_format.bits for p in self._programs)
         tile = data.ArrayLayout(data.ArrayLayout(signed(accumulator_width), d2), d1)
         members = {
@@ -220,6 +230,8 @@ class ResultPath(wiring.Component):
         members["results"] = Out(stream.Signature(WriteRequest(
             result_addr_width, data.ArrayLayout(signed(self._result_width), self._slots * d2),
             self._slots)))
+        members["settled"] = Out(1)
+        members["settled_level"] = Out(range(2 ** result_addr_width + 1))
         super().__init__(members)
 
     @property
@@ -259,6 +271,11 @@ class ResultPath(wiring.Component):
             unit = Activation(d2, function, format=fmt, frac=frac, approximate=approximate)
             m.submodules[f"activation_{a}"] = unit
             activations.append(unit)
+        softmaxes = []
+        for n, (N, lanes, fmt, frac, causal, rows) in enumerate(self._softmaxes):
+            unit = Softmax(N, lanes, format=fmt, frac=frac, causal=causal, rows=rows)
+            m.submodules[f"softmax_{n}"] = unit
+            softmaxes.append(unit)
         joins = []
         for j, (kind, fmt, shift, out_format) in enumerate(self._joins):
             if kind == "mul":
@@ -278,7 +295,7 @@ class ResultPath(wiring.Component):
                 [join_of(p)] if p.join is not None else [])
             assert p.sfu_latency == sum(unit.latency for unit in units)
         unit_of = [self._epilogues.index(p.epilogue) for p in programs]
-        for unit in requantizers + activations:
+        for unit in requantizers + activations + softmaxes:
             m.d.comb += [unit.i.valid.eq(0), unit.o.ready.eq(0)]
         for unit in requantizers:
             if "bias" in unit.signature.members:
@@ -376,6 +393,15 @@ class ResultPath(wiring.Component):
         keep = Signal(d2, init=(1 << d2) - 1)
         out = Signal(data.ArrayLayout(signed(self._result_width), d2))
 
+        def feed(tail, sink, source):
+            # One stream into the next unit, the lanes both have (a softmax of rows shorter than
+            # d2 takes the first N).
+            lanes = min(tail.payload.data.shape().length, sink.payload.data.shape().length)
+            m.d.comb += [sink.valid.eq(tail.valid), tail.ready.eq(sink.ready),
+                         sink.payload.last.eq(tail.payload.last)]
+            m.d.comb += [sink.payload.data[c].eq(tail.payload.data[c]) for c in range(lanes)]
+            return source
+
         def route(s):
             p = programs[s]
             unit = requantizers[unit_of[s]]
@@ -388,21 +414,18 @@ class ResultPath(wiring.Component):
             # Requantiser -> activation -> join -> writer, each a stream.
             tail = unit.o
             if p.activation is not None:
-                act = activation_of(p)
-                m.d.comb += [act.i.valid.eq(tail.valid), act.i.payload.eq(tail.payload),
-                             tail.ready.eq(act.i.ready)]
-                tail = act.o
+                tail = feed(tail, activation_of(p).i, activation_of(p).o)
+            if p.softmax:
+                unit = softmaxes[self._softmaxes.index(p.softmax_key)]
+                tail = feed(tail, unit.i, unit.o)
             if p.join is not None:
-                join = join_of(p)
-                m.d.comb += [join.a.valid.eq(tail.valid), join.a.payload.eq(tail.payload),
-                             tail.ready.eq(join.a.ready)]
-                tail = join.o
+                tail = feed(tail, join_of(p).a, join_of(p).o)
             m.d.comb += [
                 self.results.valid.eq(tail.valid),
                 tail.ready.eq(self.results.ready),
                 self.results.payload.addr.eq(p.dest_base + writer.offset),
             ]
-            for c in range(d2):
+            for c in range(min(d2, tail.payload.data.shape().length)):
                 m.d.comb += out[c].eq(tail.payload.data[c])
             if masked:
                 m.d.comb += keep.eq(Mux(writer.tj_end, (1 << p.q_rem) - 1, (1 << d2) - 1))
@@ -419,4 +442,22 @@ class ResultPath(wiring.Component):
             m.d.comb += self.results.payload.en.eq(1 << writer.slot)
 
         m.d.comb += self.done.eq(self.busy & written & writer.final)
+
+        # Which words a write settles: readers of this memory wait for them (results_level).
+        def settle(s):
+            p = programs[s]
+            if p.p_rows == 1:
+                m.d.comb += [self.settled.eq(written),
+                             self.settled_level.eq(self.results.payload.addr + 1)]
+                return
+            with m.If(written & writer.final):
+                m.d.comb += [self.settled.eq(1),
+                             self.settled_level.eq(p.dest_base + p.dest_words)]
+            with m.Elif(written & writer.r_end & writer.tj_end):
+                # The word rows up to this row's are complete if its slot is the last one.
+                full = writer.row_offset + p.q_tiles
+                if p.slots > 1:
+                    full = Mux(writer.slot == p.slots - 1, full, writer.row_offset)
+                m.d.comb += [self.settled.eq(1), self.settled_level.eq(p.dest_base + full)]
+        by_program(m, sel, count, settle)
         return m

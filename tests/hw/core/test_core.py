@@ -402,15 +402,44 @@ def test_results_source_needs_a_tile_of_rows_in_one_word():
         GemmProgram((1, 4, 3), 1, 4, 4, a_source=Source.RESULTS)
 
 
-def test_results_not_a_b_source():
-    with pytest.raises(ValueError, match=r"^GemmProgram b_source must not be Source.RESULTS$"):
-        GemmProgram((1, 4, 1), 1, 4, 4, b_source=Source.RESULTS)
+MATMULS = {
+    # name: (pea, slots, M, N, K, orientation, B transposed)
+    "a-bt-one-word": ((4, 4, 1), 4, 3, 4, 5, "MN", False),
+    "a-bt-nm": ((2, 4, 1), 4, 3, 4, 6, "NM", False),
+    "a-b-transposed": ((4, 4, 1), 4, 4, 6, 3, "MN", True),
+    "a-b-transposed-nm-one-lane": ((1, 4, 1), 4, 5, 3, 4, "NM", True),
+    "a-b-two-row-tiles": ((2, 2, 1), 4, 4, 3, 5, "MN", False),
+}
+
+
+@pytest.mark.parametrize("name", list(MATMULS))
+def test_matmul_of_two_results(name):
+    # Programs 0 and 1 compute X and Y from operand memories; program 2 computes X @ Y^T, or
+    # X @ Y with Y read transposed, both read where they were written.
+    pea, slots, M, N, K, orientation, transposed = MATMULS[name]
+    x = GemmProgram(pea, M, K, 3, shift=4, slots=slots)
+    y_rows, y_cols = (K, N) if transposed else (N, K)
+    y = GemmProgram(pea, y_rows, y_cols, 2, a_base=x.a_words, b_base=x.b_words, shift=3,
+                    slots=slots, dest_base=x.dest_words)
+    z = GemmProgram(pea, M, N, K, orientation=orientation, a_source=Source.RESULTS, a_base=0,
+                    b_source=Source.RESULTS, b_base=x.dest_words, b_transposed=transposed,
+                    shift=5, slots=slots, dest_base=x.dest_words + y.dest_words)
+    rng = np.random.default_rng(sum(map(ord, name)))
+    ops_x, ops_y = random_operands(rng, x), random_operands(rng, y)
+    images = memory_images((x, y, z), [ops_x, ops_y, None])
+    core = ComputingCore((x, y, z), init=images)
+    cycles, words = core_rtl(core, [0, 1, 2], seed=3)
+    X, Y = reference_gemm(x, *ops_x), reference_gemm(y, *ops_y)
+    B = Y.transpose(0, 2, 1) if transposed else Y
+    np.testing.assert_array_equal(read_results(core, z, words),
+                                  reference_gemm(z, X, B, None))
+    assert cycles == [predicted(x), predicted(y), predicted(z)]
 
 
 def test_chained_results_must_match_operand_width():
     first = GemmProgram((1, 4, 1), 1, 4, 4, out_format="int16")
     second = GemmProgram((1, 4, 1), 1, 4, 4, a_source=Source.RESULTS, dest_base=1)
-    with pytest.raises(ValueError, match=r"^ComputingCore programs reading A from Source.RESULTS "
+    with pytest.raises(ValueError, match=r"^ComputingCore programs reading operands from Source.RESULTS "
                                          r"need 8-bit results, not 16-bit$"):
         ComputingCore((first, second))
 
@@ -585,3 +614,28 @@ def test_join_needs_a_source():
     with pytest.raises(ValueError, match=r"^GemmProgram activation must be one of 'gelu', "
                                          r"'silu' or None, not 'tanh'$"):
         GemmProgram((1, 4, 1), 1, 4, 4, activation="tanh")
+
+
+SOFTMAXES = {
+    # name: (pea, M, N, K, causal)
+    "short-rows": ((4, 8, 1), 3, 4, 5, False),
+    "causal": ((4, 4, 1), 4, 4, 3, True),
+    "one-row-tiles": ((1, 4, 1), 3, 8, 4, False),
+    "long-reduction": ((4, 8, 1), 2, 4, 40, False),
+    "rows-arrive-late": ((1, 8, 1), 3, 4, 30, False),
+}
+
+
+@pytest.mark.parametrize("name", list(SOFTMAXES))
+def test_softmax_on_the_result_link(name):
+    pea, M, N, K, causal = SOFTMAXES[name]
+    program = GemmProgram(pea, M, N, K, shift=6, softmax=True, causal=causal)
+    rng = np.random.default_rng(sum(map(ord, name)))
+    ops = random_operands(rng, program)
+    core = ComputingCore((program,), init=memory_images((program,), [ops]))
+    cycles, words = core_rtl(core, [0], seed=2)
+    scores = reference_gemm(program, *ops)
+    expected = numerics.softmax(scores, program.out_format, numerics.default_frac(
+        program.out_format), causal=causal)
+    np.testing.assert_array_equal(read_results(core, program, words), expected)
+    assert cycles == [program.cycles]

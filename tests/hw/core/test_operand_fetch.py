@@ -153,7 +153,7 @@ class GatherBench(Elaboratable):
         self.program, self.rows, self.weights, self.lanes = program, rows, weights, lanes
         self.fetch = OperandFetch((program,), operand_width=8, lanes={"weights": program.pea[1]},
                                   addr_widths={"weights": 4, "results": 3, "peer": 3},
-                                  peer_lanes=lanes)
+                                  peer_lanes={"peer": lanes})
 
     def elaborate(self, platform):
         m = Module()
