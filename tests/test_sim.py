@@ -165,8 +165,8 @@ def test_cli_verilog(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["sim", "self_attention", "--scale", "small", "--policy", "sequential"],
-     "The generator does not support a result of several rows as the A of a task dealt by rows "
-     "(task 'scores' reads 'q_proj') yet"),
+     "The generator does not support a softmax over rows of 16 drained as tiles of 8 columns by "
+     "8 rows (task 'scores') yet"),
     (["sim", "cnn4l", "--policy", "sequential"],
      "The generator does not support conv2d tasks (task 'conv1') yet"),
     (["sim", "nonsense"],

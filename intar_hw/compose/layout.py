@@ -642,7 +642,39 @@ def plan(schedule, graph):
     def loops_of(p):
         return {loop.core: loop.orientation for loop in p.loops}
 
-    def matmul_b(p, op, core, picks):
+    def by_rows(p, producers, position, picks, tensor, block):
+        """``(producer parts to read, whether by tiles)`` for a result of several rows dealt over
+        cores by rows: a part of a task dealt by the same rows reads its own rows; any other
+        reader gathers tile by tile, round-robin over the parts."""
+        if len(producers) < 2 or producers[0].split != "M":
+            return producers, False
+        if picks is not None and p.split == "M":
+            if len(producers) == len(_deal(schedule, p)) and producers[position].picks == picks:
+                return (producers[position],), False
+            raise _unsupported(f"a result of several rows as the A of a task dealt by other "
+                               f"rows (task {p.task!r} reads {tensor!r})")
+        unit = producers[0].gemm.dm
+        if unit != block or producers[0].gemm.slots != block:
+            raise _unsupported(f"gathering a result dealt by rows in tiles of {unit} rows as "
+                               f"tiles of {block} (task {p.task!r} reads {tensor!r})")
+        return producers, True
+
+    def sources_of(producers, core, readers, task):
+        """``(Source, base)`` of each producer part: this core's result memory or a peer's (at
+        most one peer per port, recorded in ``readers``)."""
+        sources = []
+        for producer in producers:
+            if producer.core == core:
+                sources.append((Source.RESULTS, producer.gemm.dest_base))
+                continue
+            # A result is read where it was written, in the producer's memory.
+            if readers.setdefault(core, producer.core) != producer.core:
+                raise _unsupported(f"a core reading results of two other cores (core {core} "
+                                   f"in task {task!r})")
+            sources.append((Source.PEER, producer.gemm.dest_base))
+        return sources
+
+    def matmul_b(p, op, core, position, picks, pea, orientation):
         """The B arguments of a matmul part: its second input read where it was written, as
         rows (``A . B^T``) or transposed (``A . B``)."""
         tensor = op.inputs[1].name
@@ -651,21 +683,37 @@ def plan(schedule, graph):
         if parts is None:
             raise _unsupported(f"a matmul operand B not produced by a planned task "
                                f"(task {p.task!r} reads {tensor!r})")
-        if len(parts) > 1 or (picks is not None and p.split == "N"):
-            raise _unsupported(f"a matmul operand B dealt over cores (task {p.task!r} reads "
-                               f"{tensor!r})")
-        part, = parts
-        if part.gemm.orientation != "MN" and part.gemm.M > 1:
+        if parts[0].gemm.orientation != "MN" and parts[0].gemm.M > 1:
             raise _unsupported(f"a result of several rows computed in orientation 'NM' as a "
                                f"matmul operand (task {p.task!r} reads {tensor!r})")
-        source = Source.RESULTS
-        if part.core != core:
-            if b_peers.setdefault(core, part.core) != part.core:
-                raise _unsupported(f"a core reading B from two other cores (core {core} in "
-                                   f"task {p.task!r})")
-            source = Source.PEER
-        return dict(b_source=source, b_base=part.gemm.dest_base, b_lanes=part.gemm.pea[1],
-                    b_slots=part.gemm.slots, b_transposed=not op.transpose_b)
+        tiles = False
+        if len(parts) > 1 or (picks is not None and p.split == "N"):
+            if not op.transpose_b:
+                raise _unsupported(f"a matmul operand B read transposed from a result dealt "
+                                   f"over cores (task {p.task!r} reads {tensor!r})")
+            # B's rows are the producer's rows: dealt the same way as a split N, or gathered.
+            p_split = p.split if picks is not None else None
+            if p_split == "N" and len(parts) == 1:
+                raise _unsupported(f"a matmul operand B of one core read by a task dealt by "
+                                   f"its rows (task {p.task!r} reads {tensor!r})")
+            view = p if p_split == "N" else None
+            if view is not None:
+                if parts[position].picks != picks or len(parts) != len(_deal(schedule, p)):
+                    raise _unsupported(f"a matmul operand B dealt by other rows (task "
+                                       f"{p.task!r} reads {tensor!r})")
+                parts = (parts[position],)
+            else:
+                block = pea[1] if orientation == "MN" else pea[0]
+                if parts[0].split != "M" or parts[0].gemm.dm != block \
+                        or parts[0].gemm.slots != block:
+                    raise _unsupported(f"gathering a matmul operand B dealt over cores (task "
+                                       f"{p.task!r} reads {tensor!r})")
+                tiles = True
+        sources = sources_of(parts, core, b_peers, p.task)
+        (source, base), = sources[:1]
+        return dict(b_source=source, b_base=base, b_lanes=parts[0].gemm.pea[1],
+                    b_slots=parts[0].gemm.slots, b_transposed=not op.transpose_b,
+                    b_gather=tuple(sources) if tiles else None)
 
     for stage in schedule.stages:
         for p in stage.placements:
@@ -693,7 +741,7 @@ def plan(schedule, graph):
                 if picks is not None:
                     Mc, Nc = (len(picks), N) if p.split == "M" else (M, len(picks))
                 pea = schedule.cores[core].pea
-                a_lanes, a_slots, a_gather = None, None, None
+                a_lanes, a_slots, a_gather, a_tiles = None, None, None, False
                 if a_operand.producer is None:
                     a_source, a_base = Source.ACTIVATIONS, None
                 else:
@@ -705,23 +753,13 @@ def plan(schedule, graph):
                         raise _unsupported(f"a result of several rows computed in orientation "
                                            f"'NM' as an A operand (task {p.task!r} reads "
                                            f"{a_tensor!r})")
-                    if Mc > 1 and (picks is not None and p.split == "M"):
-                        raise _unsupported(f"a result of several rows as the A of a task dealt "
-                                           f"by rows (task {p.task!r} reads {a_tensor!r})")
-                    sources = []
-                    for producer in producers:
-                        if producer.core == core:
-                            sources.append((Source.RESULTS, producer.gemm.dest_base))
-                            continue
-                        # A result is read where it was written, in the producer's memory.
-                        if peers.setdefault(core, producer.core) != producer.core:
-                            raise _unsupported(f"a core reading results of two other cores "
-                                               f"(core {core} in task {p.task!r})")
-                        sources.append((Source.PEER, producer.gemm.dest_base))
+                    producers, a_tiles = by_rows(p, producers, position, picks, a_tensor,
+                                                 pea[0] if loop.orientation == "MN" else pea[1])
+                    sources = sources_of(producers, core, peers, p.task)
                     a_lanes = producers[0].gemm.pea[1]
                     a_slots = producers[0].gemm.slots
-                    if len(producers) > 1 and (batch != 1 or producers[0].split != "N"
-                                               or M > a_slots):
+                    if len(producers) > 1 and not a_tiles and (
+                            batch != 1 or producers[0].split != "N" or M > a_slots):
                         raise _unsupported(f"gathering a result dealt over cores by rows, in "
                                            f"batches or over several slot rows (task "
                                            f"{p.task!r} reads {a_tensor!r})")
@@ -732,10 +770,14 @@ def plan(schedule, graph):
                     join = self_join(p, core, position, side)
                 b = {}
                 if op.kind is OpKind.MATMUL:
-                    b = matmul_b(p, op, core, picks)
+                    b = matmul_b(p, op, core, position, picks, pea, loop.orientation)
+                if epilogue.get("softmax") and Nc > pea[1] and pea[0] > 1:
+                    raise _unsupported(f"a softmax over rows of {Nc} drained as tiles of "
+                                       f"{pea[1]} columns by {pea[0]} rows (task {p.task!r})")
                 shape = dict(pea=pea, M=Mc, N=Nc, K=K, batch=batch,
                              orientation=loop.orientation, a_source=a_source, a_lanes=a_lanes,
-                             a_slots=a_slots, a_gather=a_gather, shift=op.shift,
+                             a_slots=a_slots, a_gather=a_gather, a_gather_tiles=a_tiles,
+                             shift=op.shift,
                              out_format=op.output.fmt, slots=slots[core], **epilogue, **join,
                              **{k: v for k, v in b.items() if k != "b_base"})
                 try:

@@ -103,8 +103,7 @@ def test_plan_type_errors():
 
 @pytest.mark.parametrize("model, scale, policy, message", [
     ("self_attention", "small", "sequential",
-     r"a result of several rows as the A of a task dealt by rows \(task 'scores' reads "
-     r"'q_proj'\)"),
+     r"a softmax over rows of 16 drained as tiles of 8 columns by 8 rows \(task 'scores'\)"),
     ("vae", "tiny", "intar", r"conv2d tasks \(task 'enc1'\)"),
     ("cnn4l", "tiny", "sequential", r"conv2d tasks \(task 'conv1'\)"),
 ])

@@ -40,7 +40,8 @@ def result_ports(programs):
     ``results``, ``peer`` (A) and ``b_results``, ``b_peer`` (B)."""
     names = {_port_name("a", source) for p in programs if p.a_laid_out
              for source, _ in p.a_parts}
-    names |= {_port_name("b", p.b_source) for p in programs if p.b_laid_out}
+    names |= {_port_name("b", source) for p in programs if p.b_laid_out
+              for source, _ in p.b_parts}
     return [n for n in ("results", "peer", "b_results", "b_peer") if n in names]
 
 
@@ -228,21 +229,20 @@ class OperandFetch(wiring.Component):
         for port in ports.values():
             m.d.comb += [port.req.valid.eq(0), port.resp.ready.eq(0)]
 
-        # Responses of a gathered A come from two ports: a new A request waits until the one in
-        # flight is joined (or is joined in this cycle), so they are joined in request order.
-        a_joined = Signal()
-        a_out = Signal()
-        a_free = Signal()
-        a_request = Signal()
-        m.d.comb += a_free.eq(~a_out | a_joined)
-        with m.If(a_request):
-            m.d.sync += a_out.eq(1)
-        with m.Elif(a_joined):
-            m.d.sync += a_out.eq(0)
+        # Responses of a gathered operand come from two ports: a new request waits until the one
+        # in flight is joined (or is joined in this cycle), so they are joined in request order.
         sides = {"p": (p_req_valid, p_req_ready), "q": (q_req_valid, q_req_ready)}
-        requests = {}
+        requests, joined, free = {}, {}, {}
         for which, (_, reader) in readers.items():
             requests[which] = Signal(name=f"{which}_request")
+            joined[which] = Signal(name=f"{which}_joined")
+            free[which] = Signal(name=f"{which}_free")
+            out = Signal(name=f"{which}_out")
+            m.d.comb += free[which].eq(~out | joined[which])
+            with m.If(requests[which]):
+                m.d.sync += out.eq(1)
+            with m.Elif(joined[which]):
+                m.d.sync += out.eq(0)
             reader.capture(requests[which])
 
         def route_requests(s):
@@ -257,21 +257,19 @@ class OperandFetch(wiring.Component):
                 del pending[spec.side]
                 valid, ready = sides[spec.side]
                 parts = spec.parts
-                free = a_free if len(parts) > 1 else C(1, 1)
+                gate = free[which] if len(parts) > 1 else C(1, 1)
                 m.d.comb += requests[which].eq(valid & ready)
-                if which == "a":
-                    m.d.comb += a_request.eq(valid & ready)
                 for i, (source, base) in enumerate(parts):
                     port = ports[_port_name(which, source)]
                     m.d.comb += [
-                        port.req.valid.eq(valid & free & (reader.part == i)),
+                        port.req.valid.eq(valid & gate & (reader.part == i)),
                         port.req.payload.addr.eq(base + reader.address(spec)),
                     ]
                 with m.Switch(reader.part):
                     for i, (source, _) in enumerate(parts):
                         with m.Case(i):
                             m.d.comb += ready.eq(ports[_port_name(which, source)].req.ready
-                                                 & free)
+                                                 & gate)
             for side, (source, base, offset) in pending.items():
                 valid, ready = sides[side]
                 port = ports[source.value]
@@ -303,8 +301,7 @@ class OperandFetch(wiring.Component):
                     continue
                 del pending[spec.side]
                 word, lanes, valid, ready = beats[spec.side]
-                if which == "a":
-                    m.d.comb += a_joined.eq(valid & ready)
+                m.d.comb += joined[which].eq(valid & ready)
                 with m.Switch(reader.got_part):
                     for i, (source, _) in enumerate(spec.parts):
                         with m.Case(i):

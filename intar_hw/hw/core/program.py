@@ -164,6 +164,14 @@ class GemmProgram:
         ``w % len(a_gather)``. The first part is ``(a_source, a_base)``; the sources are
         :attr:`Source.RESULTS` or :attr:`Source.PEER`, each at most once; ``batch`` is 1.
         ``None`` (the default): ``A`` is read from ``a_source`` alone.
+    a_gather_tiles : bool
+        The parts of ``a_gather`` hold whole tiles of ``A``'s rows round-robin instead (a result
+        dealt over cores by rows): tile ``t`` is tile ``t // len(a_gather)`` of part
+        ``t % len(a_gather)``; each part's words hold one tile's rows (``a_slots`` equal to
+        ``A``'s rows per tile).
+    b_gather : tuple of (Source, int) or None
+        As ``a_gather`` with ``a_gather_tiles``, for ``B`` read as rows from a result memory;
+        the first part is ``(b_source, b_base)``.
     slots : int
         Slots of the core's result memory words (see the result layout): 1 (the default) or
         more, the same for every program of a core.
@@ -242,6 +250,8 @@ class GemmProgram:
     relu: bool = False
     a_lanes: object = None
     a_gather: object = None
+    a_gather_tiles: bool = False
+    b_gather: object = None
     slots: int = 1
     a_slots: object = None
     activation: object = None
@@ -330,20 +340,32 @@ class GemmProgram:
                                  f"multiple of A's {block} rows per tile, not M={self.M!r}, "
                                  f"a_slots={self.a_slots!r}, pea {self.pea!r}")
         self._check_epilogue()
-        if self.a_gather is not None:
-            parts = self.a_gather
-            if (not isinstance(parts, tuple) or len(parts) < 2
-                    or not all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], Source)
-                               and _is_int(p[1]) and p[1] >= 0 for p in parts)):
-                raise TypeError(f"GemmProgram a_gather must be a tuple of at least two "
-                                f"(Source, base) pairs or None, not {parts!r}")
-            sources = [source for source, _ in parts]
-            if (parts[0] != (self.a_source, self.a_base) or self.batch != 1
-                    or len(set(sources)) != len(sources)
-                    or not set(sources) <= {Source.RESULTS, Source.PEER}):
-                raise ValueError(f"GemmProgram a_gather must start with (a_source, a_base) and "
-                                 f"name Source.RESULTS and Source.PEER at most once each, with "
-                                 f"batch 1, not {parts!r} with batch {self.batch!r}")
+        for name, gathered, first in (("a_gather", self.a_gather, (self.a_source, self.a_base)),
+                                      ("b_gather", self.b_gather, (self.b_source, self.b_base))):
+            if gathered is not None:
+                self._check_gather(name, gathered, first)
+        if self.a_gather_tiles and (self.a_gather is None or self.a_slots != self.a_block):
+            raise ValueError(f"GemmProgram a_gather_tiles needs a_gather and a_slots equal to "
+                             f"A's {self.a_block} rows per tile, not {self.a_slots!r}")
+        if self.b_gather is not None and (self.b_transposed or self.b_slots != self.b_block):
+            raise ValueError(f"GemmProgram b_gather needs B read as rows with b_slots equal to "
+                             f"B's {self.b_block} rows per tile, not {self.b_slots!r}")
+
+    def _check_gather(self, name, parts, first):
+        if (not isinstance(parts, tuple) or len(parts) < 2
+                or not all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], Source)
+                           and _is_int(p[1]) and p[1] >= 0 for p in parts)):
+            raise TypeError(f"GemmProgram {name} must be a tuple of at least two "
+                            f"(Source, base) pairs or None, not {parts!r}")
+        sources = [source for source, _ in parts]
+        if (parts[0] != first or self.batch != 1
+                or len(set(sources)) != len(sources)
+                or not set(sources) <= {Source.RESULTS, Source.PEER}):
+            which = name[0]
+            raise ValueError(f"GemmProgram {name} must start with ({which}_source, "
+                             f"{which}_base) and name Source.RESULTS and Source.PEER at most "
+                             f"once each, with batch 1, not {parts!r} with batch "
+                             f"{self.batch!r}")
 
     def _check_b_layout(self):
         if not isinstance(self.b_transposed, bool):
@@ -533,6 +555,13 @@ class GemmProgram:
     @property
     def q_base(self):
         return self.b_base if self.orientation == "MN" else self.a_base
+
+    @property
+    def b_parts(self):
+        """``((source, base), ...)``: where ``B`` is read from (see ``b_gather``)."""
+        if self.b_gather is not None:
+            return self.b_gather
+        return ((self.b_source, self.b_base),)
 
     @property
     def a_parts(self):

@@ -41,6 +41,8 @@ class ReadSpec:
     / ``sub_row`` likewise for ``sub`` (lane groups and 1, or slots and words per stored row);
     ``batch_words`` the words of one batch's operand, ``words`` of all batches; ``wraps``
     whether ``pos`` returns to 0 on the next word (else the rows all fit one word).
+    ``by_tiles``: several parts hold whole tiles round-robin (a result dealt by rows), not
+    words of a row.
     """
     side: str
     block: int
@@ -55,6 +57,7 @@ class ReadSpec:
     batch_words: int
     wraps: bool
     words: int
+    by_tiles: bool = False
 
 
 def read_spec(program, which):
@@ -66,13 +69,14 @@ def read_spec(program, which):
             return None
         side = "p" if program.orientation == "MN" else "q"
         block, L, S, rows = program.a_block, program.a_lanes, program.a_slots, program.M
-        parts, transposed = program.a_parts, False
+        parts, transposed, by_tiles = program.a_parts, False, program.a_gather_tiles
     else:
         if not program.b_laid_out:
             return None
         side = "q" if program.orientation == "MN" else "p"
         block, L, S, rows = program.b_block, program.b_lanes, program.b_slots, program.N
-        parts, transposed = ((program.b_source, program.b_base),), program.b_transposed
+        parts, transposed = program.b_parts, program.b_transposed
+        by_tiles = len(parts) > 1
     if transposed:
         row_words = _cdiv(rows, L)
         return ReadSpec(side, block, L, S, parts, True, pos_limit=L, pos_row=1, sub_limit=S,
@@ -82,7 +86,8 @@ def read_spec(program, which):
     row_words = _cdiv(program.K, L)
     return ReadSpec(side, block, L, S, parts, False, pos_limit=S, pos_row=row_words,
                     sub_limit=L // d3, sub_row=1, batch_words=_cdiv(rows, S) * row_words,
-                    wraps=S % block == 0, words=program.batch * _cdiv(rows, S) * row_words)
+                    wraps=S % block == 0, words=program.batch * _cdiv(rows, S) * row_words,
+                    by_tiles=by_tiles)
 
 
 class ResultReader:
@@ -120,12 +125,21 @@ class ResultReader:
                     return
 
                 def rewind(to):
-                    m.d.sync += [self.sub.eq(0), self.part.eq(0), self.local.eq(0),
-                                 row.eq(to), self.word.eq(to)]
+                    m.d.sync += [self.sub.eq(0), self.local.eq(0), row.eq(to), self.word.eq(to)]
+                    if not spec.by_tiles:
+                        m.d.sync += self.part.eq(0)
 
                 def next_tile():
                     # The next block of rows: further along the word, or the next word(s).
-                    if spec.wraps and spec.pos_limit > spec.block:
+                    if spec.by_tiles:
+                        # Tiles go round the parts; a round moves on one word row (one tile).
+                        with m.If(self.part == len(spec.parts) - 1):
+                            m.d.sync += self.part.eq(0)
+                            rewind(row + spec.pos_row)
+                        with m.Else():
+                            m.d.sync += self.part.eq(self.part + 1)
+                            rewind(row)
+                    elif spec.wraps and spec.pos_limit > spec.block:
                         with m.If(self.pos + spec.block < spec.pos_limit):
                             m.d.sync += self.pos.eq(self.pos + spec.block)
                             rewind(row)
@@ -139,15 +153,16 @@ class ResultReader:
                         rewind(row)
 
                 def first_tile():
-                    m.d.sync += self.pos.eq(0)
+                    m.d.sync += [self.pos.eq(0), self.part.eq(0)]
                     rewind(batch)
                 with m.If(final):
-                    m.d.sync += [batch.eq(0), self.pos.eq(0)]
+                    m.d.sync += [batch.eq(0), self.pos.eq(0), self.part.eq(0)]
                     rewind(0)
                 with m.Elif(at_end[3]):
                     # Loop order: batch, P tile, Q tile, beat.
                     with m.If(at_end[2] & at_end[1]):
-                        m.d.sync += [batch.eq(batch + spec.batch_words), self.pos.eq(0)]
+                        m.d.sync += [batch.eq(batch + spec.batch_words), self.pos.eq(0),
+                                     self.part.eq(0)]
                         rewind(batch + spec.batch_words)
                     with m.Elif(at_end[2]):
                         next_tile() if spec.side == "p" else first_tile()
@@ -155,7 +170,7 @@ class ResultReader:
                         rewind(row) if spec.side == "p" else next_tile()
                 with m.Elif(self.sub == spec.sub_limit - 1):
                     m.d.sync += [self.sub.eq(0), self.word.eq(self.word + spec.sub_row)]
-                    if len(spec.parts) > 1:
+                    if len(spec.parts) > 1 and not spec.by_tiles:
                         with m.If(self.part == len(spec.parts) - 1):
                             m.d.sync += [self.part.eq(0), self.local.eq(self.local + 1)]
                         with m.Else():
@@ -166,7 +181,7 @@ class ResultReader:
 
     def address(self, spec):
         """The request's word offset from its part's base."""
-        return self.local if len(spec.parts) > 1 else self.word
+        return self.local if len(spec.parts) > 1 and not spec.by_tiles else self.word
 
     def capture(self, request):
         """Keep the request's position for its response (one request in flight per port)."""

@@ -220,3 +220,41 @@ def test_gather_errors():
     # Words 0 and 2 of the row are in results, word 1 in the peer's memory.
     assert p.a_parts == ((Source.RESULTS, 2), (Source.PEER, 5))
     assert p.extents()["results"] == 2 + 2 and p.extents()["peer"] == 5 + 1
+
+
+@pytest.mark.parametrize("backpressure", [0, 0.5])
+def test_rows_gathered_by_tiles(backpressure):
+    """A result of 4 rows dealt by rows over two cores (tile t of 2 rows in part t % 2, one tile
+    a word row: 2 slots of 4 lanes) read as A, tile by tile."""
+    rng = np.random.default_rng(8)
+    slots, lanes, M, K, N = 2, 4, 4, 6, 4
+    program = GemmProgram((2, 4, 1), M, N, K, a_source=Source.RESULTS, a_base=1, a_lanes=lanes,
+                          slots=slots, a_gather=((Source.RESULTS, 1), (Source.PEER, 3)),
+                          a_gather_tiles=True)
+    A = rng.integers(-128, 128, (M, 2 * lanes))     # columns past K are garbage
+    rows = {"results": [[0] * slots * lanes] * 8, "peer": [[0] * slots * lanes] * 8}
+    for t in range(2):
+        part, base = (("results", 1), ("peer", 3))[t]
+        for w in range(2):
+            rows[part][base + w] = [int(A[t * 2 + r, w * lanes + c])
+                                    for r in range(slots) for c in range(lanes)]
+    weights = rng.integers(-128, 128, (16, 4, 1)).tolist()
+    bench = GatherBench(program, rows, weights, slots * lanes)
+    expected = []
+    for i in range(2):
+        for kk in range(K):
+            expected.append({"a": [[int(A[i * 2 + r, kk])] for r in range(2)],
+                             "b": weights[kk], "last": int(kk == K - 1)})
+    bench.programs = (program,)
+    beats, moved = fetch_rtl(bench, [0], seed=4, backpressure=backpressure,
+                             counts=[len(expected)])
+    assert beats == expected
+    if not backpressure:
+        assert moved == list(range(1, len(beats) + 1))
+
+
+def test_gather_by_tiles_needs_a_tile_per_word_row():
+    with pytest.raises(ValueError, match=r"^GemmProgram a_gather_tiles needs a_gather and "
+                                         r"a_slots equal to A's 2 rows per tile, not 4$"):
+        GemmProgram((2, 4, 1), 4, 4, 4, a_source=Source.RESULTS, slots=4,
+                    a_gather=((Source.RESULTS, 0), (Source.PEER, 0)), a_gather_tiles=True)
