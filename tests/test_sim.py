@@ -13,6 +13,21 @@ def tiny(graph, policy="sequential"):
     return schedule(graph, Resources.for_model("mlp", "tiny"), policy)
 
 
+def check_shipped(model, scale, policy, predicted, measured, seed):
+    """Build and simulate a shipped model on its default budget: every output bit-exact, the
+    cycles as pinned and within 1% of the prediction."""
+    graph = ih.model_graph(model, scale)
+    s = schedule(graph, Resources.for_model(model, scale), policy)
+    inputs, params = graph.random_inputs(seed), graph.random_parameters(seed)
+    result = ih.simulate(ih.build(s), inputs, params)
+    golden = ih.reference(graph, inputs, params)
+    assert set(result.outputs) == {t.name for t in graph.outputs}
+    for name, value in result.outputs.items():
+        np.testing.assert_array_equal(value, golden[name])
+    assert (result.predicted_cycles, result.cycles) == (predicted, measured)
+    assert abs(result.cycles - predicted) <= 0.01 * predicted
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_mlp_tiny_sequential(seed):
     graph = ih.model_graph("mlp", "tiny")
@@ -248,14 +263,7 @@ def test_gating_net(scale, policy, predicted, measured):
     """SwiGLU: SiLU on up_proj's result link, the gating mul joining gate_proj's result with it
     (read from the same or a peer core's result memory), and down_proj reading a result of
     several rows as its A (rows side by side in result-memory slots)."""
-    graph = ih.model_graph("gating_net", scale)
-    s = schedule(graph, Resources.for_model("gating_net", scale), policy)
-    inputs, params = graph.random_inputs(3), graph.random_parameters(3)
-    result = ih.simulate(ih.build(s), inputs, params)
-    np.testing.assert_array_equal(result.outputs["down_proj"],
-                                  ih.reference(graph, inputs, params)["down_proj"])
-    assert (result.predicted_cycles, result.cycles) == (predicted, measured)
-    assert abs(result.cycles - predicted) <= 0.01 * predicted
+    check_shipped("gating_net", scale, policy, predicted, measured, seed=3)
 
 
 @pytest.mark.parametrize("policy, predicted, measured", [
@@ -266,11 +274,4 @@ def test_gating_net(scale, policy, predicted, measured):
 def test_self_attention_tiny(policy, predicted, measured):
     """Q, K, V projections; scores = Q K^T with K read as rows of a result memory and a softmax
     on the result link; attn = P V with V read transposed from its result memory."""
-    graph = ih.model_graph("self_attention", "tiny")
-    s = schedule(graph, Resources.for_model("self_attention", "tiny"), policy)
-    inputs, params = graph.random_inputs(5), graph.random_parameters(5)
-    result = ih.simulate(ih.build(s), inputs, params)
-    np.testing.assert_array_equal(result.outputs["attn"],
-                                  ih.reference(graph, inputs, params)["attn"])
-    assert (result.predicted_cycles, result.cycles) == (predicted, measured)
-    assert abs(result.cycles - predicted) <= 0.01 * predicted
+    check_shipped("self_attention", "tiny", policy, predicted, measured, seed=5)

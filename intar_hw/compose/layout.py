@@ -13,31 +13,32 @@ unpacks the graph outputs from the result memories. The layouts themselves are t
 What the generator supports today (everything else raises :class:`ValueError` saying what is
 not supported yet):
 
-- tasks that are ``linear`` operators, with at most a fused ``relu`` on their result link;
+- tasks that are ``linear`` operators or single-head matmuls of two earlier results (``B``
+  read as rows for ``A . B^T``, transposed for ``A . B``), with an epilogue on their result link
+  of an optional ReLU, a GELU/SiLU table, a softmax (rows drained whole: ``N <= d2`` or one row
+  per tile) and an add/mul join with a tensor computed in the same tiles (:func:`_epilogue`);
 - tasks on one core, or dealt over a group of cores with equal PE arrays: the tiles of the
   dealt dimension go round-robin to the group's cores (``cost.deal``), one :class:`Task` (a
   *part*) per core that gets any, each with its own program, weight rows and bias (split N) or
   input rows (split M). A graph input a split-N task reads is read off-chip once and broadcast
-  to every part's ``activations`` memory; a chained one-row ``A`` is read by every part from
-  where it was written. A one-row result dealt along N is gathered, word by word, from the
-  parts' result memories (``GemmProgram.a_gather``: the own one and one peer at most) by its
-  consumer, and by the storer when it is a graph output (:meth:`Plan.result_words`); dealt
-  results of several rows are gathered by the storer only. A core group whose other cores get
-  no tiles (as the sequential policy deals a one-row GEMM along M) is that one core;
-- stages of any pattern; a task's ``A`` is a graph input (streamed from off-chip into the
-  core's ``activations`` memory) or the one-row result of an earlier task (a one-row GEMM
-  consumer), read in result layout where it was written: from the core's own result memory
+  to every part's ``activations`` memory. A core group whose other cores get no tiles is that
+  one core;
+- stages of any pattern; a task's ``A`` (and a matmul's ``B``) is a graph input (streamed from
+  off-chip into the core's ``activations`` memory) or the result of an earlier task, read where
+  it was written: from the core's own result memory
   (:attr:`~intar_hw.hw.core.Source.RESULTS`) or, across cores, from the producer's through a
   read port of it (:attr:`~intar_hw.hw.core.Source.PEER`), each read waiting until the
-  producer's ``results_level`` passes its word. That is the task pipeline's ``fifo`` edge and
-  row-block buffer for one-row tensors: the buffer is the producer's result memory, and a
-  producer draining a row in tiles lets the consumer start on the first tile. A ``KOUTER``
-  consumer of such a row runs as ``ROWS`` over it (the same overlap for one row; rank-d
-  updates into an accumulator buffer for several rows are not built);
+  producer's ``results_level`` passes its word. A result of several rows is stored with the
+  rows of its readers' tiles side by side in the slots of a word (:func:`_result_slots`). A
+  result dealt over cores is gathered by its reader: word by word when dealt along N (all rows
+  in one word row), tile by tile when dealt by rows, or read from one part by a reader dealt by
+  the same rows. That is the task pipeline's ``fifo`` edge and row-block buffer: the buffer is
+  the producer's result memory. A ``KOUTER`` consumer runs as ``ROWS`` over its operand (the
+  same overlap for one row; rank-d updates into an accumulator buffer for several rows are not
+  built, so such pipelines run longer than predicted);
 - 8- or 16-bit operands, one width for the whole graph;
-- results kept in the core's result memory; graph outputs are read back by the host from there
-  (not yet written back off-chip, so a stage writing graph outputs spends ``bytes /
-  bandwidth`` cycles fewer than the schedule predicts).
+- results kept in the cores' result memories; graph outputs written back off-chip by the storer
+  after the stage's compute (or read by the host, ``offchip=False``).
 """
 
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ class Task:
 
     ``stage`` is the schedule's stage index, ``program`` the core's program index (its position
     in :attr:`Plan.programs` of the core), ``a`` / ``result`` the tensor names of its ``A``
-    operand and its (fused) result, ``op`` the name of its linear operator.
+    operand and its (fused) result, ``op`` the name of its linear or matmul operator.
 
     A task the schedule deals over several cores is one ``Task`` per core that gets tiles (its
     *part*), in the group's order: ``split`` is the dealt dimension (``"M"`` or ``"N"``) and
@@ -535,7 +536,9 @@ def _epilogue(graph, op, kinds):
         elif kind == "softmax":
             kwargs.update(softmax=True, softmax_frac=follower.frac, causal=follower.causal)
         else:
-            side = next(t.name for t in follower.inputs if t.name != current)
+            side = next((t.name for t in follower.inputs if t.name != current), None)
+            if side is None:
+                raise _unsupported(f"a join of a result with itself (task {op.name!r})")
             kwargs.update(join=kind, join_shift=getattr(follower, "shift", 0),
                           join_format=follower.output.fmt)
         current = follower.name
@@ -618,7 +621,7 @@ def plan(schedule, graph):
         """Join arguments of part ``position`` of ``p``: the side tensor's part with the same
         tiles, in this core's result memory or a peer's."""
         owner = next((name for name, parts in made.items()
-                      if any(t.result == side or name == side for t in parts)), None)
+                      if name == side or any(t.result == side for t in parts)), None)
         if owner is None:
             raise _unsupported(f"a join with a tensor not produced by a planned task "
                                f"(task {p.task!r} joins {side!r})")
@@ -813,7 +816,7 @@ def plan(schedule, graph):
                                   picks, also, broadcast and position > 0))
             made[p.task] = tuple(parts)
             tasks.extend(parts)
-    widths = {t.fmt.bits for task in tasks for t in graph.op(task.op).inputs[:2]}
+    widths = {tensor.fmt.bits for task in tasks for tensor in graph.op(task.op).inputs[:2]}
     widths |= {graph.op(t.op).weight_fmt.bits for t in tasks
                if graph.op(t.op).kind is OpKind.LINEAR}
     if len(widths) != 1:
@@ -821,7 +824,8 @@ def plan(schedule, graph):
     bits = widths.pop()
     if bits % 8:
         raise _unsupported(f"{bits}-bit operands")
-    return Plan(schedule, graph, tasks, bits, peers, join_peers, b_peers)
+    return Plan(schedule, graph, tasks, bits, peers=peers, join_peers=join_peers,
+                b_peers=b_peers)
 
 
 def onchip_cycles(plan):
@@ -829,8 +833,8 @@ def onchip_cycles(plan):
 
     Per stage ``onchip + ARRAY_LATENCY (+ BIAS_LATENCY) + SFU latency + reconfig``: the
     schedule's stage cycles without the off-chip terms (bandwidth, latency, loader and store
-    latencies, operands arriving late), which an
-    accelerator built with ``offchip=False`` (host-loaded memories) does not spend.
+    latencies, operands arriving late), which an accelerator built with ``offchip=False``
+    (host-loaded memories) does not spend.
     """
     total = 0
     for s, stage in enumerate(plan.schedule.stages):

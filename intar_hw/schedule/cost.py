@@ -50,7 +50,9 @@ Stages
     off-chip latency and :data:`LOADER_LATENCY` when the stage reads off-chip, +
     :data:`STORE_LATENCY` when it writes results off-chip) and ``reconfig = RECONFIG_CYCLES`` at
     every stage boundary (the mode controller steps its state and restarts the address
-    generators). ``pipeline`` includes the results written off-chip, which follow the compute
+    generators). ``bound`` is ``offchip`` also when the pipeline term wins because tasks waited
+    for operand words or results left late. ``pipeline`` includes the results written off-chip,
+    which follow the compute
     (the storer starts when the cores are done), and each task ends no earlier than its last
     off-chip operand word arrives (reads arrive in task order, at the bus rate and at most one
     memory word per cycle) plus the tiles it computes after that word. ``bound``
@@ -91,9 +93,9 @@ from functools import lru_cache
 from .plan import Order
 
 
-__all__ = ["ARRAY_LATENCY", "BIAS_LATENCY", "sfu_latency", "softmax_timing", "softmax_busy", "LOADER_LATENCY", "STORE_LATENCY", "RECONFIG_CYCLES",
-           "FIFO_DEPTH", "Deal", "deal", "Member", "StageEval", "evaluate_stage",
-           "mandatory_bytes", "InfeasibleError"]
+__all__ = ["ARRAY_LATENCY", "BIAS_LATENCY", "LOADER_LATENCY", "STORE_LATENCY", "RECONFIG_CYCLES",
+           "FIFO_DEPTH", "sfu_latency", "softmax_timing", "softmax_busy", "edge_latency", "Deal",
+           "deal", "Member", "StageEval", "evaluate_stage", "mandatory_bytes", "InfeasibleError"]
 
 
 #: Pipeline latency of a PE array (registered operands, products, accumulators).
@@ -122,8 +124,8 @@ def sfu_latency(activation, join, bits):
 def softmax_timing(N, lanes, bits):
     """``(beats, row_period, latency)`` of the row-wise softmax unit
     (:class:`~intar_hw.hw.sfu.softmax.Softmax`) on rows of ``N`` elements taken ``lanes`` at a
-    time: beats per row, cycles per row in steady state (the reciprocal's divider takes
-    ``R - 13`` cycles, 17 for int8 and 25 for int16) and cycles from a row's last beat in to its
+    time: beats per row, cycles per row in steady state (the reciprocal's divider takes 17
+    cycles for int8 and 25 for int16) and cycles from a row's last beat in to its
     first beat out."""
     beats = -(-N // lanes)
     quotient_bits = 16 if bits == 8 else 24
@@ -217,10 +219,10 @@ def _loader_words(task, d, peas, cores, inputs):
     reads_a = any(i.role in ("A", "window") and i.spilled for i in inputs)
     reads_b = any(i.role == "weight" and i.spilled for i in inputs)
     a_words, other = [], 0
-    for core, (orientation, Mc, Nc, cycles, (i, j, k)) in zip(cores, d.cores):
+    for core, (orientation, _, Nc, cycles, (i, j, k)) in zip(cores, d.cores):
         if cycles == 0:
             continue
-        d1, d2, _ = peas[core]
+        d2 = peas[core][1]
         a_words.append(task.batch * i * k)
         if reads_b:
             other += task.batch * j * k
@@ -674,7 +676,7 @@ def _timing(tg, members, evals, plan, arrival):
     for m in members:
         te = evals[m.task]
         task = tg.tasks[m.task]
-        d, edges, chunk, _ = plan[m.task]
+        _, edges, chunk, _ = plan[m.task]
         start, late = 0, 0
         for p, tensor, role, kind, need, tail, buf, depth in edges:
             pe = evals[p]
@@ -830,14 +832,12 @@ def evaluate_stage(tg, resources, peas, members, spill, room, first, readers_ins
     stored = int(math.ceil(sum(r[2] for te in evals.values() for r in te.results)
                            / resources.offchip_bytes_per_cycle))
     pipeline = max(te.end for te in evals.values()) + stored
-    onchip_span = onchip
-    onchip = onchip + stored
     compute = max(te.busy for te in evals.values())
     offchip = int(math.ceil(total_bytes / resources.offchip_bytes_per_cycle))
     if reads_offchip:
         # After the last operand word arrives, the last tile still drains its rows.
-        last = [m for m in members if evals[m.task].offchip_bytes][-1:]
-        offchip += sum(_drain_tail(evals[m.task].deal, peas, m.cores) for m in last)
+        last = [m for m in members if evals[m.task].offchip_bytes][-1]
+        offchip += _drain_tail(evals[last.task].deal, peas, last.cores)
     scratchpad = max(te.scratchpad_cycles for te in evals.values())
     biased = any(tg.tasks[m.task].has_bias for m in members)
     writes_offchip = any(r[2] for te in evals.values() for r in te.results)
@@ -847,7 +847,7 @@ def evaluate_stage(tg, resources, peas, members, spill, room, first, readers_ins
             + (STORE_LATENCY if writes_offchip else 0))
     reconfig = 0 if first else RECONFIG_CYCLES
     top = max(pipeline, offchip, scratchpad)
-    if top == pipeline and pipeline > onchip * 1.01 + 1:
+    if top == pipeline and pipeline > (onchip + stored) * 1.01 + 1:
         bound = "offchip"           # the tasks waited for operands or results left late
     elif top == pipeline:
         bound = "compute" if pipeline <= compute * 1.01 + 1 else "pipeline-fill"
@@ -860,7 +860,7 @@ def evaluate_stage(tg, resources, peas, members, spill, room, first, readers_ins
         members=tuple(members), tasks=[evals[m.task] for m in members], buffers=buffers,
         cycles=top + fill + reconfig, bound=bound, compute=compute, pipeline=pipeline,
         offchip=offchip, scratchpad=scratchpad, fill=fill, reconfig=reconfig,
-        offchip_bytes=total_bytes, buffer_bytes=buffer_bytes, onchip=onchip_span)
+        offchip_bytes=total_bytes, buffer_bytes=buffer_bytes, onchip=onchip)
 
 
 def _block_of(task, member, d):

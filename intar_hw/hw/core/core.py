@@ -9,7 +9,7 @@ from amaranth.utils import ceil_log2
 
 from ..mac_array import OPERAND_WIDTHS, MACArray, accumulator_width
 from ..scratchpad import ReadPortSignature, Scratchpad, WriteRequest, _word_fits
-from .operand_fetch import OperandFetch, by_program, operand_word, result_ports
+from .operand_fetch import OperandFetch, operand_word, result_ports
 from .program import BIAS_FORMAT, MEMORIES, GemmProgram, Source, memory_lanes, memory_words
 from .result_path import ResultPath
 
@@ -34,13 +34,12 @@ class ComputingCore(wiring.Component):
       (:func:`.program.memory_lanes`). The core reads them on port 0; the host writes them
       through ``<name>_write``.
     - ``biases``: int32 words of ``d2`` lanes; host writes through ``biases_write``.
-    - ``results``: words of ``d2`` lanes of the widest ``out_format``; the core writes them, the
-      host reads them through ``results_read``. A program may read its ``A`` from here
-      (:attr:`.program.Source.RESULTS`, a one-row GEMM chained from an earlier result); the
-      memory then gets a second read port for the core, and the host must not read during a run.
-      Peers read it through ``results_share<i>``; when several readers (the core's chain and its
-      peers) share it, all but the first read replicas written with every result word, so a word
-      broadcast to several cores reaches all of them in the same cycle.
+    - ``results``: words of ``slots`` slots of ``d2`` lanes of the widest result format; the
+      core writes them, the host reads them through ``results_read``. Programs may read their
+      ``A``, ``B`` or join operand from here (:attr:`.program.Source.RESULTS`); each such reader
+      gets a read port, and the host must not read during a run. Peers read it through
+      ``results_share<i>``; when several readers share it, all but the first read replicas
+      written with every result word, so no reader ever waits on another.
 
     The core's accesses never wait for the host's: each memory has one reader and one writer.
 
@@ -55,10 +54,14 @@ class ComputingCore(wiring.Component):
         (:func:`.program.memory_words`), at least 2.
     init : mapping of str to iterable, optional
         Initial words of memories, by name (e.g. from :func:`.program.memory_images`).
-    peer : (int, int) or None
-        ``(addr_width, lanes)`` of the peer result memory programs reading
-        :attr:`.program.Source.PEER` read, through ``peer_read``; reads wait until their address
-        is below ``peer_level``.
+    peer, b_peer : (int, int) or None
+        ``(addr_width, lanes)`` (lanes of all slots) of the peer result memory that programs
+        reading ``A`` (``peer``) or ``B`` (``b_peer``) from :attr:`.program.Source.PEER` read,
+        through ``peer_read`` / ``b_peer_read``; reads wait until their address is below
+        ``peer_level`` / ``b_peer_level``.
+    join_peer : (int, int, int) or None
+        ``(addr_width, lanes, bits)`` of the peer result memory joins read from
+        :attr:`.program.Source.PEER`, through ``join_read`` (gated by ``join_level``).
     shares : int
         Read ports on the result memory for peers (``results_share<i>``), default 0.
     gated : bool
@@ -82,10 +85,10 @@ class ComputingCore(wiring.Component):
         Host writes to the operand and bias memories (those that exist).
     activations_level, weights_level, biases_level : In(range(depth + 1))
         With ``gated``: words below this address are valid (those memories that exist).
-    peer_read : Out(ReadPortSignature(...))
-        With ``peer``: reads of the peer's result memory.
-    peer_level : In(range(2 ** addr_width + 1))
-        With ``peer``: the peer's ``results_level``.
+    peer_read, b_peer_read, join_read : Out(ReadPortSignature(...))
+        With ``peer``, ``b_peer``, ``join_peer``: reads of a peer's result memory.
+    peer_level, b_peer_level, join_level : In(range(2 ** addr_width + 1))
+        With them: that peer's ``results_level``.
     results_share<i> : In(ReadPortSignature(...))
         With ``shares``: a peer's reads of the result memory.
     results_level : Out(range(depth + 1))
@@ -93,7 +96,8 @@ class ComputingCore(wiring.Component):
         :class:`.ResultPath`'s ``settled_level``): words are settled in increasing address order
         within a run of the programs; 0 again when program 0 starts.
     results_read : In(ReadPortSignature(...))
-        Host reads from the result memory.
+        Host reads from the result memory: address ``word << ceil_log2(slots) | slot``, a
+        response of that slot's ``d2`` lanes (:meth:`.GemmProgram.host_address`).
 
     Attributes
     ----------
@@ -101,8 +105,8 @@ class ComputingCore(wiring.Component):
         The PE array.
     cycles : tuple of int
         Per program, cycles from the one ``start`` is honoured in (cycle 0) to the one ``done``
-        is high in: :attr:`.GemmProgram.cycles`, i.e. ``cost.core_cycles(...) + ARRAY_LATENCY``
-        plus one with a bias.
+        is high in: :attr:`.GemmProgram.cycles` (``cost.core_cycles(...) + ARRAY_LATENCY``, plus
+        the bias and SFU latencies; a softmax stretches it).
     lanes : dict of str to int
         Word width, in ``d3``-vectors, of each operand memory.
     depths : dict of str to int
@@ -119,9 +123,11 @@ class ComputingCore(wiring.Component):
         integer, ``depths`` or ``init`` is not a mapping or holds values of the wrong kind.
     ValueError
         If ``programs`` is empty or its programs are on different PE arrays, ``operand_width``
-        is not 4, 8 or 16, a program reads ``A`` from results wider than ``operand_width``, or
-        ``depths``/``init`` names a memory the programs do not use, a depth is smaller than the
-        programs need, or initial words do not fit.
+        is not 4, 8 or 16, a program reads an operand from results wider than
+        ``operand_width``, programs use different result slots or join from both their own and a
+        peer's memory, a peer port they need is missing, ``depths``/``init`` names a memory the
+        programs do not use, a depth is smaller than the programs need, or initial words do not
+        fit.
     """
 
     def __init__(self, programs, *, operand_width=8, depths=None, init=None, gated=False,
@@ -166,6 +172,9 @@ class ComputingCore(wiring.Component):
         self._fetch_ports = result_ports(programs)
         self._chained = [n for n in self._fetch_ports if n.endswith("results")]
         join_sources = {p.join_source for p in programs if p.join is not None}
+        if len(join_sources) > 1:
+            raise ValueError("ComputingCore programs must join from one result memory, not from "
+                             "both Source.RESULTS and Source.PEER")
         self._self_joined = Source.RESULTS in join_sources
         if self._chained and self._shapes["results"].elem_shape.width != operand_width:
             raise ValueError(f"ComputingCore programs reading operands from Source.RESULTS need "
@@ -342,7 +351,7 @@ class ComputingCore(wiring.Component):
                                                write_ports=1, slots=slots,
                                                init=self._init.get(name, ())))
                     m.submodules[f"results_replica{i}"] = replicas[-1]
-        result_ports = memories["results"].read[1:] + [r.read[0] for r in replicas]
+        result_reads = memories["results"].read[1:] + [r.read[0] for r in replicas]
 
         peer_lanes = {}
         for name, port in (("peer", self._peer), ("b_peer", self._b_peer)):
@@ -402,7 +411,7 @@ class ComputingCore(wiring.Component):
             own.append(result.join)
         for i in range(self._shares):
             own.append(wiring.flipped(getattr(self, f"results_share{i}")))
-        for reader, port in zip(own, result_ports):
+        for reader, port in zip(own, result_reads):
             wiring.connect(m, reader, port)
         written = result.results
         # results_level: the words the result path has settled (a one-row result word by word,

@@ -66,13 +66,13 @@ class OperandFetch(wiring.Component):
     constants of ``stage``), then one per cycle while the ports accept them; a port stalled by
     ``o`` holds its response, so backpressure on ``o`` costs exactly the cycles it lasts.
 
-    A program reading ``A`` from :attr:`~.program.Source.RESULTS` or
+    A program reading ``A`` or ``B`` from :attr:`~.program.Source.RESULTS` or
     :attr:`~.program.Source.PEER` reads that result memory instead (result layout, see
-    :mod:`.program`): one word per ``a_lanes // d3`` beats holds the rows of A's tile side by side
-    in its slots, and each beat takes ``d3`` lanes of every row's slot (lane group and first slot
-    captured with the request); rows past the word's slots are zero. A program gathering ``A``
-    from both (``a_gather``) reads word ``w`` from part ``w % parts``, one ``A`` word in flight at
-    a time so the responses of the two ports are joined in request order.
+    :mod:`.program` and :mod:`.result_read`): one word holds the rows of the operand's tile side
+    by side in its slots, each beat taking ``d3`` lanes of every row's slot, or (``B`` read
+    transposed) one stored row whose lanes are the tile's rows, one word per beat. A program
+    gathering an operand from two memories (``a_gather``, ``b_gather``) keeps one word of it in
+    flight at a time, so the responses of the two ports are joined in request order.
 
     Parameters
     ----------

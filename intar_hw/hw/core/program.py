@@ -2,10 +2,10 @@
 
 A :class:`GemmProgram` is what one stage asks of one core: a GEMM ``C = A @ B^T`` (``batch``
 times ``M x N x K``) on the core's PE array, where its operands live, where its result goes and
-the epilogue (bias, requantisation, ReLU). The hardware (:class:`~.core.ComputingCore`) unrolls
-a tuple of programs into constants; this module also holds the memory layouts the composer must
-use, as code (:meth:`GemmProgram.a_words` and friends, :func:`memory_images`), so the layout is
-written once.
+the epilogue (bias, requantisation, ReLU, an activation table, a softmax, a join). The hardware
+(:class:`~.core.ComputingCore`) unrolls a tuple of programs into constants; this module also
+holds the memory layouts the composer must use, as code (:meth:`GemmProgram.a_words` and
+friends, :func:`memory_images`), so the layout is written once.
 
 Execution (the contract of :mod:`intar_hw.schedule.cost`)
     With ``pea = (d1, d2, d3)`` and orientation ``"MN"``, M lies on the array's ``d1`` rows and N
@@ -54,8 +54,7 @@ from ...schedule import cost
 
 
 __all__ = ["Source", "Destination", "MEMORIES", "MAX_SHIFT", "BIAS_FORMAT", "BIAS_LATENCY",
-           "ACTIVATIONS", "JOINS", "GemmProgram", "memory_lanes", "memory_words", "memory_images",
-           "result_slots"]
+           "ACTIVATIONS", "JOINS", "GemmProgram", "memory_lanes", "memory_words", "memory_images"]
 
 
 class Source(enum.Enum):
@@ -64,11 +63,11 @@ class Source(enum.Enum):
     ACTIVATIONS = "activations"
     #: The core's weight buffer.
     WEIGHTS = "weights"
-    #: The core's own result memory, in result layout: the ``A`` of a one-row GEMM (``M == 1``,
-    #: ``"MN"``) chained from an earlier program's result without re-layout.
+    #: The core's own result memory, in result layout: an operand (or a join's second tensor)
+    #: that an earlier program of the core computed, read where it was written.
     RESULTS = "results"
-    #: Another core's result memory, in its result layout (``a_lanes`` lanes a word), through
-    #: the core's ``peer_read`` port: a one-row GEMM chained from a peer's one-row result.
+    #: Another core's result memory, in its result layout, through one of the core's peer read
+    #: ports (``peer_read`` for A, ``b_peer_read`` for B, ``join_read`` for joins).
     PEER = "peer"
 
     def __repr__(self):
@@ -137,7 +136,8 @@ class GemmProgram:
     orientation : str
         ``"MN"`` (M on the array's rows) or ``"NM"`` (N on the rows).
     a_source, b_source : Source
-        Memories holding ``A`` and ``B``; they must differ (one read port each).
+        Memories holding ``A`` and ``B``; operand memories must differ (one read port each),
+        result memories (:attr:`Source.RESULTS`, :attr:`Source.PEER`) have a port per reader.
     a_base, b_base : int
         Word address of ``A`` and ``B`` in their memories.
     dest : Destination
@@ -158,10 +158,10 @@ class GemmProgram:
         Lanes of the result-layout words ``A`` is read from (:attr:`Source.RESULTS`: ``d2``,
         the default; :attr:`Source.PEER`: the peer's ``d2``).
     a_gather : tuple of (Source, int) or None
-        ``A`` in result layout gathered from several result memories (a one-row result whose
-        columns were dealt round-robin over cores, one ``a_lanes``-wide tile a word): word
-        ``w`` of the row is word ``w // len(a_gather)`` from the base of part
-        ``w % len(a_gather)``. The first part is ``(a_source, a_base)``; the sources are
+        ``A`` in result layout gathered from several result memories (a result whose columns
+        were dealt round-robin over cores, one ``a_lanes``-wide tile a word, all of ``A``'s rows
+        in one word row): word ``w`` of the row is word ``w // len(a_gather)`` from the base of
+        part ``w % len(a_gather)``. The first part is ``(a_source, a_base)``; the sources are
         :attr:`Source.RESULTS` or :attr:`Source.PEER`, each at most once; ``batch`` is 1.
         ``None`` (the default): ``A`` is read from ``a_source`` alone.
     a_gather_tiles : bool
@@ -192,7 +192,9 @@ class GemmProgram:
         this program's result, ``slots`` included) at ``join_base`` of ``join_source``
         (:attr:`Source.RESULTS` or :attr:`Source.PEER`); ``None``: no join.
     join_source : Source or None
+        The result memory holding the join's second tensor.
     join_base : int
+        Word address of that tensor there.
     join_shift : int
         Requantisation shift of a ``"mul"`` join.
     join_format : Format, str or None
@@ -221,7 +223,8 @@ class GemmProgram:
     cycles : int
         Cycles the core takes from ``start`` to ``done``: ``busy_cycles + ARRAY_LATENCY``, plus
         :data:`BIAS_LATENCY` with a bias, plus the epilogue's SFU latency
-        (:func:`intar_hw.schedule.cost.sfu_latency`).
+        (:func:`intar_hw.schedule.cost.sfu_latency`); with a softmax, ``busy_cycles`` stretched
+        by :func:`intar_hw.schedule.cost.softmax_busy`.
     result_format : Format
         Format of the written result: ``join_format`` with a join, else ``out_format``.
 
@@ -230,7 +233,8 @@ class GemmProgram:
     TypeError
         If a parameter is of the wrong kind.
     ValueError
-        If a parameter is out of range, or ``a_source`` and ``b_source`` are the same memory.
+        If a parameter is out of range, ``a_source`` and ``b_source`` are the same operand
+        memory, or an operand read from a result memory does not fit its layout.
     """
     pea: tuple
     M: int
@@ -324,7 +328,10 @@ class GemmProgram:
                              f"not {self.a_lanes!r}")
         _check_count("slots", self.slots)
         self._check_b_layout()
-        if self.a_slots is not None and (not _is_int(self.a_slots) or self.a_slots < 1):
+        if self.a_slots is not None and not _is_int(self.a_slots):
+            raise TypeError(f"GemmProgram a_slots must be an integer or None, "
+                            f"not {self.a_slots!r}")
+        if self.a_slots is not None and self.a_slots < 1:
             raise ValueError(f"GemmProgram a_slots must be a positive integer or None, "
                              f"not {self.a_slots!r}")
         if self.a_source in (Source.RESULTS, Source.PEER):
@@ -340,6 +347,17 @@ class GemmProgram:
                                  f"multiple of A's {block} rows per tile, not M={self.M!r}, "
                                  f"a_slots={self.a_slots!r}, pea {self.pea!r}")
         self._check_epilogue()
+        for which, source, lanes, slots in (("a", self.a_source, self.a_lanes, self.a_slots),
+                                            ("b", self.b_source, self.b_lanes, self.b_slots)):
+            # The own result memory has this program's geometry.
+            if source is Source.RESULTS and (lanes, slots) != (self.pea[1], self.slots):
+                raise ValueError(f"GemmProgram reading {which.upper()} from Source.RESULTS "
+                                 f"needs {which}_lanes d2 ({self.pea[1]}) and {which}_slots "
+                                 f"slots ({self.slots}), not {lanes!r} and {slots!r}")
+        if (self.a_gather is not None and not self.a_gather_tiles
+                and self.M > (self.a_slots or 1)):
+            raise ValueError(f"GemmProgram a_gather by words needs A's {self.M} rows in one word "
+                             f"row of {self.a_slots} slots")
         for name, gathered, first in (("a_gather", self.a_gather, (self.a_source, self.a_base)),
                                       ("b_gather", self.b_gather, (self.b_source, self.b_base))):
             if gathered is not None:
@@ -372,7 +390,9 @@ class GemmProgram:
             raise TypeError(f"GemmProgram b_transposed must be a bool, not {self.b_transposed!r}")
         for name in ("b_lanes", "b_slots"):
             value = getattr(self, name)
-            if value is not None and (not _is_int(value) or value < 1):
+            if value is not None and not _is_int(value):
+                raise TypeError(f"GemmProgram {name} must be an integer or None, not {value!r}")
+            if value is not None and value < 1:
                 raise ValueError(f"GemmProgram {name} must be a positive integer or None, "
                                  f"not {value!r}")
         if not self.b_laid_out:
@@ -411,6 +431,9 @@ class GemmProgram:
             raise ValueError(f"GemmProgram softmax needs whole rows drained in order: "
                              f"orientation 'MN' and N <= d2, or d1 == 1 and N a multiple of "
                              f"d2, not {self.orientation!r}, N={self.N!r}, pea {self.pea!r}")
+        if self.activation is not None and not isinstance(self.activation, str):
+            raise TypeError(f"GemmProgram activation must be a string or None, "
+                            f"not {self.activation!r}")
         if self.activation is not None and self.activation not in ACTIVATIONS:
             raise ValueError(f"GemmProgram activation must be one of "
                              f"{', '.join(map(repr, ACTIVATIONS))} or None, "

@@ -8,6 +8,7 @@ from ..scratchpad import ReadPortSignature, WriteRequest
 from ..sfu.elementwise import Activation, Add, Mul, Requantize
 from ..sfu.softmax import Softmax
 from .operand_fetch import by_program
+from ...schedule import cost
 from .program import BIAS_FORMAT, BIAS_LATENCY
 
 
@@ -147,7 +148,8 @@ class ResultPath(wiring.Component):
     1. :class:`~intar_hw.hw.sfu.elementwise.Requantize` (bias, shift, fused ReLU), whose bias
        stream is read ahead from the ``biases`` memory;
     2. with ``activation``, an :class:`~intar_hw.hw.sfu.elementwise.Activation` table;
-    3. with ``join``, an :class:`~intar_hw.hw.sfu.elementwise.Add` or
+    3. with ``softmax``, a :class:`~intar_hw.hw.sfu.softmax.Softmax` over the drained rows;
+    4. with ``join``, an :class:`~intar_hw.hw.sfu.elementwise.Add` or
        :class:`~intar_hw.hw.sfu.elementwise.Mul` whose second operand is read ahead, row by row
        in drain order, from the slot of the same result-layout word at ``join_base`` through
        ``join``;
@@ -183,9 +185,10 @@ class ResultPath(wiring.Component):
         Bias reads; present only if some program has a bias.
     join : Out(ReadPortSignature(*join_shape))
         Reads of the joins' second operands; present only if some program joins.
-    results : Out(stream.Signature(WriteRequest(result_addr_width, ArrayLayout(signed(w), slots * d2), slots)))
-        Result words, ``w`` the widest result format of the programs; the row is repeated in
-        every slot and ``en`` enables its own.
+    results : Out(stream.Signature(WriteRequest(addr_width, ArrayLayout(signed(w), slots * d2))))
+        Result words (``addr_width = result_addr_width``, with an ``en`` bit per slot), ``w``
+        the widest result format of the programs; the row is repeated in every slot and ``en``
+        enables its own.
     settled : Out(1)
         High with a write after which the words below ``settled_level`` hold their final
         values: every word of a one-row result; for several rows, the write completing a P tile
@@ -197,7 +200,8 @@ class ResultPath(wiring.Component):
     ----------
     latencies : tuple of int
         Per program, cycles from a row leaving ``i`` to its word being written: 1, plus
-        :data:`BIAS_LATENCY` with a bias, plus :attr:`.GemmProgram.sfu_latency`.
+        :data:`BIAS_LATENCY` with a bias, plus :attr:`.GemmProgram.sfu_latency` (a softmax
+        paces rows instead: see :func:`intar_hw.schedule.cost.softmax_busy`).
     """
 
     def __init__(self, programs, *, accumulator_width, bias_addr_width, result_addr_width,
@@ -274,6 +278,9 @@ class ResultPath(wiring.Component):
         softmaxes = []
         for n, (N, lanes, fmt, frac, causal, rows) in enumerate(self._softmaxes):
             unit = Softmax(N, lanes, format=fmt, frac=frac, causal=causal, rows=rows)
+            # The cycle counts of the cost model assume this unit's timing.
+            assert cost.softmax_timing(N, lanes, fmt.bits) == (unit.beats, unit.row_period,
+                                                               unit.latency)
             m.submodules[f"softmax_{n}"] = unit
             softmaxes.append(unit)
         joins = []
@@ -393,14 +400,15 @@ class ResultPath(wiring.Component):
         keep = Signal(d2, init=(1 << d2) - 1)
         out = Signal(data.ArrayLayout(signed(self._result_width), d2))
 
-        def feed(tail, sink, source):
+        def feed(tail, unit, sink="i"):
             # One stream into the next unit, the lanes both have (a softmax of rows shorter than
-            # d2 takes the first N).
+            # d2 takes the first N); returns the unit's output.
+            sink = getattr(unit, sink)
             lanes = min(tail.payload.data.shape().length, sink.payload.data.shape().length)
             m.d.comb += [sink.valid.eq(tail.valid), tail.ready.eq(sink.ready),
                          sink.payload.last.eq(tail.payload.last)]
             m.d.comb += [sink.payload.data[c].eq(tail.payload.data[c]) for c in range(lanes)]
-            return source
+            return unit.o
 
         def route(s):
             p = programs[s]
@@ -411,15 +419,14 @@ class ResultPath(wiring.Component):
                 unit.i.payload.last.eq(drain.final),
                 drain_ready.eq(unit.i.ready),
             ]
-            # Requantiser -> activation -> join -> writer, each a stream.
+            # Requantiser -> activation -> softmax -> join -> writer, each a stream.
             tail = unit.o
             if p.activation is not None:
-                tail = feed(tail, activation_of(p).i, activation_of(p).o)
+                tail = feed(tail, activation_of(p))
             if p.softmax:
-                unit = softmaxes[self._softmaxes.index(p.softmax_key)]
-                tail = feed(tail, unit.i, unit.o)
+                tail = feed(tail, softmaxes[self._softmaxes.index(p.softmax_key)])
             if p.join is not None:
-                tail = feed(tail, join_of(p).a, join_of(p).o)
+                tail = feed(tail, join_of(p), "a")
             m.d.comb += [
                 self.results.valid.eq(tail.valid),
                 tail.ready.eq(self.results.ready),
@@ -454,10 +461,12 @@ class ResultPath(wiring.Component):
                 m.d.comb += [self.settled.eq(1),
                              self.settled_level.eq(p.dest_base + p.dest_words)]
             with m.Elif(written & writer.r_end & writer.tj_end):
-                # The word rows up to this row's are complete if its slot is the last one.
+                # The word rows up to this row's are complete if its slot is the last one (or it
+                # is a batch's last row).
                 full = writer.row_offset + p.q_tiles
                 if p.slots > 1:
-                    full = Mux(writer.slot == p.slots - 1, full, writer.row_offset)
+                    full = Mux((writer.slot == p.slots - 1) | writer.ti_end, full,
+                               writer.row_offset)
                 m.d.comb += [self.settled.eq(1), self.settled_level.eq(p.dest_base + full)]
         by_program(m, sel, count, settle)
         return m

@@ -94,17 +94,17 @@ class ResultReader:
     """Address counters and response routing of one operand read in result layout.
 
     Built inside the operand fetch's ``elaborate``: ``specs`` holds a :class:`ReadSpec` (or
-    ``None``) per program, ``cur``/``sel`` select the program of the requests/responses,
-    ``step``, ``at_end`` and ``final`` are the loop nest's. After construction, :attr:`word` is
-    the word to read (relative to the part's base; with several parts, :attr:`local` within part
-    :attr:`part`), and :meth:`capture` must be called with the request's transfer so that
-    :meth:`route` places the response's lanes.
+    ``None``) per program, ``cur`` selects the program of the requests, ``step``, ``at_end`` and
+    ``final`` are the loop nest's, ``by_program`` the fetch's per-program switch. After
+    construction, :attr:`word` is the word to read (relative to the part's base; with several
+    parts gathered by words, :attr:`local` within part :attr:`part`), and :meth:`capture` must
+    be called with the request's transfer so that :meth:`route` places the response's lanes.
     """
 
     def __init__(self, m, name, specs, *, cur, step, at_end, final, by_program):
-        self._specs = specs
         used = [s for s in specs if s is not None]
-        span = max(s.words for s in used) + 2
+        # Counters run one word past the operand's last before they rewind.
+        span = max(s.words for s in used) + 1
         self.word = Signal(range(span), name=f"{name}_word")
         self.local = Signal(range(span), name=f"{name}_local")
         self.part = Signal(range(max(len(s.parts) for s in used)), name=f"{name}_part")
@@ -115,6 +115,7 @@ class ResultReader:
         self.got_sub = Signal.like(self.sub, name=f"{name}_got_sub")
         self.got_part = Signal.like(self.part, name=f"{name}_got_part")
         self._m = m
+        self._name = name
         batch = Signal(range(span), name=f"{name}_batch")     # first word of the batch
         row = Signal(range(span), name=f"{name}_row")         # first word of the tile
 
@@ -198,7 +199,7 @@ class ResultReader:
         firsts = range(0, spec.pos_limit, spec.block)
         if spec.transposed:
             # Row r of the tile is lane got_pos + r of slot got_sub.
-            picked = Signal(L * width, name="transposed_slot")
+            picked = Signal(L * width, name=f"{self._name}_slot_{L}")
             m.d.comb += picked.eq(Cat(*slots).word_select(self.got_sub, L * width))
             with m.Switch(self.got_pos):
                 for first in firsts:

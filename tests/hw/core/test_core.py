@@ -439,8 +439,8 @@ def test_matmul_of_two_results(name):
 def test_chained_results_must_match_operand_width():
     first = GemmProgram((1, 4, 1), 1, 4, 4, out_format="int16")
     second = GemmProgram((1, 4, 1), 1, 4, 4, a_source=Source.RESULTS, dest_base=1)
-    with pytest.raises(ValueError, match=r"^ComputingCore programs reading operands from Source.RESULTS "
-                                         r"need 8-bit results, not 16-bit$"):
+    with pytest.raises(ValueError, match=r"^ComputingCore programs reading operands from "
+                                         r"Source.RESULTS need 8-bit results, not 16-bit$"):
         ComputingCore((first, second))
 
 
@@ -507,7 +507,7 @@ def test_peer_source_errors():
         ComputingCore((GemmProgram((1, 4, 1), 1, 4, 4, a_source=Source.PEER, a_lanes=8),))
 
 
-# --- results of several rows as A, in slots of the result memory -----------------------------------
+# --- results of several rows as A, in slots of the result memory ---------------------------------
 
 ROW_CHAINS = {
     # name: (pea, slots, batch, M, (K0, N0, N1), orientations of the two programs)
@@ -547,7 +547,7 @@ def test_programs_share_slots():
                        GemmProgram((1, 4, 1), 1, 4, 4, slots=2)))
 
 
-# --- epilogue SFUs: table activations and joins ----------------------------------------------------
+# --- epilogue SFUs: table activations and joins --------------------------------------------------
 
 EPILOGUES = {
     # name: (pea, orientation, M, N, K, slots, second program's epilogue)
