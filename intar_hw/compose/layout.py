@@ -15,14 +15,15 @@ not supported yet):
 
 - tasks that are ``linear`` operators or single-head matmuls of two earlier results (``B``
   read as rows for ``A . B^T``, transposed for ``A . B``), with an epilogue on their result link
-  of an optional ReLU, a GELU/SiLU table, a softmax (rows drained whole: ``N <= d2`` or one row
-  per tile) and an add/mul join with a tensor computed in the same tiles (:func:`_epilogue`);
+  of an optional ReLU, a GELU/SiLU table, a softmax (``N <= d2`` or a multiple of it; rows
+  drained in several tiles pass a row reorder buffer) and an add/mul join with a tensor computed in the same tiles (:func:`_epilogue`);
 - tasks on one core, or dealt over a group of cores with equal PE arrays: the tiles of the
   dealt dimension go round-robin to the group's cores (``cost.deal``), one :class:`Task` (a
   *part*) per core that gets any, each with its own program, weight rows and bias (split N) or
-  input rows (split M). A graph input a split-N task reads is read off-chip once and broadcast
-  to every part's ``activations`` memory. A core group whose other cores get no tiles is that
-  one core;
+  input rows (split M). What the parts share is read off-chip once and broadcast: a graph
+  input to the parts of a split-N task, the weights and bias to the parts of a split-M task.
+  Per task the loader reads all parts' inputs first, then biases and weights. A core group
+  whose other cores get no tiles is that one core;
 - stages of any pattern; a task's ``A`` (and a matmul's ``B``) is a graph input (streamed from
   off-chip into the core's ``activations`` memory) or the result of an earlier task, read where
   it was written: from the core's own result memory
@@ -31,8 +32,9 @@ not supported yet):
   producer's ``results_level`` passes its word. A result of several rows is stored with the
   rows of its readers' tiles side by side in the slots of a word (:func:`_result_slots`). A
   result dealt over cores is gathered by its reader: word by word when dealt along N (all rows
-  in one word row), tile by tile when dealt by rows, or read from one part by a reader dealt by
-  the same rows. That is the task pipeline's ``fifo`` edge and row-block buffer: the buffer is
+  in one word row), tile by tile when dealt by rows (a transposed ``B``: block of stored rows by
+  block), or read from one part by a reader dealt by the same rows; a reader dealt by rows
+  reads its every-count-th tile of an undealt result. That is the task pipeline's ``fifo`` edge and row-block buffer: the buffer is
   the producer's result memory. A ``KOUTER`` consumer runs as ``ROWS`` over its operand (the
   same overlap for one row; rank-d updates into an accumulator buffer for several rows are not
   built, so such pipelines run longer than predicted);
@@ -68,7 +70,8 @@ class Task:
     *part*), in the group's order: ``split`` is the dealt dimension (``"M"`` or ``"N"``) and
     ``picks`` the indices along it this core computes (its tiles, dealt round-robin), ``None``
     for an undealt task. ``a_also`` names the other cores a graph-input ``A`` is broadcast to
-    with this part's words; ``a_shared`` marks a part whose ``A`` arrives that way.
+    with this part's words; ``a_shared`` marks a part whose ``A`` arrives that way. ``b_also`` and
+    ``b_shared`` likewise for the weights and bias of a task dealt by rows (split M).
     """
     name: str
     op: str
@@ -82,6 +85,8 @@ class Task:
     picks: object = None
     a_also: tuple = ()
     a_shared: bool = False
+    b_also: tuple = ()
+    b_shared: bool = False
 
 
 class Plan:
@@ -234,7 +239,7 @@ class Plan:
         if g.a_source not in (Source.RESULTS, Source.PEER) and not t.a_shared:
             A = None if inputs is None else self._part_a(t, inputs[t.a])
             operand(g.a_source, g.a_base, g.M, g.dm, A, g.a_image)
-        if g.bias_base is not None:
+        if g.bias_base is not None and not t.b_shared:
             if g.orientation == "MN":
                 sizes = [min(d2, g.N - w * d2) * 4 for w in range(g.bias_words)]
             else:
@@ -244,10 +249,22 @@ class Plan:
                 image = g.bias_image(self._part_bias(t, params[f"{t.op}.bias"]))
                 words = [_bytes(np.asarray(w)[:n // 4], 4) for w, n in zip(image, sizes)]
             parts.append(("biases", g.bias_base, sizes, words))
-        if not g.b_laid_out:
+        if not g.b_laid_out and not t.b_shared:
             B = None if params is None else self._part_b(t, params[f"{t.op}.weight"])
             operand(g.b_source, g.b_base, g.N, g.dn, B, g.b_image)
         return parts
+
+    def _stage_words(self, stage, inputs=None, params=None):
+        """``[(task part, (memory, base, sizes, words))]`` of a stage in the loader's order: task
+        by task, the inputs of all its parts first, then their biases and weights, so that the
+        weights a task streams through come last."""
+        order = []
+        for name in dict.fromkeys(t.name for t in self._tasks if t.stage == stage):
+            runs = [(t, run) for t in self.parts(name)
+                    for run in self._task_words(t, inputs, params)]
+            order += [(t, run) for t, run in runs if run[0] == t.gemm.a_source.value]
+            order += [(t, run) for t, run in runs if run[0] != t.gemm.a_source.value]
+        return order
 
     def loader_stages(self, bus_bytes):
         """Per stage, a :class:`~.loader.LoaderStage`: the bus words it reads and how they
@@ -258,21 +275,20 @@ class Plan:
         stages, start = [], 0
         for s in range(len(self._schedule.stages)):
             segments, total = [], 0
-            for t in self._tasks:
-                if t.stage != s:
-                    continue
-                for memory, base, sizes, _ in self._task_words(t):
-                    target = targets.index((t.core, memory))
-                    also = ()
-                    if memory == t.gemm.a_source.value:
-                        also = tuple(targets.index((c, memory)) for c in t.a_also)
-                    run_start = 0
-                    for i in range(1, len(sizes) + 1):
-                        if i == len(sizes) or sizes[i] != sizes[run_start]:
-                            segments.append(Segment(target, base + run_start, i - run_start,
-                                                    sizes[run_start], also))
-                            run_start = i
-                    total += sum(sizes)
+            for t, (memory, base, sizes, _) in self._stage_words(s):
+                target = targets.index((t.core, memory))
+                also = ()
+                if memory == t.gemm.a_source.value:
+                    also = tuple(targets.index((c, memory)) for c in t.a_also)
+                elif memory in (t.gemm.b_source.value, "biases"):
+                    also = tuple(targets.index((c, memory)) for c in t.b_also)
+                run_start = 0
+                for i in range(1, len(sizes) + 1):
+                    if i == len(sizes) or sizes[i] != sizes[run_start]:
+                        segments.append(Segment(target, base + run_start, i - run_start,
+                                                sizes[run_start], also))
+                        run_start = i
+                total += sum(sizes)
             words = -(-total // bus_bytes)
             stages.append(LoaderStage(start, words, tuple(segments)))
             start += words
@@ -284,11 +300,9 @@ class Plan:
         image = []
         for s in range(len(self._schedule.stages)):
             data = bytearray()
-            for t in self._tasks:
-                if t.stage == s:
-                    for _, _, _, words in self._task_words(t, inputs, params):
-                        for w in words:
-                            data += w
+            for _, (_, _, _, words) in self._stage_words(s, inputs, params):
+                for w in words:
+                    data += w
             data += bytes(-len(data) % bus_bytes)
             image += [int.from_bytes(data[i:i + bus_bytes], "little")
                       for i in range(0, len(data), bus_bytes)]
@@ -646,21 +660,36 @@ def plan(schedule, graph):
         return {loop.core: loop.orientation for loop in p.loops}
 
     def by_rows(p, producers, position, picks, tensor, block):
-        """``(producer parts to read, whether by tiles)`` for a result of several rows dealt over
-        cores by rows: a part of a task dealt by the same rows reads its own rows; any other
-        reader gathers tile by tile, round-robin over the parts."""
+        """``(producer parts to read, whether by tiles, tile stride, first tile)`` for a result
+        of several rows: a part of a task dealt by the same rows as its producer reads its own
+        rows, a part of a task dealt by rows reading one producer every count-th tile from its
+        position, and any other reader of a result dealt by rows gathers tile by tile,
+        round-robin over the parts."""
+        if picks is not None and p.split == "M" and (
+                len(producers) < 2 or producers[0].split != "M"):
+            # Its tiles are every count-th stored tile, from its position on.
+            producer, = producers if len(producers) == 1 else (None,)
+            if producer is None or producer.gemm.M == 1:
+                if sum(t.gemm.M for t in producers) > 1:
+                    raise _unsupported(f"a result of several rows as the A of a task dealt by "
+                                       f"rows (task {p.task!r} reads {tensor!r})")
+                return producers, False, 1, 0
+            if producer.gemm.slots != block or producer.gemm.batch != 1:
+                raise _unsupported(f"a result of several rows as the A of a task dealt by rows "
+                                   f"in tiles of other sizes (task {p.task!r} reads {tensor!r})")
+            return producers, False, len(_deal(schedule, p)), position
         if len(producers) < 2 or producers[0].split != "M":
-            return producers, False
+            return producers, False, 1, 0
         if picks is not None and p.split == "M":
             if len(producers) == len(_deal(schedule, p)) and producers[position].picks == picks:
-                return (producers[position],), False
+                return (producers[position],), False, 1, 0
             raise _unsupported(f"a result of several rows as the A of a task dealt by other "
                                f"rows (task {p.task!r} reads {tensor!r})")
         unit = producers[0].gemm.dm
         if unit != block or producers[0].gemm.slots != block:
             raise _unsupported(f"gathering a result dealt by rows in tiles of {unit} rows as "
                                f"tiles of {block} (task {p.task!r} reads {tensor!r})")
-        return producers, True
+        return producers, True, 1, 0
 
     def sources_of(producers, core, readers, task):
         """``(Source, base)`` of each producer part: this core's result memory or a peer's (at
@@ -690,10 +719,14 @@ def plan(schedule, graph):
             raise _unsupported(f"a result of several rows computed in orientation 'NM' as a "
                                f"matmul operand (task {p.task!r} reads {tensor!r})")
         tiles = False
-        if len(parts) > 1 or (picks is not None and p.split == "N"):
-            if not op.transpose_b:
+        if len(parts) > 1 and not op.transpose_b:
+            # Stored rows (B's K) dealt by rows in blocks of one word row each: read in turn.
+            if (parts[0].split != "M" or parts[0].gemm.dm != parts[0].gemm.slots
+                    or (picks is not None and p.split == "N")):
                 raise _unsupported(f"a matmul operand B read transposed from a result dealt "
                                    f"over cores (task {p.task!r} reads {tensor!r})")
+            tiles = True
+        elif len(parts) > 1 or (picks is not None and p.split == "N"):
             # B's rows are the producer's rows: dealt the same way as a split N, or gathered.
             p_split = p.split if picks is not None else None
             if p_split == "N" and len(parts) == 1:
@@ -737,6 +770,10 @@ def plan(schedule, graph):
             # A graph input broadcast to the parts of a task dealt along N shares one base.
             a_shared_base = None
             broadcast = (a_operand.producer is None and len(shares) > 1 and p.split == "N")
+            # Weights and bias of a linear task dealt by rows: read once, written to every part.
+            b_broadcast = (op.kind is OpKind.LINEAR and len(shares) > 1 and p.split == "M"
+                           and len({loops[c].orientation for c, _ in shares}) == 1)
+            b_shared = {}
             parts = []
             for position, (core, picks) in enumerate(shares):
                 loop = loops[core]
@@ -744,7 +781,7 @@ def plan(schedule, graph):
                 if picks is not None:
                     Mc, Nc = (len(picks), N) if p.split == "M" else (M, len(picks))
                 pea = schedule.cores[core].pea
-                a_lanes, a_slots, a_gather, a_tiles = None, None, None, False
+                a_lanes, a_slots, a_gather, a_tiles, a_stride = None, None, None, False, 1
                 if a_operand.producer is None:
                     a_source, a_base = Source.ACTIVATIONS, None
                 else:
@@ -756,9 +793,14 @@ def plan(schedule, graph):
                         raise _unsupported(f"a result of several rows computed in orientation "
                                            f"'NM' as an A operand (task {p.task!r} reads "
                                            f"{a_tensor!r})")
-                    producers, a_tiles = by_rows(p, producers, position, picks, a_tensor,
-                                                 pea[0] if loop.orientation == "MN" else pea[1])
+                    producers, a_tiles, a_stride, a_first = by_rows(
+                        p, producers, position, picks, a_tensor,
+                        pea[0] if loop.orientation == "MN" else pea[1])
                     sources = sources_of(producers, core, peers, p.task)
+                    if a_first:
+                        # Skip the tiles of the parts before this one: one word row each.
+                        (source, base), = sources
+                        sources = [(source, base + a_first * -(-K // producers[0].gemm.pea[1]))]
                     a_lanes = producers[0].gemm.pea[1]
                     a_slots = producers[0].gemm.slots
                     if len(producers) > 1 and not a_tiles and (
@@ -774,17 +816,19 @@ def plan(schedule, graph):
                 b = {}
                 if op.kind is OpKind.MATMUL:
                     b = matmul_b(p, op, core, position, picks, pea, loop.orientation)
-                if epilogue.get("softmax") and Nc > pea[1] and pea[0] > 1:
-                    raise _unsupported(f"a softmax over rows of {Nc} drained as tiles of "
-                                       f"{pea[1]} columns by {pea[0]} rows (task {p.task!r})")
+                if epilogue.get("softmax") and Nc > pea[1] and Nc % pea[1]:
+                    raise _unsupported(f"a softmax over rows of {Nc} drained in tiles of "
+                                       f"{pea[1]} columns (task {p.task!r})")
                 shape = dict(pea=pea, M=Mc, N=Nc, K=K, batch=batch,
                              orientation=loop.orientation, a_source=a_source, a_lanes=a_lanes,
                              a_slots=a_slots, a_gather=a_gather, a_gather_tiles=a_tiles,
+                             a_tile_stride=a_stride,
                              shift=op.shift,
                              out_format=op.output.fmt, slots=slots[core], **epilogue, **join,
                              **{k: v for k, v in b.items() if k != "b_base"})
                 try:
                     probe = GemmProgram(**{**shape, "a_base": a_base or 0},
+                                        b_base=b.get("b_base", 0),
                                         bias_base=0 if op.has_bias else None)
                 except ValueError as error:
                     raise _unsupported(f"this layout (task {p.task!r}: {error})") from None
@@ -796,10 +840,19 @@ def plan(schedule, graph):
                     a_base = a_shared_base
                 elif a_base is None:
                     a_base = take(core, "activations", probe.a_words)
+                def weights_base(memory, size):
+                    if not b_broadcast:
+                        return take(core, memory, size)
+                    if memory not in b_shared:
+                        b_shared[memory] = max(words.get((c, memory), 0) for c, _ in shares)
+                        for c, _ in shares:
+                            words[(c, memory)] = b_shared[memory] + size
+                    return b_shared[memory]
                 gemm = GemmProgram(
                     **shape, a_base=a_base,
-                    b_base=b["b_base"] if b else take(core, "weights", probe.b_words),
-                    bias_base=take(core, "biases", probe.bias_words) if op.has_bias else None,
+                    b_base=b["b_base"] if b else weights_base("weights", probe.b_words),
+                    bias_base=(weights_base("biases", probe.bias_words) if op.has_bias
+                               else None),
                     dest_base=take(core, "results", probe.dest_words))
                 # The program must walk the loop nest the schedule costed.
                 tiles = gemm.tiles
@@ -810,10 +863,11 @@ def plan(schedule, graph):
                                      f"schedule's loop bounds {(loop.i, loop.j, loop.k)!r}")
                 index = counts.get(core, 0)
                 counts[core] = index + 1
-                also = tuple(c for c, _ in shares[1:]) if broadcast and position == 0 else ()
+                others = tuple(c for c, _ in shares[1:]) if position == 0 else ()
                 parts.append(Task(p.task, op.name, stage.index, core, index, gemm, a_tensor,
                                   result.tensor, p.split if picks is not None else None,
-                                  picks, also, broadcast and position > 0))
+                                  picks, others if broadcast else (), broadcast and position > 0,
+                                  others if b_broadcast else (), b_broadcast and position > 0))
             made[p.task] = tuple(parts)
             tasks.extend(parts)
     widths = {tensor.fmt.bits for task in tasks for tensor in graph.op(task.op).inputs[:2]}

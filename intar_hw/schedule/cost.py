@@ -94,7 +94,7 @@ from .plan import Order
 
 
 __all__ = ["ARRAY_LATENCY", "BIAS_LATENCY", "LOADER_LATENCY", "STORE_LATENCY", "RECONFIG_CYCLES",
-           "FIFO_DEPTH", "sfu_latency", "softmax_timing", "softmax_busy", "edge_latency", "Deal",
+           "FIFO_DEPTH", "REORDER_LATENCY", "sfu_latency", "softmax_timing", "softmax_busy", "edge_latency", "Deal",
            "deal", "Member", "StageEval", "evaluate_stage", "mandatory_bytes", "InfeasibleError"]
 
 
@@ -133,20 +133,33 @@ def softmax_timing(N, lanes, bits):
     return beats, max(beats, quotient_bits + 1), beats + 2 * exp_latency + quotient_bits + 4
 
 
+#: Cycles from a P tile's last row piece entering a row reorder buffer to its first row piece
+#: leaving (:class:`~intar_hw.hw.core.row_reorder.RowReorder`): bank handover, registered read.
+REORDER_LATENCY = 2
+
+
 def softmax_busy(pea, batch, M, N, K, bits, busy):
     """Busy cycles of a core computing ``batch`` GEMMs ``M x N x K`` in orientation ``"MN"``
     (taking ``busy`` without it) whose rows pass a softmax of ``bits``-bit values on their way to
     memory.
 
-    Either the last row arrives late (``busy`` plus the unit's latency) or the unit's row period
+    Either the last rows arrive late (``busy`` plus the unit's latency) or the unit's row period
     sets the pace from the first row on; the first row's last tile ends
-    ``kb + (q_tiles - 1) * max(kb, rows)`` beats in and the row leaves the array a cycle
-    later."""
+    ``kb + (q_tiles - 1) * max(kb, rows)`` beats in and the row leaves the array a cycle later.
+    Rows drained in several Q tiles from P tiles of several rows pass a row reorder buffer first
+    (:data:`REORDER_LATENCY`): a P tile's rows leave it once the whole tile is in."""
     d1, d2, d3 = pea
     kb = -(-K // d3)
-    first = kb + 1 + (-(-N // d2) - 1) * max(kb, min(d1, M))
+    q_tiles = -(-N // d2)
+    rows = min(d1, M)
+    first = kb + 1 + (q_tiles - 1) * max(kb, rows)
     beats, period, latency = softmax_timing(N, min(N, d2), bits)
-    return max(busy, first + (batch * M - 1) * period) + latency + beats - 1
+    last = busy
+    if q_tiles > 1 and rows > 1:
+        first += rows - 1 + REORDER_LATENCY + q_tiles - 1
+        last_rows = M - (-(-M // d1) - 1) * d1
+        last = busy + REORDER_LATENCY + q_tiles - 1 + (last_rows - 1) * period
+    return max(last, first + (batch * M - 1) * period) + latency + beats - 1
 
 
 #: Cycles from the loader writing an off-chip word into a core's memory to the core reading it
@@ -215,22 +228,24 @@ def core_cycles(pea, orientation, batch, M, N, K, chunk=None):
 
 def _loader_words(task, d, peas, cores, inputs):
     """Memory words the loader writes for a dealt task: its off-chip A (blocks of a tile's rows,
-    ``kb`` words each; once when broadcast to a group splitting N), weights and bias."""
+    ``kb`` words each) and its weights and bias; what the group shares (A when it splits N, the
+    weights when it splits M) is written to all its cores at once."""
     reads_a = any(i.role in ("A", "window") and i.spilled for i in inputs)
     reads_b = any(i.role == "weight" and i.spilled for i in inputs)
-    a_words, other = [], 0
+    a_words, b_words = [], []
     for core, (orientation, _, Nc, cycles, (i, j, k)) in zip(cores, d.cores):
         if cycles == 0:
             continue
         d2 = peas[core][1]
         a_words.append(task.batch * i * k)
-        if reads_b:
-            other += task.batch * j * k
-            if task.has_bias:
-                other += -(-Nc // d2) if orientation == "MN" else Nc
-    if not reads_a:
-        return other
-    return other + (max(a_words) if d.split == "N" else sum(a_words))
+        bias = (-(-Nc // d2) if orientation == "MN" else Nc) if task.has_bias else 0
+        b_words.append(task.batch * j * k + bias)
+    words = 0
+    if reads_a:
+        words += max(a_words) if d.split == "N" else sum(a_words)
+    if reads_b:
+        words += max(b_words) if d.split == "M" and len(b_words) > 1 else sum(b_words)
+    return words
 
 
 def _load_tail(d, peas, cores, weights):

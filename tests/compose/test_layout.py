@@ -102,8 +102,7 @@ def test_plan_type_errors():
 
 
 @pytest.mark.parametrize("model, scale, policy, message", [
-    ("self_attention", "small", "sequential",
-     r"a softmax over rows of 16 drained as tiles of 8 columns by 8 rows \(task 'scores'\)"),
+    ("gpt2_medium", "tiny", "intar", r"matmuls of several heads \(task 'scores'\)"),
     ("vae", "tiny", "intar", r"conv2d tasks \(task 'enc1'\)"),
     ("cnn4l", "tiny", "sequential", r"conv2d tasks \(task 'conv1'\)"),
 ])

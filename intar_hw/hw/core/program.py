@@ -169,9 +169,14 @@ class GemmProgram:
         dealt over cores by rows): tile ``t`` is tile ``t // len(a_gather)`` of part
         ``t % len(a_gather)``; each part's words hold one tile's rows (``a_slots`` equal to
         ``A``'s rows per tile).
+    a_tile_stride : int
+        Tile ``t`` of ``A`` is tile ``t * a_tile_stride`` of the stored result from ``a_base``
+        (a task dealt by rows reading its rows of an undealt result: ``a_base`` points at its
+        first tile); needs ``a_slots`` equal to ``A``'s rows per tile and ``batch`` 1.
     b_gather : tuple of (Source, int) or None
         As ``a_gather`` with ``a_gather_tiles``, for ``B`` read as rows from a result memory;
-        the first part is ``(b_source, b_base)``.
+        the first part is ``(b_source, b_base)``. Read transposed, the parts hold the stored rows
+        (``K``) dealt round-robin in blocks of ``b_slots`` (one word row each).
     slots : int
         Slots of the core's result memory words (see the result layout): 1 (the default) or
         more, the same for every program of a core.
@@ -205,8 +210,9 @@ class GemmProgram:
         ``B`` read from a result memory holds ``X`` with ``B[n, k] = X[k, n]`` (the ``B`` of
         ``A . B``): ``X`` has ``K`` rows of ``N`` elements in result layout; ``d3`` must be 1.
     softmax : bool
-        A row-wise :func:`intar_hw.numerics.softmax` after the activation and before the join:
-        needs whole rows drained in order (``"MN"``, and ``N <= d2`` or ``d1 == 1``).
+        A row-wise :func:`intar_hw.numerics.softmax` after the activation and before the join,
+        in orientation ``"MN"`` with ``N <= d2`` or a multiple of ``d2`` (rows drained in
+        several tiles are reordered first: :attr:`reorders_rows`).
     softmax_frac : int or None
         Fractional bits of the softmax input (``None``: the default).
     causal : bool
@@ -255,6 +261,7 @@ class GemmProgram:
     a_lanes: object = None
     a_gather: object = None
     a_gather_tiles: bool = False
+    a_tile_stride: int = 1
     b_gather: object = None
     slots: int = 1
     a_slots: object = None
@@ -362,12 +369,19 @@ class GemmProgram:
                                       ("b_gather", self.b_gather, (self.b_source, self.b_base))):
             if gathered is not None:
                 self._check_gather(name, gathered, first)
+        _check_count("a_tile_stride", self.a_tile_stride)
+        if self.a_tile_stride > 1 and (not self.a_laid_out or self.a_slots != self.a_block
+                                       or self.batch != 1 or self.a_gather is not None):
+            raise ValueError(f"GemmProgram a_tile_stride needs A read from one result memory "
+                             f"with a_slots equal to A's {self.a_block} rows per tile and batch 1")
         if self.a_gather_tiles and (self.a_gather is None or self.a_slots != self.a_block):
             raise ValueError(f"GemmProgram a_gather_tiles needs a_gather and a_slots equal to "
                              f"A's {self.a_block} rows per tile, not {self.a_slots!r}")
-        if self.b_gather is not None and (self.b_transposed or self.b_slots != self.b_block):
-            raise ValueError(f"GemmProgram b_gather needs B read as rows with b_slots equal to "
-                             f"B's {self.b_block} rows per tile, not {self.b_slots!r}")
+        if (self.b_gather is not None and not self.b_transposed
+                and self.b_slots != self.b_block):
+            raise ValueError(f"GemmProgram b_gather needs B read transposed, or as rows with "
+                             f"b_slots equal to B's {self.b_block} rows per tile, not "
+                             f"{self.b_slots!r}")
 
     def _check_gather(self, name, parts, first):
         if (not isinstance(parts, tuple) or len(parts) < 2
@@ -427,10 +441,10 @@ class GemmProgram:
             raise ValueError("GemmProgram causal needs softmax")
         d1, d2, _ = self.pea
         if self.softmax and (self.orientation != "MN" or not (
-                self.N <= d2 or (d1 == 1 and self.N % d2 == 0))):
-            raise ValueError(f"GemmProgram softmax needs whole rows drained in order: "
-                             f"orientation 'MN' and N <= d2, or d1 == 1 and N a multiple of "
-                             f"d2, not {self.orientation!r}, N={self.N!r}, pea {self.pea!r}")
+                self.N <= d2 or self.N % d2 == 0)):
+            raise ValueError(f"GemmProgram softmax needs rows drained in orientation 'MN', "
+                             f"N <= d2 or a multiple of d2, not {self.orientation!r}, "
+                             f"N={self.N!r}, pea {self.pea!r}")
         if self.activation is not None and not isinstance(self.activation, str):
             raise TypeError(f"GemmProgram activation must be a string or None, "
                             f"not {self.activation!r}")
@@ -501,6 +515,20 @@ class GemmProgram:
     def softmax_lanes(self):
         """Elements per beat into the softmax: a whole row (``N <= d2``) or ``d2``."""
         return min(self.N, self.pea[1])
+
+    @property
+    def reorders_rows(self):
+        """Whether a softmax needs the drained row pieces reordered: its rows leave in several
+        Q tiles, and a P tile holds several rows (see :class:`.row_reorder.RowReorder`)."""
+        return self.softmax and self.q_tiles > 1 and min(self.pea[0], self.p_rows) > 1
+
+    @property
+    def reorder_key(self):
+        """What a row reorder unit is built from, or ``None``."""
+        if not self.reorders_rows:
+            return None
+        return (self.pea[1], self.out_format.bits, min(self.pea[0], self.p_rows), self.q_tiles,
+                self.p_tiles, self.p_rem)
 
     @property
     def softmax_key(self):

@@ -10,6 +10,7 @@ from ..sfu.softmax import Softmax
 from .operand_fetch import by_program
 from ...schedule import cost
 from .program import BIAS_FORMAT, BIAS_LATENCY
+from .row_reorder import RowReorder
 
 
 __all__ = ["ResultPath"]
@@ -22,7 +23,9 @@ class _RowWalk:
     (per program ``(per batch, per P row, per Q tile)`` or ``None``), :attr:`offset` is
     ``b * Sb + p * Sp + t * Sq`` for P row ``p`` and Q tile ``t``. With ``slotted``, the result
     layout of :mod:`.program` instead: :attr:`offset` is the word
-    ``(b * ceil(P_rows / slots) + p // slots) * q_tiles + t`` and :attr:`slot` is ``p % slots``.
+    ``(b * ceil(P_rows / slots) + p // slots) * q_tiles + t`` and :attr:`slot` is ``p % slots``;
+    and a program whose rows are reordered (:attr:`.GemmProgram.reorders_rows`) visits each P
+    tile row by row, every row's Q tiles in turn.
     Everything rewinds to zero after the final row, ready for the next program.
     """
 
@@ -55,15 +58,25 @@ class _RowWalk:
             self.offset = Signal(range(span), name=f"{name}_offset")
             tile = Signal(range(span), name=f"{name}_tile_offset")
 
+        # Rows inside Q tiles (the drain's order), or Q tiles inside rows (reordered programs).
+        swapped = Signal(name=f"{name}_rows_outer")
         if slotted:
             self._slotted(m, name, programs, sel, step)
+
+            def set_order(s):
+                m.d.comb += swapped.eq(programs[s].reorders_rows)
+            by_program(m, sel, count, set_order)
 
         with m.If(step):
             with m.If(self.final):
                 m.d.sync += [self.b.eq(0), self.ti.eq(0), self.tj.eq(0), self.r.eq(0)]
-            with m.Elif(~self.r_end):
+            with m.Elif(swapped & ~self.tj_end):
+                m.d.sync += self.tj.eq(self.tj + 1)
+            with m.Elif(swapped & ~self.r_end):
+                m.d.sync += [self.tj.eq(0), self.r.eq(self.r + 1)]
+            with m.Elif(~swapped & ~self.r_end):
                 m.d.sync += self.r.eq(self.r + 1)
-            with m.Elif(~self.tj_end):
+            with m.Elif(~swapped & ~self.tj_end):
                 m.d.sync += [self.r.eq(0), self.tj.eq(self.tj + 1)]
             with m.Elif(~self.ti_end):
                 m.d.sync += [self.r.eq(0), self.tj.eq(0), self.ti.eq(self.ti + 1)]
@@ -123,6 +136,8 @@ class _RowWalk:
                 with m.If(self.final):
                     m.d.sync += [self.slot.eq(0), row.eq(0), tile_slot.eq(0), tile_row.eq(0),
                                  batch_row.eq(0)]
+                with m.Elif(~self.tj_end if p.reorders_rows else C(0, 1)):
+                    pass                            # the next Q tile of the same row
                 with m.Elif(~self.r_end):
                     next_row(self.slot, row)
                 with m.Elif(~self.tj_end):
@@ -217,6 +232,8 @@ class ResultPath(wiring.Component):
             p.join_key for p in self._programs if p.join is not None))
         self._softmaxes = tuple(dict.fromkeys(
             p.softmax_key for p in self._programs if p.softmax))
+        self._reorders = tuple(dict.fromkeys(
+            p.reorder_key for p in self._programs if p.reorders_rows))
         self._result_width = max(p.result_format.bits for p in self._programs)
         tile = data.ArrayLayout(data.ArrayLayout(signed(accumulator_width), d2), d1)
         members = {
@@ -283,6 +300,12 @@ class ResultPath(wiring.Component):
                                                                unit.latency)
             m.submodules[f"softmax_{n}"] = unit
             softmaxes.append(unit)
+        reorders = []
+        for n, (lanes, width, rows, tiles, groups, last_rows) in enumerate(self._reorders):
+            unit = RowReorder(lanes, width, rows=rows, tiles=tiles, groups=groups,
+                              last_rows=last_rows)
+            m.submodules[f"reorder_{n}"] = unit
+            reorders.append(unit)
         joins = []
         for j, (kind, fmt, shift, out_format) in enumerate(self._joins):
             if kind == "mul":
@@ -302,7 +325,7 @@ class ResultPath(wiring.Component):
                 [join_of(p)] if p.join is not None else [])
             assert p.sfu_latency == sum(unit.latency for unit in units)
         unit_of = [self._epilogues.index(p.epilogue) for p in programs]
-        for unit in requantizers + activations + softmaxes:
+        for unit in requantizers + activations + reorders + softmaxes:
             m.d.comb += [unit.i.valid.eq(0), unit.o.ready.eq(0)]
         for unit in requantizers:
             if "bias" in unit.signature.members:
@@ -423,6 +446,8 @@ class ResultPath(wiring.Component):
             tail = unit.o
             if p.activation is not None:
                 tail = feed(tail, activation_of(p))
+            if p.reorders_rows:
+                tail = feed(tail, reorders[self._reorders.index(p.reorder_key)])
             if p.softmax:
                 tail = feed(tail, softmaxes[self._softmaxes.index(p.softmax_key)])
             if p.join is not None:

@@ -42,7 +42,7 @@ class ReadSpec:
     ``batch_words`` the words of one batch's operand, ``words`` of all batches; ``wraps``
     whether ``pos`` returns to 0 on the next word (else the rows all fit one word).
     ``by_tiles``: several parts hold whole tiles round-robin (a result dealt by rows), not
-    words of a row.
+    words of a row (or, read transposed, a word row of stored rows each, in turn). ``stride``: the operand's tiles are every ``stride``-th stored tile.
     """
     side: str
     block: int
@@ -58,6 +58,7 @@ class ReadSpec:
     wraps: bool
     words: int
     by_tiles: bool = False
+    stride: int = 1
 
 
 def read_spec(program, which):
@@ -76,7 +77,7 @@ def read_spec(program, which):
         side = "q" if program.orientation == "MN" else "p"
         block, L, S, rows = program.b_block, program.b_lanes, program.b_slots, program.N
         parts, transposed = program.b_parts, program.b_transposed
-        by_tiles = len(parts) > 1
+        by_tiles = len(parts) > 1 and not transposed
     if transposed:
         row_words = _cdiv(rows, L)
         return ReadSpec(side, block, L, S, parts, True, pos_limit=L, pos_row=1, sub_limit=S,
@@ -84,10 +85,12 @@ def read_spec(program, which):
                         wraps=L % block == 0,
                         words=program.batch * _cdiv(program.K, S) * row_words)
     row_words = _cdiv(program.K, L)
+    stride = program.a_tile_stride if which == "a" else 1
     return ReadSpec(side, block, L, S, parts, False, pos_limit=S, pos_row=row_words,
                     sub_limit=L // d3, sub_row=1, batch_words=_cdiv(rows, S) * row_words,
-                    wraps=S % block == 0, words=program.batch * _cdiv(rows, S) * row_words,
-                    by_tiles=by_tiles)
+                    wraps=S % block == 0,
+                    words=program.batch * _cdiv(rows, S) * row_words * stride,
+                    by_tiles=by_tiles, stride=stride)
 
 
 class ResultReader:
@@ -118,6 +121,7 @@ class ResultReader:
         self._name = name
         batch = Signal(range(span), name=f"{name}_batch")     # first word of the batch
         row = Signal(range(span), name=f"{name}_row")         # first word of the tile
+        self._row = row
 
         with m.If(step):
             def advance(s):
@@ -148,7 +152,7 @@ class ResultReader:
                             m.d.sync += self.pos.eq(0)
                             rewind(row + spec.pos_row)
                     elif spec.wraps:
-                        rewind(row + spec.pos_row)
+                        rewind(row + spec.pos_row * spec.stride)
                     else:
                         m.d.sync += self.pos.eq(self.pos + spec.block)
                         rewind(row)
@@ -173,7 +177,8 @@ class ResultReader:
                     m.d.sync += [self.sub.eq(0), self.word.eq(self.word + spec.sub_row)]
                     if len(spec.parts) > 1 and not spec.by_tiles:
                         with m.If(self.part == len(spec.parts) - 1):
-                            m.d.sync += [self.part.eq(0), self.local.eq(self.local + 1)]
+                            m.d.sync += [self.part.eq(0),
+                                         self.local.eq(self.local + spec.sub_row)]
                         with m.Else():
                             m.d.sync += self.part.eq(self.part + 1)
                 with m.Else():
@@ -182,7 +187,11 @@ class ResultReader:
 
     def address(self, spec):
         """The request's word offset from its part's base."""
-        return self.local if len(spec.parts) > 1 and not spec.by_tiles else self.word
+        if len(spec.parts) > 1 and not spec.by_tiles:
+            # Gathered word by word (rows), or stored row by stored row (transposed): the
+            # tile's first word plus the rows done in this part.
+            return self.local if not spec.transposed else self._row + self.local
+        return self.word
 
     def capture(self, request):
         """Keep the request's position for its response (one request in flight per port)."""

@@ -623,6 +623,9 @@ SOFTMAXES = {
     "one-row-tiles": ((1, 4, 1), 3, 8, 4, False),
     "long-reduction": ((4, 8, 1), 2, 4, 40, False),
     "rows-arrive-late": ((1, 8, 1), 3, 4, 30, False),
+    "reordered-rows": ((4, 4, 1), 3, 8, 5, False),
+    "reordered-two-p-tiles": ((4, 4, 1), 7, 12, 3, True),
+    "reordered-long-reduction": ((2, 4, 1), 4, 8, 40, False),
 }
 
 
