@@ -38,6 +38,12 @@ CASES = {
     "task-parallel-two-heads": (two_heads, "intar", Pattern.TASK_PARALLEL),
     "task-pipeline-gating-net": (lambda: shipped("gating_net"), "dataflow",
                                  Pattern.TASK_PIPELINE),
+    # Softmax on a result link, matmuls reading K as rows and V transposed, five cores.
+    "task-pipeline-self-attention": (lambda: shipped("self_attention"), "dataflow",
+                                     Pattern.TASK_PIPELINE),
+    # Dealt projections gathered tile by tile, a row reorder buffer before the softmax.
+    "task-parallel-self-attention-small": (lambda: shipped("self_attention", "small"), "intar",
+                                           Pattern.TASK_PARALLEL),
 }
 
 

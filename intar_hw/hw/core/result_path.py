@@ -333,21 +333,28 @@ class ResultPath(wiring.Component):
         for unit in joins:
             m.d.comb += [unit.a.valid.eq(0), unit.b.valid.eq(0), unit.o.ready.eq(0)]
 
+        def read_ahead(name, port, used, **walk_args):
+            # Requests on ``port``, one per drained row of a program that ``used``, from its
+            # start until the walk's final row; returns the walk and the request strobe.
+            on = Signal(name=f"{name}_on")
+            request = Signal(name=f"{name}_request")
+            m.d.comb += request.eq(port.req.valid & port.req.ready)
+            walk = _RowWalk(m, name, programs, sel, request, **walk_args)
+            with m.If(accept):
+                def start(s):
+                    m.d.sync += on.eq(used(programs[s]))
+                by_program(m, self.stage, count, start)
+            with m.Elif(request & walk.final):
+                m.d.sync += on.eq(0)
+            m.d.comb += port.req.valid.eq(on)
+            return walk, request
+
         # Bias reads run ahead of the drain: one word per drained row, in drain order.
         if "biases" in self.signature.members:
-            bias_on = Signal()
-            request = Signal()
-            m.d.comb += request.eq(self.biases.req.valid & self.biases.req.ready)
             coeffs = [None if p.bias_base is None else
                       ((0, 0, 1) if p.orientation == "MN" else (0, 1, 0)) for p in programs]
-            walk = _RowWalk(m, "bias", programs, sel, request, coeffs)
-            with m.If(accept):
-                def start_bias(s):
-                    m.d.sync += bias_on.eq(programs[s].bias_base is not None)
-                by_program(m, self.stage, count, start_bias)
-            with m.Elif(request & walk.final):
-                m.d.sync += bias_on.eq(0)
-            m.d.comb += self.biases.req.valid.eq(bias_on)
+            walk, _ = read_ahead("bias", self.biases, lambda p: p.bias_base is not None,
+                                 coeffs=coeffs)
 
             def route_bias(s):
                 p = programs[s]
@@ -368,20 +375,11 @@ class ResultPath(wiring.Component):
 
         # Join operands are read ahead too: the slot of the same word, one per drained row.
         if joins:
-            join_on = Signal()
-            request = Signal()
-            m.d.comb += request.eq(self.join.req.valid & self.join.req.ready)
-            walk = _RowWalk(m, "join", programs, sel, request, slotted=True)
+            walk, request = read_ahead("join", self.join, lambda p: p.join is not None,
+                                       slotted=True)
             join_slot = Signal.like(walk.slot)
             with m.If(request):
                 m.d.sync += join_slot.eq(walk.slot)
-            with m.If(accept):
-                def start_join(s):
-                    m.d.sync += join_on.eq(programs[s].join is not None)
-                by_program(m, self.stage, count, start_join)
-            with m.Elif(request & walk.final):
-                m.d.sync += join_on.eq(0)
-            m.d.comb += self.join.req.valid.eq(join_on)
             width = self.join.resp.payload.data.shape().elem_shape.width
 
             def route_join(s):
