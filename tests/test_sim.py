@@ -257,6 +257,8 @@ def test_shapes_bit_exact(pea, M, N, K, bias):
     ("tiny", "dataflow", 247, 245),
     ("tiny", "intar", 247, 245),
     ("small", "sequential", 3358, 3358),
+    ("small", "dataflow", 3486, 3484),
+    ("small", "intar", 3327, 3327),
 ])
 def test_gating_net(scale, policy, predicted, measured):
     """SwiGLU: SiLU on up_proj's result link, the gating mul joining gate_proj's result with it

@@ -65,7 +65,8 @@ Task pipelines
 
     - A rows of a linear/matmul (consumer ``ROWS``): a row-block buffer of ``rows_per_pass`` rows,
       double-buffered; the producer must emit rows (``ROWS``, or ``COLS`` in one pass);
-    - A columns, i.e. reduction chunks (consumer ``KOUTER``, rank-d updates): an accumulator buffer
+    - A columns, i.e. reduction chunks (consumer ``KOUTER``, rank-d updates, at most
+      :data:`KOUTER_MAX_ROWS` rows): an accumulator buffer
       of ``batch * M * N`` partial sums; the producer must emit columns (``COLS``, or ``ROWS`` in
       one pass, as a one-row GEMV does: the paper's "rank-16 updates, h2 never stored");
     - a convolution's input (consumer ``ROWS``): a line buffer of ``band_rows + stride`` input
@@ -94,7 +95,7 @@ from .plan import Order
 
 
 __all__ = ["ARRAY_LATENCY", "BIAS_LATENCY", "LOADER_LATENCY", "STORE_LATENCY", "RECONFIG_CYCLES",
-           "FIFO_DEPTH", "REORDER_LATENCY", "sfu_latency", "softmax_timing", "softmax_busy", "edge_latency", "Deal",
+           "FIFO_DEPTH", "KOUTER_MAX_ROWS", "REORDER_LATENCY", "sfu_latency", "softmax_timing", "softmax_busy", "edge_latency", "Deal",
            "deal", "Member", "StageEval", "evaluate_stage", "mandatory_bytes", "InfeasibleError"]
 
 
@@ -170,6 +171,9 @@ LOADER_LATENCY = 1
 #: (:class:`~intar_hw.compose.storer.Storer`) starts after the cores are done, reads the first
 #: result word (memory latency 1) and is seen idle the cycle after its last write.
 STORE_LATENCY = 3
+#: Rows a ``KOUTER`` (rank-d update) task may have: the generator keeps the partial sums in the
+#: PE array, so one row; more need an accumulator buffer it does not build yet.
+KOUTER_MAX_ROWS = 1
 #: Cycles to switch stages: the mode controller steps its state and restarts address generators.
 RECONFIG_CYCLES = 2
 #: Depth of the FIFO on every stream link (>= 3 keeps a stream at one beat per cycle).
@@ -558,6 +562,8 @@ def _plan_edges(tg, resources, peas, members, inside, check=False):
             source = tg.tensors[task.a].source
             p = _index(tg, source)
             if p is None or p not in inside or task.a_role != "A":
+                return None
+            if task.batch * task.M > KOUTER_MAX_ROWS:
                 return None
             chunk = _chunk_of(tg.tasks[p], tasks[p][0])
         split = "N" if m.order is Order.KOUTER else None
