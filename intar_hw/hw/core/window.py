@@ -1,0 +1,286 @@
+"""Convolution windows as address patterns: plain, frozen, validated data (no Amaranth).
+
+A convolution task is a GEMM whose ``A`` is the im2col matrix of its input: row ``m`` is output
+pixel ``m`` (``n``, ``oy``, ``ox`` in raster order), column ``t`` is tap ``t`` of the reduction in
+``(channel, ty, tx)`` order, the order of a PyTorch weight ``reshape(Cout, -1)``. That matrix is
+never stored. A :class:`Window` says where each of its elements lives in the memory holding the
+convolution's input (a graph input, or an earlier task's result), and :meth:`Window.locate`
+computes it: the address pattern of the
+:class:`~intar_hw.hw.core.window_read.WindowReader` that serves ``A`` to the operand fetch.
+
+The arithmetic is written once, with operators that mean the same on Python integers and on
+Amaranth values (``+ - * // %``, comparisons, ``&``): :meth:`Window.locate` on integers is the
+reference the hardware is tested against, and on signals it *is* the hardware.
+
+Patterns (each a constant of the program):
+
+- ``conv2d``: tap ``(ty, tx)`` of output ``(oy, ox)`` reads input
+  ``(oy * sy - py + ty * dy, ox * sx - px + tx * dx)``; outside the input it is a zero.
+- ``conv_transpose2d`` runs as a convolution over the input with ``stride - 1`` zeros inserted
+  between its elements, padded by ``dilation * (k - 1) - padding``, with the kernel flipped
+  (:meth:`Window.weights` flips a ``(Cin, Cout, kh, kw)`` weight into the ``B`` it needs):
+  position ``z = oy + ty * dy - (dy * (kh - 1) - py)`` of the inserted input is input row
+  ``z // sy`` when ``z % sy == 0``, and a zero otherwise.
+- ``upsample`` (nearest, factor ``u``) between the stored tensor and the convolution: row ``y``
+  of the convolution's input is stored row ``y // u``.
+- ``maxpool`` (kernel, stride, padding) between them: an input element is the largest of the
+  stored elements under its pooling window, padding taps reading the format's minimum; each is
+  a separate read (:attr:`Window.reads`).
+
+Layouts of the stored tensor ``S`` (``n x C x Hs x Ws``):
+
+- ``"flat"``: ``S`` flattened (NCHW) from word ``base``, ``word_elements`` elements a word
+  (a graph input, written by the loader as it comes from off-chip).
+- ``"result"``: the result layout of the task that computed it (:mod:`.program`): its GEMM has
+  ``m = (n * Hs + y) * Ws + x`` and ``c`` as row and column in orientation ``"MN"``, column and
+  row in ``"NM"``; words of ``slots`` slots of ``lanes`` lanes, ``q_tiles`` words a row block.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+__all__ = ["Window"]
+
+
+def _pair(owner, name, value, low):
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    if (not isinstance(value, tuple) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        raise TypeError(f"{owner} {name} must be an integer or a pair of integers, "
+                        f"not {value!r}")
+    if min(value) < low:
+        raise ValueError(f"{owner} {name} must be at least {low}, not {value!r}")
+    return value
+
+
+def _cdiv(a, b):
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The address pattern of a convolution's ``A`` (im2col) operand.
+
+    Parameters
+    ----------
+    images, channels, height, width : int
+        The convolution's input, ``images x channels x height x width`` (after any upsampling or
+        pooling of the stored tensor).
+    out_height, out_width : int
+        The convolution's output size.
+    kernel, stride, padding, dilation : int or (int, int)
+        As the graph's convolution operator.
+    transposed : bool
+        A ``conv_transpose2d`` (see the module docs).
+    upsample : (int, int) or None
+        Nearest upsampling factors from the stored tensor to the convolution's input.
+    pool : ((kh, kw), (sh, sw), (ph, pw)) or None
+        Max pooling from the stored tensor to the convolution's input.
+    pool_fill : int
+        What a pooling padding tap reads (the stored format's minimum).
+    source_size : (int, int) or None
+        ``(Hs, Ws)`` of the stored tensor; needed with ``pool`` (pooling may drop edge rows),
+        by default ``(height, width)`` divided by ``upsample``.
+    layout : str
+        ``"flat"`` or ``"result"``.
+    base : int
+        Word address of the stored tensor.
+    word_elements : int
+        ``"flat"``: elements per memory word.
+    orientation, slots, lanes, q_tiles : str, int, int, int
+        ``"result"``: the producer's orientation, slots, ``d2`` and Q tiles.
+
+    Attributes
+    ----------
+    M, K : int
+        Rows (output pixels) and columns (taps) of the im2col matrix.
+    stored : (int, int, int, int)
+        Shape of the stored tensor.
+    reads : int
+        Memory reads per element: the pooling window's taps, else 1.
+    """
+    images: int
+    channels: int
+    height: int
+    width: int
+    out_height: int
+    out_width: int
+    kernel: object
+    stride: object = 1
+    padding: object = 0
+    dilation: object = 1
+    transposed: bool = False
+    upsample: object = None
+    pool: object = None
+    pool_fill: int = 0
+    source_size: object = None
+    layout: str = "flat"
+    base: int = 0
+    word_elements: int = 1
+    orientation: str = "MN"
+    slots: int = 1
+    lanes: int = 1
+    q_tiles: int = 1
+
+    def __post_init__(self):
+        owner = "Window"
+        for name in ("images", "channels", "height", "width", "out_height", "out_width",
+                     "word_elements", "slots", "lanes", "q_tiles"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{owner} {name} must be an integer, not {value!r}")
+            if value < 1:
+                raise ValueError(f"{owner} {name} must be a positive integer, not {value!r}")
+        if not isinstance(self.base, int) or isinstance(self.base, bool) or self.base < 0:
+            raise ValueError(f"{owner} base must be a non-negative integer, not {self.base!r}")
+        set_ = object.__setattr__
+        set_(self, "kernel", _pair(owner, "kernel", self.kernel, 1))
+        set_(self, "stride", _pair(owner, "stride", self.stride, 1))
+        set_(self, "padding", _pair(owner, "padding", self.padding, 0))
+        set_(self, "dilation", _pair(owner, "dilation", self.dilation, 1))
+        if not isinstance(self.transposed, bool):
+            raise TypeError(f"{owner} transposed must be a bool, not {self.transposed!r}")
+        if self.upsample is not None:
+            set_(self, "upsample", _pair(owner, "upsample", self.upsample, 1))
+        if self.pool is not None:
+            if self.upsample is not None:
+                raise ValueError(f"{owner} takes upsample or pool, not both")
+            if not isinstance(self.pool, tuple) or len(self.pool) != 3:
+                raise TypeError(f"{owner} pool must be (kernel, stride, padding), "
+                                f"not {self.pool!r}")
+            pk, ps, pp = self.pool
+            set_(self, "pool", (_pair(owner, "pool kernel", pk, 1),
+                                _pair(owner, "pool stride", ps, 1),
+                                _pair(owner, "pool padding", pp, 0)))
+            if self.source_size is None:
+                raise ValueError(f"{owner} with pool needs source_size")
+        if self.source_size is not None:
+            set_(self, "source_size", _pair(owner, "source_size", self.source_size, 1))
+        if self.layout not in ("flat", "result"):
+            raise ValueError(f"{owner} layout must be 'flat' or 'result', not {self.layout!r}")
+        if self.orientation not in ("MN", "NM"):
+            raise ValueError(f"{owner} orientation must be 'MN' or 'NM', "
+                             f"not {self.orientation!r}")
+
+    # --- shapes -----------------------------------------------------------------------------
+
+    @property
+    def M(self):
+        return self.images * self.out_height * self.out_width
+
+    @property
+    def K(self):
+        return self.channels * self.kernel[0] * self.kernel[1]
+
+    @property
+    def stored(self):
+        """``(images, channels, Hs, Ws)`` of the tensor in memory."""
+        if self.source_size is not None:
+            h, w = self.source_size
+        elif self.upsample is not None:
+            h, w = _cdiv(self.height, self.upsample[0]), _cdiv(self.width, self.upsample[1])
+        else:
+            h, w = self.height, self.width
+        return (self.images, self.channels, h, w)
+
+    @property
+    def reads(self):
+        return 1 if self.pool is None else self.pool[0][0] * self.pool[0][1]
+
+    @property
+    def words(self):
+        """Words of the stored tensor from ``base`` (``"flat"``; ``"result"``: its producer's)."""
+        n, c, h, w = self.stored
+        if self.layout == "flat":
+            return _cdiv(n * c * h * w, self.word_elements)
+        rows, cols = (n * h * w, c) if self.orientation == "MN" else (c, n * h * w)
+        return _cdiv(rows, self.slots) * _cdiv(cols, self.lanes)
+
+    # --- the address pattern ----------------------------------------------------------------
+
+    def locate(self, m, t):
+        """Where element ``(m, t)`` of the im2col matrix lives.
+
+        ``m`` and ``t`` are integers or Amaranth values (``0 <= m < M``, ``0 <= t < K``).
+        Returns ``(tap, reads)``: ``tap`` is true when the element is inside the (inserted)
+        input, else it is a zero; ``reads`` holds :attr:`reads` triples ``(valid, word,
+        element)``, the element being the largest of the valid reads, an invalid read counting
+        as :attr:`pool_fill` (without pooling, the one read is valid with the tap).
+        """
+        (kh, kw), (sy, sx), (py, px), (dy, dx) = (self.kernel, self.stride, self.padding,
+                                                  self.dilation)
+        plane = self.out_height * self.out_width
+        n, rem = m // plane, m % plane
+        oy, ox = rem // self.out_width, rem % self.out_width
+        c, tap = t // (kh * kw), t % (kh * kw)
+        ty, tx = tap // kw, tap % kw
+        if self.transposed:
+            zy = oy + ty * dy - (dy * (kh - 1) - py)
+            zx = ox + tx * dx - (dx * (kw - 1) - px)
+            y, x = zy // sy, zx // sx
+            inside = ((zy >= 0) & (zx >= 0) & (zy % sy == 0) & (zx % sx == 0)
+                      & (y < self.height) & (x < self.width))
+        else:
+            y, x = oy * sy - py + ty * dy, ox * sx - px + tx * dx
+            inside = (y >= 0) & (x >= 0) & (y < self.height) & (x < self.width)
+        if self.upsample is not None:
+            y, x = y // self.upsample[0], x // self.upsample[1]
+        if self.pool is None:
+            return inside, [(inside, *self._address(n, c, y, x))]
+        (pkh, pkw), (psy, psx), (ppy, ppx) = self.pool
+        _, _, hs, ws = self.stored
+        reads = []
+        for a in range(pkh):
+            for b in range(pkw):
+                ys, xs = y * psy - ppy + a, x * psx - ppx + b
+                valid = inside & (ys >= 0) & (xs >= 0) & (ys < hs) & (xs < ws)
+                reads.append((valid, *self._address(n, c, ys, xs)))
+        return inside, reads
+
+    def _address(self, n, c, y, x):
+        """``(word, element)`` of stored element ``(n, c, y, x)`` (in range)."""
+        _, channels, hs, ws = self.stored
+        if self.layout == "flat":
+            e = ((n * channels + c) * hs + y) * ws + x
+            return self.base + e // self.word_elements, e % self.word_elements
+        pixel = (n * hs + y) * ws + x
+        row, col = (pixel, c) if self.orientation == "MN" else (c, pixel)
+        word = self.base + (row // self.slots) * self.q_tiles + col // self.lanes
+        return word, (row % self.slots) * self.lanes + col % self.lanes
+
+    # --- references ---------------------------------------------------------------------------
+
+    def matrix(self, words):
+        """The ``M x K`` im2col matrix read from ``words`` (a list of memory words, each a flat
+        list of elements) through :meth:`locate`: the reference of the hardware."""
+        A = np.zeros((self.M, self.K), dtype=np.int64)
+        for m in range(self.M):
+            for t in range(self.K):
+                inside, reads = self.locate(m, t)
+                if not inside:
+                    continue
+                values = [words[w][e] if v else self.pool_fill for v, w, e in reads]
+                A[m, t] = max(values)
+        return A
+
+    def image(self, S):
+        """``"flat"`` words (``word_elements`` elements each, zero-padded) of the stored tensor
+        ``S`` (shape :attr:`stored`), from ``base``."""
+        flat = np.asarray(S, dtype=np.int64).reshape(-1)
+        if flat.size != int(np.prod(self.stored)):
+            raise ValueError(f"Window stored tensor must have shape {self.stored!r}, "
+                             f"not {np.shape(S)!r}")
+        padded = np.zeros(self.words * self.word_elements, dtype=np.int64)
+        padded[:flat.size] = flat
+        return padded.reshape(-1, self.word_elements).tolist()
+
+    def weights(self, weight):
+        """The ``Cout x K`` ``B`` operand of a convolution weight: ``(Cout, Cin, kh, kw)`` as is,
+        a transposed convolution's ``(Cin, Cout, kh, kw)`` swapped and flipped."""
+        weight = np.asarray(weight)
+        if self.transposed:
+            weight = weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+        return np.ascontiguousarray(weight).reshape(weight.shape[0], -1)

@@ -1,0 +1,216 @@
+"""The window reader: a convolution's im2col operand served from the memory holding its input."""
+
+from amaranth import *
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from ..scratchpad import ReadPortSignature, WriteRequest
+from .window import Window
+
+
+__all__ = ["WindowReader"]
+
+
+def _operand_word(width, lanes, depth):
+    return data.ArrayLayout(data.ArrayLayout(signed(width), depth), lanes)
+
+
+class WindowReader(wiring.Component):
+    """A read port whose words are tile slices of a convolution's im2col matrix.
+
+    The operand fetch reads ``A`` of a convolution program as it reads any operand memory
+    (:mod:`.program`'s operand layout: word ``tile * kb + beat``, lane ``r``, element ``k``
+    holding ``A[tile * block + r, beat * d3 + k]``), from address 0. The reader computes, for
+    each of the ``block * d3`` elements of the requested word, where it lives in the memory that
+    holds the convolution's input (:meth:`.window.Window.locate`, the program's constants), reads
+    them all in the same cycle and returns the word the next cycle (latency 1, as a
+    :class:`~intar_hw.hw.scratchpad.Scratchpad` read port): taps outside the input are zeros,
+    pooled elements the largest of their reads, lanes past ``M`` and elements past ``K`` zeros.
+
+    Storage: a copy of the input's memory with one read port per element and pooled read
+    (:attr:`ports`), kept current by mirroring that memory's writes (``write``, always ready);
+    synthesis replicates it per read port. With ``gated``, a word is served once every word it
+    reads is below ``level`` (the words written so far), so a convolution can follow its input
+    as it is loaded or computed.
+
+    Parameters
+    ----------
+    windows : tuple of (Window, int, int) or None
+        Per program of the core: ``(window, block, kb)`` (the program's ``A`` rows per tile and
+        beats per tile) for a convolution reading through this memory, else ``None``.
+    pea : (int, int, int)
+        The core's PE array; ``d3`` elements a beat.
+    operand_width : int
+        Bits of the elements, in memory and out.
+    shape : data.ArrayLayout
+        Word shape of the mirrored memory (any layout of ``operand_width``-bit elements).
+    depth : int
+        Words of the mirrored memory.
+    slots : int
+        Write slots of the mirrored memory (its writes carry an ``en`` bit per slot).
+    init : sequence of int
+        Initial words, as raw integers (what the mirrored memory starts with).
+    gated : bool
+        Wait on ``level`` (see above).
+
+    Members
+    -------
+    start : In(1), stage : In(range(len(windows)))
+        The core starting program ``stage``: its requests may come in the same cycle.
+    write : In(stream.Signature(WriteRequest(addr_width, shape, slots)))
+        The mirrored memory's writes.
+    level : In(range(depth + 1))
+        With ``gated``: words below it are valid.
+    read : In(ReadPortSignature(vaddr_width, operand word of block lanes))
+        The operand fetch's reads; ``block`` the largest of the programs'.
+    """
+
+    def __init__(self, windows, *, pea, operand_width, shape, depth, slots=1, init=(),
+                 gated=False):
+        self._windows = tuple(windows)
+        if not any(self._windows):
+            raise ValueError("WindowReader needs at least one program with a window")
+        for w in self._windows:
+            if w is not None and not isinstance(w[0], Window):
+                raise TypeError(f"WindowReader windows must hold Window specs, not {w[0]!r}")
+        self._pea = pea
+        self._width = operand_width
+        self._shape = shape
+        self._depth = depth
+        self._slots = slots
+        self._init = tuple(init)
+        self._gated = gated
+        d3 = pea[2]
+        used = [w for w in self._windows if w is not None]
+        self._block = max(block for _, block, _ in used)
+        self._reads = max(window.reads for window, _, _ in used)
+        self._ports = self._block * d3 * self._reads
+        span = max(_cdiv(window.M, block) * kb for window, block, kb in used)
+        addr_width = ceil_log2(depth)
+        members = {
+            "start": In(1),
+            "stage": In(range(len(self._windows))),
+            "write": In(stream.Signature(WriteRequest(addr_width, shape, slots))),
+            "read": In(ReadPortSignature(ceil_log2(max(span, 2)),
+                                         _operand_word(operand_width, self._block, d3))),
+        }
+        if gated:
+            members["level"] = In(range(depth + 1))
+        super().__init__(members)
+
+    @property
+    def ports(self):
+        """Read ports of the mirrored memory (elements a word times pooled reads)."""
+        return self._ports
+
+    def elaborate(self, platform):
+        m = Module()
+        d3 = self._pea[2]
+        width = self._width
+        total = Shape.cast(self._shape).width
+        elements = total // width
+        addr_width = ceil_log2(self._depth)
+
+        granularity = total // self._slots if self._slots > 1 else None
+        m.submodules.mirror = mirror = memory.Memory(
+            shape=unsigned(total), depth=self._depth, init=self._init)
+        writer = mirror.write_port(granularity=granularity)
+        m.d.comb += [
+            self.write.ready.eq(1),
+            writer.addr.eq(self.write.payload.addr),
+            writer.data.eq(self.write.payload.data),
+            writer.en.eq(Mux(self.write.valid,
+                             self.write.payload.en if self._slots > 1 else 1, 0)),
+        ]
+        readers = [mirror.read_port() for _ in range(self._ports)]
+
+        # The program: latched on start, the input's in the cycle of start.
+        count = len(self._windows)
+        sel = Signal(range(count), name="sel")
+        cur = Signal(range(count), name="cur")
+        m.d.comb += cur.eq(Mux(self.start, self.stage, sel))
+        with m.If(self.start):
+            m.d.sync += sel.eq(self.stage)
+
+        # Per element: is it a zero; per read: is it used, which element of its word.
+        lanes = [(r, k) for r in range(self._block) for k in range(d3)]
+        reads = self._reads
+        zero = [Signal(name=f"zero_{r}_{k}") for r, k in lanes]
+        use = [[Signal(name=f"use_{r}_{k}_{j}") for j in range(reads)] for r, k in lanes]
+        pick = [[Signal(range(elements), name=f"pick_{r}_{k}_{j}") for j in range(reads)]
+                for r, k in lanes]
+        next_zero = [Signal(name=f"next_zero_{r}_{k}") for r, k in lanes]
+        next_use = [[Signal(name=f"next_use_{r}_{k}_{j}") for j in range(reads)]
+                    for r, k in lanes]
+        next_pick = [[Signal(range(elements), name=f"next_pick_{r}_{k}_{j}")
+                      for j in range(reads)] for r, k in lanes]
+        fill = Signal(signed(width), name="fill")
+        next_fill = Signal(signed(width), name="next_fill")
+        blocked = Signal()
+        addr = self.read.req.payload.addr
+        levels = []
+        with m.Switch(cur):
+            for s, entry in enumerate(self._windows):
+                if entry is None:
+                    continue
+                window, block, kb = entry
+                with m.Case(s):
+                    m.d.comb += next_fill.eq(window.pool_fill)
+                    tile, beat = addr // kb, addr % kb
+                    for e, (r, k) in enumerate(lanes):
+                        if r >= block:
+                            m.d.comb += next_zero[e].eq(1)
+                            continue
+                        row, col = tile * block + r, beat * d3 + k
+                        inside, located = window.locate(row, col)
+                        real = (row < window.M) & (col < window.K)
+                        m.d.comb += next_zero[e].eq(~(real & inside))
+                        for j, (valid, word, element) in enumerate(located):
+                            valid = real & valid
+                            port = readers[e * reads + j]
+                            m.d.comb += [
+                                next_use[e][j].eq(valid),
+                                next_pick[e][j].eq(Mux(valid, element, 0)),
+                                port.addr.eq(Mux(valid, word, 0)),
+                            ]
+                            if self._gated:
+                                levels.append(valid & (word >= self.level))
+        if levels:
+            m.d.comb += blocked.eq(Cat(*levels).any())
+
+        # One request at a time on the read ports' output registers (held while not taken).
+        pending = Signal()
+        accept = Signal()
+        m.d.comb += [
+            self.read.req.ready.eq((~pending | self.read.resp.ready) & ~blocked),
+            accept.eq(self.read.req.valid & self.read.req.ready),
+            self.read.resp.valid.eq(pending),
+        ]
+        m.d.comb += [port.en.eq(accept) for port in readers]
+        with m.If(accept):
+            m.d.sync += [pending.eq(1), fill.eq(next_fill)]
+            m.d.sync += [z.eq(n) for z, n in zip(zero, next_zero)]
+            m.d.sync += [u.eq(n) for us, ns in zip(use, next_use) for u, n in zip(us, ns)]
+            m.d.sync += [p.eq(n) for ps, ns in zip(pick, next_pick) for p, n in zip(ps, ns)]
+        with m.Elif(self.read.resp.ready):
+            m.d.sync += pending.eq(0)
+
+        out = self.read.resp.payload.data
+        for e, (r, k) in enumerate(lanes):
+            # The first read, or the pooling fill; further reads of a pooling window count
+            # when used.
+            value = None
+            for j in range(reads):
+                word = readers[e * reads + j].data
+                got = word.word_select(pick[e][j], width).as_signed()
+                if value is None:
+                    value = Mux(use[e][j], got, fill)
+                else:
+                    value = Mux(use[e][j] & (got > value), got, value)
+            m.d.comb += out[r][k].eq(Mux(zero[e], 0, value))
+        return m
+
+
+def _cdiv(a, b):
+    return -(-a // b)

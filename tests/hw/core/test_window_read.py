@@ -1,0 +1,253 @@
+# amaranth: UnusedElaboratable=no
+import numpy as np
+import pytest
+from amaranth import *
+from amaranth.lib import data
+
+from intar_hw.hw.core.window import Window
+from intar_hw.hw.core.window_read import WindowReader
+from intar_hw.testbench import get, put, run, seeded
+
+
+def direct_conv(x, w, stride, padding, dilation):
+    """Convolution by its definition (no im2col): ``x`` NCHW, ``w`` (Co, Ci, kh, kw)."""
+    n, c, h, wd = x.shape
+    co, _, kh, kw = w.shape
+    (sy, sx), (py, px), (dy, dx) = stride, padding, dilation
+    ho = (h + 2 * py - dy * (kh - 1) - 1) // sy + 1
+    wo = (wd + 2 * px - dx * (kw - 1) - 1) // sx + 1
+    out = np.zeros((n, co, ho, wo), dtype=np.int64)
+    for oy in range(ho):
+        for ox in range(wo):
+            for ty in range(kh):
+                for tx in range(kw):
+                    y, xx = oy * sy - py + ty * dy, ox * sx - px + tx * dx
+                    if 0 <= y < h and 0 <= xx < wd:
+                        out[:, :, oy, ox] += x[:, :, y, xx] @ w[:, :, ty, tx].T
+    return out
+
+
+def direct_conv_transpose(x, w, stride, padding, dilation):
+    """Transposed convolution by scattering each input element: ``w`` (Ci, Co, kh, kw)."""
+    n, c, h, wd = x.shape
+    _, co, kh, kw = w.shape
+    (sy, sx), (py, px), (dy, dx) = stride, padding, dilation
+    ho, wo = (h - 1) * sy - 2 * py + dy * (kh - 1) + 1, (wd - 1) * sx - 2 * px + dx * (kw - 1) + 1
+    out = np.zeros((n, co, ho, wo), dtype=np.int64)
+    for iy in range(h):
+        for ix in range(wd):
+            for i in range(kh):
+                for j in range(kw):
+                    y, xx = iy * sy - py + i * dy, ix * sx - px + j * dx
+                    if 0 <= y < ho and 0 <= xx < wo:
+                        out[:, :, y, xx] += x[:, :, iy, ix] @ w[:, :, i, j]
+    return out
+
+
+def maxpool(x, kernel, stride, padding, fill):
+    (kh, kw), (sy, sx), (py, px) = kernel, stride, padding
+    n, c, h, w = x.shape
+    ho, wo = (h + 2 * py - kh) // sy + 1, (w + 2 * px - kw) // sx + 1
+    xp = np.full((n, c, h + 2 * py, w + 2 * px), fill, dtype=np.int64)
+    xp[:, :, py:py + h, px:px + w] = x
+    out = np.empty((n, c, ho, wo), dtype=np.int64)
+    for oy in range(ho):
+        for ox in range(wo):
+            out[:, :, oy, ox] = xp[:, :, oy * sy:oy * sy + kh, ox * sx:ox * sx + kw].max(axis=(2, 3))
+    return out
+
+
+def result_words(S, orientation, slots, lanes):
+    """The result layout (.program) of ``S`` as its producer's GEMM result would store it."""
+    n, c, h, w = S.shape
+    C = S.transpose(0, 2, 3, 1).reshape(n * h * w, c)
+    R = C if orientation == "MN" else C.T
+    rows, cols = R.shape
+    q_tiles = -(-cols // lanes)
+    words = []
+    for block in range(-(-rows // slots)):
+        for t in range(q_tiles):
+            word = [0] * (slots * lanes)
+            for s in range(slots):
+                p = block * slots + s
+                for c_ in range(lanes):
+                    if p < rows and t * lanes + c_ < cols:
+                        word[s * lanes + c_] = int(R[p, t * lanes + c_])
+            words.append(word)
+    return words, q_tiles
+
+
+CASES = {
+    # name: (Window keyword arguments without layout, transform)
+    "same_3x3": dict(images=1, channels=2, height=5, width=6, out_height=5, out_width=6,
+                     kernel=3, padding=1),
+    "strided_dilated": dict(images=2, channels=1, height=7, width=6, out_height=3,
+                            out_width=2, kernel=(2, 3), stride=(2, 2), padding=(0, 1),
+                            dilation=2),
+    "transposed": dict(images=1, channels=2, height=3, width=4, out_height=6, out_width=7,
+                       kernel=4, transposed=True),
+    "transposed_strided": dict(images=1, channels=1, height=3, width=3, out_height=5,
+                               out_width=5, kernel=3, stride=2, padding=1, transposed=True),
+    "upsampled": dict(images=1, channels=1, height=8, width=6, out_height=8, out_width=6,
+                      kernel=3, padding=1, upsample=2),
+    "pooled": dict(images=1, channels=2, height=3, width=2, out_height=3, out_width=2,
+                   kernel=3, padding=1, pool=(2, 2, 0), source_size=(7, 5), pool_fill=-128),
+}
+
+
+def stored_and_expected(rng, kwargs):
+    """A random stored tensor, the window, and the convolution it feeds, computed directly."""
+    window = Window(**kwargs)
+    S = rng.integers(-128, 128, window.stored)
+    x = S
+    if window.upsample is not None:
+        x = np.repeat(np.repeat(S, window.upsample[0], axis=2), window.upsample[1], axis=3)
+    if window.pool is not None:
+        x = maxpool(S, *window.pool, window.pool_fill)
+    assert x.shape == (window.images, window.channels, window.height, window.width)
+    cout = 3
+    if window.transposed:
+        w = rng.integers(-128, 128, (window.channels, cout) + window.kernel)
+        y = direct_conv_transpose(x, w, window.stride, window.padding, window.dilation)
+    else:
+        w = rng.integers(-128, 128, (cout, window.channels) + window.kernel)
+        y = direct_conv(x, w, window.stride, window.padding, window.dilation)
+    assert y.shape[2:] == (window.out_height, window.out_width)
+    return window, S, w, y
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("layout", ["flat", "MN", "NM"])
+def test_locate_computes_the_convolution(case, layout):
+    rng = np.random.default_rng(7)
+    window, S, w, y = stored_and_expected(rng, CASES[case])
+    window, words = laid_out(window, S, layout)
+    A = window.matrix(words)
+    got = A @ window.weights(w).T            # (M, Cout)
+    n, co, ho, wo = y.shape
+    np.testing.assert_array_equal(got.reshape(n, ho, wo, co).transpose(0, 3, 1, 2), y)
+
+
+def laid_out(window, S, layout, base=3):
+    """``window`` reading ``S`` in ``layout`` from word ``base``, and the memory's words."""
+    kwargs = {f: getattr(window, f) for f in window.__dataclass_fields__}
+    if layout == "flat":
+        window = Window(**{**kwargs, "layout": "flat", "base": base, "word_elements": 5})
+        words = window.image(S)
+    else:
+        slots, lanes = (2, 3) if layout == "MN" else (1, 4)
+        body, q_tiles = result_words(S, layout, slots, lanes)
+        window = Window(**{**kwargs, "layout": "result", "base": base, "orientation": layout,
+                           "slots": slots, "lanes": lanes, "q_tiles": q_tiles})
+        words = body
+    width = len(words[0])
+    return window, [[0] * width for _ in range(base)] + words
+
+
+def operand_words(A, block, kb, d3):
+    """The operand layout of ``A`` (tile * kb + beat; lane r, element k)."""
+    M, K = A.shape
+    tiles = -(-M // block)
+    padded = np.zeros((tiles * block, kb * d3), dtype=np.int64)
+    padded[:M, :K] = A
+    return padded.reshape(tiles, block, kb, d3).transpose(0, 2, 1, 3).reshape(-1, block, d3)
+
+
+def pack(words, width):
+    """Raw integers of memory words (flat element lists)."""
+    out = []
+    for word in words:
+        raw = 0
+        for i, v in enumerate(word):
+            raw |= (int(v) & ((1 << width) - 1)) << (i * width)
+        out.append(raw)
+    return out
+
+
+def reader_rtl(reader, addresses, *, seed, idle=0.0, backpressure=0.0, writes=(), level=None):
+    got = []
+
+    async def start(ctx):
+        ctx.set(reader.start, 1)
+        ctx.set(reader.stage, len(reader._windows) - 1)
+        await ctx.tick()
+        ctx.set(reader.start, 0)
+
+    async def source(ctx):
+        await ctx.tick()
+        await put(ctx, reader.read.req, [{"addr": a} for a in addresses],
+                  rng=seeded(seed), idle=idle)
+
+    async def sink(ctx):
+        beats = await get(ctx, reader.read.resp, len(addresses), rng=seeded(seed + 1),
+                          backpressure=backpressure)
+        for beat in beats:
+            got.append([[beat.data[r][k] for k in range(len(beat.data[r]))]
+                        for r in range(len(beat.data))])
+
+    async def writer(ctx):
+        # Word by word, then the level passes it, with gaps.
+        rng = seeded(seed + 2)
+        for addr, word in writes:
+            ctx.set(reader.write.valid, 1)
+            ctx.set(reader.write.payload.addr, addr)
+            ctx.set(reader.write.payload.data, word)
+            await ctx.tick()
+            ctx.set(reader.write.valid, 0)
+            ctx.set(reader.level, addr + 1)
+            for _ in range(rng.randrange(3)):
+                await ctx.tick()
+
+    benches = [start, source, sink] + ([writer] if writes else [])
+    run(reader, *benches, deadline=40 * len(addresses) + 20 * len(writes) + 100)
+    return got
+
+
+@pytest.mark.parametrize("case", ["same_3x3", "transposed_strided", "upsampled", "pooled"])
+@pytest.mark.parametrize("layout,pea", [("flat", (2, 3, 4)), ("NM", (1, 3, 9)),
+                                        ("MN", (2, 1, 5))])
+def test_reader_serves_the_im2col_words_under_stalls(case, layout, pea):
+    rng = np.random.default_rng(3)
+    window, S, _, _ = stored_and_expected(rng, CASES[case])
+    window, words = laid_out(window, S, layout)
+    d1, d2, d3 = pea
+    block = d2 if layout == "NM" else d1
+    kb = -(-window.K // d3)
+    expected = operand_words(window.matrix(words), block, kb, d3)
+    elements = len(words[0])
+    shape = data.ArrayLayout(signed(8), elements)
+    # A program without a window first: the reader serves the one it is started with.
+    reader = WindowReader((None, (window, block, kb)), pea=pea, operand_width=8, shape=shape,
+                          depth=len(words), init=pack(words, 8))
+    addresses = list(range(len(expected)))
+    got = reader_rtl(reader, addresses, seed=5, idle=0.3, backpressure=0.3)
+    assert got == expected.tolist()
+
+
+def test_gated_reader_waits_for_the_words_it_reads():
+    rng = np.random.default_rng(4)
+    window, S, _, _ = stored_and_expected(rng, CASES["same_3x3"])
+    window, words = laid_out(window, S, "flat", base=0)
+    pea = (1, 4, 9)
+    kb = -(-window.K // 9)
+    expected = operand_words(window.matrix(words), 4, kb, 9)
+    shape = data.ArrayLayout(signed(8), len(words[0]))
+    reader = WindowReader(((window, 4, kb),), pea=pea, operand_width=8, shape=shape,
+                          depth=len(words), gated=True)
+    got = reader_rtl(reader, list(range(len(expected))), seed=9,
+                     writes=list(enumerate(words)))
+    assert got == expected.tolist()
+
+
+def test_window_checks_its_parameters():
+    base = CASES["same_3x3"]
+    with pytest.raises(TypeError, match="kernel"):
+        Window(**{**base, "kernel": 2.5})
+    with pytest.raises(ValueError, match="stride"):
+        Window(**{**base, "stride": 0})
+    with pytest.raises(ValueError, match="source_size"):
+        Window(**{**base, "pool": (2, 2, 0)})
+    with pytest.raises(ValueError, match="layout"):
+        Window(**{**base, "layout": "tiled"})
+    with pytest.raises(ValueError, match="images"):
+        Window(**{**base, "images": 0})
