@@ -9,9 +9,10 @@ from amaranth.utils import ceil_log2
 
 from ..mac_array import OPERAND_WIDTHS, MACArray, accumulator_width
 from ..scratchpad import ReadPortSignature, Scratchpad, WriteRequest, _word_fits
-from .operand_fetch import OperandFetch, operand_word, result_ports
+from .operand_fetch import OperandFetch, operand_word, result_ports, window_sources
 from .program import BIAS_FORMAT, MEMORIES, GemmProgram, Source, memory_lanes, memory_words
 from .result_path import ResultPath
+from .window_read import WindowReader, window_entries
 
 
 __all__ = ["ComputingCore"]
@@ -176,7 +177,9 @@ class ComputingCore(wiring.Component):
             raise ValueError("ComputingCore programs must join from one result memory, not from "
                              "both Source.RESULTS and Source.PEER")
         self._self_joined = Source.RESULTS in join_sources
-        if self._chained and self._shapes["results"].elem_shape.width != operand_width:
+        self._windowed = window_sources(programs)
+        if ((self._chained or Source.RESULTS in self._windowed)
+                and self._shapes["results"].elem_shape.width != operand_width):
             raise ValueError(f"ComputingCore programs reading operands from Source.RESULTS need "
                              f"{operand_width}-bit results, not "
                              f"{self._shapes['results'].elem_shape.width}-bit")
@@ -353,6 +356,19 @@ class ComputingCore(wiring.Component):
                     m.submodules[f"results_replica{i}"] = replicas[-1]
         result_reads = memories["results"].read[1:] + [r.read[0] for r in replicas]
 
+        # Convolutions read A through a window reader: a copy of the memory holding their input,
+        # written alongside it, with a read port per element (.window_read).
+        windows = {}
+        for source in self._windowed:
+            name = source.value
+            shape = self._shapes[name]
+            init = [shape.const(w).as_value().value for w in self._init.get(name, ())]
+            windows[name] = m.submodules[f"{name}_window"] = WindowReader(
+                window_entries(self._programs, source), pea=self._pea,
+                operand_width=self._operand_width, shape=shape, depth=self._depths[name],
+                slots=self._slots if name == "results" else 1, init=init,
+                gated=self._gated and name != "results")
+
         peer_lanes = {}
         for name, port in (("peer", self._peer), ("b_peer", self._b_peer)):
             if port is not None:
@@ -418,17 +434,29 @@ class ComputingCore(wiring.Component):
         # one of several rows by P tiles of complete word rows).
         with m.If(result.settled):
             m.d.sync += self.results_level.eq(result.settled_level)
+        for name, window in windows.items():
+            wiring.connect(m, getattr(fetch, f"window_{name}"), window.read)
+            if window.gated:
+                m.d.comb += window.level.eq(getattr(self, f"{name}_level"))
         wiring.connect(m, fetch.o, array.i)
         wiring.connect(m, array.o, result.i)
         # Result words go to the memory and its replicas together (a write port is always ready
         # with one writer).
         sinks = [memories["results"].write[0]] + [r.write[0] for r in replicas]
+        if "results" in windows:
+            sinks.append(windows["results"].write)
         for sink in sinks:
             m.d.comb += [sink.valid.eq(written.valid), sink.payload.eq(written.payload)]
         m.d.comb += written.ready.eq(Cat(*(sink.ready for sink in sinks)).all())
         for name, memory in memories.items():
             if name == "results":
                 self._host_reads(m, memory.read[0])
+            elif name in windows:
+                # Both always ready: one writer each.
+                host = getattr(self, f"{name}_write")
+                for sink in (memory.write[0], windows[name].write):
+                    m.d.comb += [sink.valid.eq(host.valid), sink.payload.eq(host.payload)]
+                m.d.comb += host.ready.eq(memory.write[0].ready & windows[name].write.ready)
             else:
                 wiring.connect(m, wiring.flipped(getattr(self, f"{name}_write")),
                                memory.write[0])
@@ -444,6 +472,8 @@ class ComputingCore(wiring.Component):
             result.stage.eq(self.stage),
             self.done.eq(result.done),
         ]
+        for window in windows.values():
+            m.d.comb += [window.start.eq(accept), window.stage.eq(self.stage)]
         with m.If(accept):
             m.d.sync += self.busy.eq(1)
             # A new run of the schedule (its first program) forgets the last run's results.

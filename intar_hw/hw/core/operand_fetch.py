@@ -8,6 +8,7 @@ from ..mac_array import MACBeatLayout
 from ..scratchpad import ReadPortSignature
 from .program import MEMORIES, Source
 from .result_read import ResultReader, read_spec
+from .window_read import window_entries, window_port
 
 
 __all__ = ["operand_word", "by_program", "OperandFetch"]
@@ -43,6 +44,20 @@ def result_ports(programs):
     names |= {_port_name("b", source) for p in programs if p.b_laid_out
               for source, _ in p.b_parts}
     return [n for n in ("results", "peer", "b_results", "b_peer") if n in names]
+
+
+def window_sources(programs):
+    """The memories programs read a convolution's ``A`` from through a window reader."""
+    found = {p.a_source for p in programs if p.a_window is not None}
+    return [s for s in (Source.ACTIVATIONS, Source.RESULTS) if s in found]
+
+
+def _side_ports(program):
+    """``{"p": port name, "q": port name}`` of a program's plain (not result-layout) reads."""
+    a = (f"window_{program.a_source.value}" if program.a_window is not None
+         else program.a_source.value)
+    b = program.b_source.value
+    return {"p": a, "q": b} if program.orientation == "MN" else {"p": b, "q": a}
 
 
 def nest_deltas(bounds, coeffs):
@@ -127,6 +142,11 @@ class OperandFetch(wiring.Component):
             lanes = own if name.endswith("results") else (peer_lanes or {}).get(name)
             members[name] = Out(ReadPortSignature(
                 addr_widths[name], data.ArrayLayout(signed(operand_width), lanes)))
+        # Window reads of convolutions: see .window_read.
+        self._window_ports = [f"window_{source.value}" for source in window_sources(programs)]
+        for source in window_sources(programs):
+            members[f"window_{source.value}"] = Out(window_port(
+                window_entries(self._programs, source), self._programs[0].pea, operand_width))
         members["o"] = Out(stream.Signature(MACBeatLayout(d1, d2, d3, operand_width)))
         super().__init__(members)
 
@@ -224,7 +244,7 @@ class OperandFetch(wiring.Component):
         with m.If(p_req_valid & p_req_ready):
             m.d.sync += p_last.eq(at_end[3])
         ports = {name: getattr(self, name) for name in MEMORIES if name in self._lanes}
-        for name in self._result_ports:
+        for name in self._result_ports + self._window_ports:
             ports[name] = getattr(self, name)
         for port in ports.values():
             m.d.comb += [port.req.valid.eq(0), port.resp.ready.eq(0)]
@@ -247,8 +267,12 @@ class OperandFetch(wiring.Component):
 
         def route_requests(s):
             program = programs[s]
-            pending = {"p": (program.p_source, program.p_base, offsets["p"]),
-                       "q": (program.q_source, program.q_base, offsets["q"])}
+            names = _side_ports(program)
+            # A window reader takes word offsets of the im2col matrix (its base is the window's).
+            bases = {"p": program.p_base, "q": program.q_base}
+            if program.a_window is not None:
+                bases["p" if program.orientation == "MN" else "q"] = 0
+            pending = {side: (names[side], bases[side], offsets[side]) for side in names}
             for which, (specs, reader) in readers.items():
                 spec = specs[s]
                 if spec is None:
@@ -270,9 +294,9 @@ class OperandFetch(wiring.Component):
                         with m.Case(i):
                             m.d.comb += ready.eq(ports[_port_name(which, source)].req.ready
                                                  & gate)
-            for side, (source, base, offset) in pending.items():
+            for side, (name, base, offset) in pending.items():
                 valid, ready = sides[side]
-                port = ports[source.value]
+                port = ports[name]
                 m.d.comb += [
                     port.req.valid.eq(valid),
                     port.req.payload.addr.eq(base + offset),
@@ -294,7 +318,7 @@ class OperandFetch(wiring.Component):
         def route_responses(s):
             program = programs[s]
             beats = {"p": (p_word, d1, p_valid, p_ready), "q": (q_word, d2, q_valid, q_ready)}
-            pending = {"p": program.p_source, "q": program.q_source}
+            pending = _side_ports(program)
             for which, (specs, reader) in readers.items():
                 spec = specs[s]
                 if spec is None:
@@ -310,9 +334,9 @@ class OperandFetch(wiring.Component):
                                          port.resp.ready.eq(ready)]
                             reader.route(spec, port.resp.payload.data, word, lanes,
                                          self._operand_width, d3)
-            for side, source in pending.items():
+            for side, name in pending.items():
                 word, lanes, valid, ready = beats[side]
-                port = ports[source.value]
+                port = ports[name]
                 m.d.comb += [valid.eq(port.resp.valid), port.resp.ready.eq(ready)]
                 m.d.comb += [word[r].eq(port.resp.payload.data[r]) for r in range(lanes)]
         by_program(m, sel, count, route_responses)

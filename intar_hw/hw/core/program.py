@@ -217,6 +217,12 @@ class GemmProgram:
         Fractional bits of the softmax input (``None``: the default).
     causal : bool
         Causal mask of the softmax (rows counted modulo ``M``).
+    a_window : Window or None
+        ``A`` is a convolution's im2col matrix, read through the core's
+        :class:`~.window_read.WindowReader` of ``a_source`` (:attr:`Source.ACTIVATIONS` holding
+        the input in the window's ``"flat"`` layout, ``block * d3`` elements a word, or
+        :attr:`Source.RESULTS` holding it in an earlier program's result layout): see
+        :mod:`.window`. ``batch`` is 1 and the window's ``M`` and ``K`` are the program's.
 
     Attributes
     ----------
@@ -279,6 +285,7 @@ class GemmProgram:
     softmax: bool = False
     softmax_frac: object = None
     causal: bool = False
+    a_window: object = None
 
     def __post_init__(self):
         if (not isinstance(self.pea, tuple) or len(self.pea) != 3
@@ -341,7 +348,9 @@ class GemmProgram:
         if self.a_slots is not None and self.a_slots < 1:
             raise ValueError(f"GemmProgram a_slots must be a positive integer or None, "
                              f"not {self.a_slots!r}")
-        if self.a_source in (Source.RESULTS, Source.PEER):
+        if self.a_window is not None:
+            self._check_window()
+        elif self.a_source in (Source.RESULTS, Source.PEER):
             if self.a_lanes is None:
                 object.__setattr__(self, "a_lanes", self.pea[1])
             if self.a_slots is None:
@@ -354,8 +363,9 @@ class GemmProgram:
                                  f"multiple of A's {block} rows per tile, not M={self.M!r}, "
                                  f"a_slots={self.a_slots!r}, pea {self.pea!r}")
         self._check_epilogue()
-        for which, source, lanes, slots in (("a", self.a_source, self.a_lanes, self.a_slots),
-                                            ("b", self.b_source, self.b_lanes, self.b_slots)):
+        laid_out = (("a", self.a_source, self.a_lanes, self.a_slots),) if self.a_laid_out else ()
+        for which, source, lanes, slots in laid_out + (("b", self.b_source, self.b_lanes,
+                                                         self.b_slots),):
             # The own result memory has this program's geometry.
             if source is Source.RESULTS and (lanes, slots) != (self.pea[1], self.slots):
                 raise ValueError(f"GemmProgram reading {which.upper()} from Source.RESULTS "
@@ -382,6 +392,33 @@ class GemmProgram:
             raise ValueError(f"GemmProgram b_gather needs B read transposed, or as rows with "
                              f"b_slots equal to B's {self.b_block} rows per tile, not "
                              f"{self.b_slots!r}")
+
+    def _check_window(self):
+        from .window import Window
+        w = self.a_window
+        if not isinstance(w, Window):
+            raise TypeError(f"GemmProgram a_window must be a Window or None, not {w!r}")
+        if (w.M, w.K) != (self.M, self.K) or self.batch != 1:
+            raise ValueError(f"GemmProgram a_window reads a {w.M} x {w.K} im2col matrix, not "
+                             f"A of {self.batch} x {self.M} x {self.K}")
+        layout = {Source.ACTIVATIONS: "flat", Source.RESULTS: "result"}.get(self.a_source)
+        if layout is None or w.layout != layout:
+            raise ValueError(f"GemmProgram a_window reads Source.ACTIVATIONS in 'flat' layout or "
+                             f"Source.RESULTS in 'result' layout, not {self.a_source!r} in "
+                             f"{w.layout!r}")
+        if self.a_gather is not None or self.a_tile_stride != 1:
+            raise ValueError("GemmProgram a_window takes no a_gather or a_tile_stride")
+        if layout == "flat" and w.word_elements != self.a_block * self.pea[2]:
+            raise ValueError(f"GemmProgram a_window in 'flat' layout needs words of "
+                             f"{self.a_block * self.pea[2]} elements (A's rows per tile times "
+                             f"d3), not {w.word_elements}")
+        if layout == "result" and (w.slots, w.lanes) != (self.slots, self.pea[1]):
+            raise ValueError(f"GemmProgram a_window reads the core's own result memory: "
+                             f"{self.slots} slots of {self.pea[1]} lanes, not {w.slots} of "
+                             f"{w.lanes}")
+        if self.a_base != w.base:
+            raise ValueError(f"GemmProgram a_base must be the window's base {w.base}, "
+                             f"not {self.a_base}")
 
     def _check_gather(self, name, parts, first):
         if (not isinstance(parts, tuple) or len(parts) < 2
@@ -493,8 +530,8 @@ class GemmProgram:
 
     @property
     def a_laid_out(self):
-        """Whether ``A`` is read from a result memory (in result layout)."""
-        return self.a_source in (Source.RESULTS, Source.PEER)
+        """Whether ``A`` is read from a result memory in result layout (not through a window)."""
+        return self.a_source in (Source.RESULTS, Source.PEER) and self.a_window is None
 
     @property
     def b_block(self):
@@ -662,7 +699,10 @@ class GemmProgram:
 
     @property
     def a_words(self):
-        """Words ``A`` takes in its memory."""
+        """Words ``A`` takes in its memory (a window's input in ``"flat"`` layout; none when it
+        is an earlier program's result)."""
+        if self.a_window is not None:
+            return self.a_window.words if self.a_window.layout == "flat" else 0
         if self.a_laid_out:
             return self.batch * _cdiv(self.M, self.a_slots) * _cdiv(self.K, self.a_lanes)
         return self.batch * _cdiv(self.M, self.dm) * self.kb
@@ -709,6 +749,12 @@ class GemmProgram:
     def _operand_image(self, name, X, rows, block, lanes):
         d3, kb = self.pea[2], self.kb
         X = np.asarray(X)
+        if name == "A" and self.a_window is not None:
+            # The stored input, in the window's flat layout, its words at the bottom of ours.
+            flat = self.a_window.image(X)
+            words = np.zeros((len(flat), lanes * d3), dtype=np.int64)
+            words[:, :self.a_window.word_elements] = flat
+            return words.reshape(-1, lanes, d3).tolist()
         if X.shape != (self.batch, rows, self.K) and not (self.batch == 1
                                                           and X.shape == (rows, self.K)):
             raise ValueError(f"GemmProgram operand {name} must have shape "
@@ -724,7 +770,8 @@ class GemmProgram:
         return words.reshape(-1, lanes, d3).tolist()
 
     def a_image(self, A, lanes=None):
-        """Words of ``A`` (``(batch, M, K)`` or ``(M, K)``) for its memory, from ``a_base``.
+        """Words of ``A`` (``(batch, M, K)`` or ``(M, K)``; with ``a_window`` in ``"flat"``
+        layout, the convolution's stored input) for its memory, from ``a_base``.
 
         ``lanes`` is the memory's word width in ``d3``-vectors (:func:`memory_lanes`); by default
         the block height of ``A``. Padding is written as zeros.

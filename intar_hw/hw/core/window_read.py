@@ -9,7 +9,25 @@ from ..scratchpad import ReadPortSignature, WriteRequest
 from .window import Window
 
 
-__all__ = ["WindowReader"]
+__all__ = ["WindowReader", "window_entries", "window_port"]
+
+
+def window_entries(programs, source):
+    """Per program, ``(window, block, kb)`` if it reads ``A`` through a window of memory
+    ``source``, else ``None``: the ``windows`` of that memory's :class:`WindowReader`."""
+    return tuple((p.a_window, p.a_block, p.kb)
+                 if p.a_window is not None and p.a_source is source else None for p in programs)
+
+
+def window_port(entries, pea, operand_width):
+    """The :class:`~intar_hw.hw.scratchpad.ReadPortSignature` a :class:`WindowReader` with these
+    ``windows`` serves: word addresses of the programs' im2col tiles, words of the largest
+    block of lanes."""
+    used = [e for e in entries if e is not None]
+    block = max(b for _, b, _ in used)
+    span = max(_cdiv(window.M, b) * kb for window, b, kb in used)
+    return ReadPortSignature(ceil_log2(max(span, 2)),
+                             _operand_word(operand_width, block, pea[2]))
 
 
 def _operand_word(width, lanes, depth):
@@ -86,18 +104,20 @@ class WindowReader(wiring.Component):
         self._block = max(block for _, block, _ in used)
         self._reads = max(window.reads for window, _, _ in used)
         self._ports = self._block * d3 * self._reads
-        span = max(_cdiv(window.M, block) * kb for window, block, kb in used)
         addr_width = ceil_log2(depth)
         members = {
             "start": In(1),
             "stage": In(range(len(self._windows))),
             "write": In(stream.Signature(WriteRequest(addr_width, shape, slots))),
-            "read": In(ReadPortSignature(ceil_log2(max(span, 2)),
-                                         _operand_word(operand_width, self._block, d3))),
+            "read": In(window_port(self._windows, pea, operand_width)),
         }
         if gated:
             members["level"] = In(range(depth + 1))
         super().__init__(members)
+
+    @property
+    def gated(self):
+        return self._gated
 
     @property
     def ports(self):

@@ -251,3 +251,108 @@ def test_window_checks_its_parameters():
         Window(**{**base, "layout": "tiled"})
     with pytest.raises(ValueError, match="images"):
         Window(**{**base, "images": 0})
+
+
+# --- convolutions on a computing core ------------------------------------------------------------
+
+from intar_hw import numerics                                       # noqa: E402
+from intar_hw.hw.core import ComputingCore, GemmProgram, Source, memory_images  # noqa: E402
+from intar_hw.schedule import cost                                  # noqa: E402
+
+from test_core import core_rtl, read_results                        # noqa: E402
+
+
+def conv_program(pea, orientation, window, cout, *, source, base, dest_base, bias_base,
+                 shift):
+    kwargs = dict(pea=pea, M=window.M, N=cout, K=window.K, orientation=orientation,
+                  a_source=source, a_base=window.base, a_window=window, b_base=base,
+                  bias_base=bias_base, shift=shift, relu=True, dest_base=dest_base)
+    return GemmProgram(**kwargs)
+
+
+def requant_relu(acc, shift):
+    return np.maximum(numerics.requantize(acc, shift, numerics.INT8), 0).astype(np.int64)
+
+
+@pytest.mark.parametrize("pea,orientation", [((1, 3, 9), "NM"), ((2, 2, 4), "MN")])
+def test_core_runs_a_convolution_chain(pea, orientation):
+    """conv -> (upsample) conv -> (max-pool) conv on one core: the first reads the input from
+    its activations memory, the others the previous result from the result memory; all
+    bit-exact, each program exactly its predicted cycles."""
+    rng = np.random.default_rng(11)
+    d1, d2, d3 = pea
+    block = d1 if orientation == "MN" else d2
+    cin, c1, c2, c3, side = 2, 2, 1, 2, 3
+    flat = Window(images=1, channels=cin, height=side, width=side, out_height=side,
+                  out_width=side, kernel=3, padding=1, word_elements=block * d3)
+    p1 = conv_program(pea, orientation, flat, c1, source=Source.ACTIVATIONS, base=0,
+                      dest_base=0, bias_base=0, shift=7)
+    up = Window(images=1, channels=c1, height=2 * side, width=2 * side, out_height=2 * side,
+                out_width=2 * side, kernel=3, padding=1, upsample=2, layout="result",
+                base=0, orientation=orientation, lanes=d2, q_tiles=p1.q_tiles)
+    p2 = conv_program(pea, orientation, up, c2, source=Source.RESULTS, base=p1.b_words,
+                      dest_base=p1.dest_words, bias_base=p1.bias_words, shift=6)
+    pooled = Window(images=1, channels=c2, height=side, width=side, out_height=side - 1,
+                    out_width=side - 1, kernel=2, pool=(2, 2, 0), source_size=(2 * side,
+                                                                                2 * side),
+                    pool_fill=-128, layout="result", base=p2.dest_base,
+                    orientation=orientation, lanes=d2, q_tiles=p2.q_tiles)
+    p3 = conv_program(pea, orientation, pooled, c3, source=Source.RESULTS,
+                      base=p2.b_base + p2.b_words, dest_base=p2.dest_base + p2.dest_words,
+                      bias_base=None, shift=5)
+    programs = (p1, p2, p3)
+
+    x = rng.integers(-128, 128, (1, cin, side, side))
+    weights = [rng.integers(-128, 128, shape) for shape in
+               ((c1, cin, 3, 3), (c2, c1, 3, 3), (c3, c2, 2, 2))]
+    biases = [rng.integers(-2000, 2000, c1), rng.integers(-2000, 2000, c2), None]
+    operands = [(x, flat.weights(weights[0]), biases[0]),
+                (None, up.weights(weights[1]), biases[1]),
+                (None, pooled.weights(weights[2]), None)]
+    images = memory_images(programs, operands)
+    core = ComputingCore(programs, init=images)
+    cycles, words = core_rtl(core, [0, 1, 2], seed=3)
+
+    def out(program, acc, bias):
+        acc = acc.transpose(0, 2, 3, 1).reshape(program.M, -1)
+        if bias is not None:
+            acc = acc + bias
+        return requant_relu(acc, program.shift)
+
+    h1 = out(p1, direct_conv(x, weights[0], (1, 1), (1, 1), (1, 1)), biases[0])
+    s1 = h1.reshape(1, side, side, c1).transpose(0, 3, 1, 2)
+    u1 = np.repeat(np.repeat(s1, 2, axis=2), 2, axis=3)
+    h2 = out(p2, direct_conv(u1, weights[1], (1, 1), (1, 1), (1, 1)), biases[1])
+    s2 = h2.reshape(1, 2 * side, 2 * side, c2).transpose(0, 3, 1, 2)
+    q2 = maxpool(s2, (2, 2), (2, 2), (0, 0), -128)
+    h3 = out(p3, direct_conv(q2, weights[2], (1, 1), (0, 0), (1, 1)), None)
+    for program, expected in zip(programs, (h1, h2, h3)):
+        np.testing.assert_array_equal(read_results(core, program, words)[0], expected)
+    assert cycles == [p.cycles for p in programs]
+    assert cycles[2] == (cost.core_cycles(pea, orientation, 1, p3.M, p3.N, p3.K)[0]
+                         + cost.ARRAY_LATENCY)
+
+
+def test_conv_core_exports_verilog():
+    from intar_hw.flow.verilog import to_verilog
+    pea = (1, 3, 9)
+    window = Window(images=1, channels=1, height=3, width=3, out_height=3, out_width=3,
+                    kernel=3, padding=1, word_elements=27)
+    program = conv_program(pea, "NM", window, 1, source=Source.ACTIVATIONS, base=0,
+                           dest_base=0, bias_base=None, shift=7)
+    text = to_verilog(ComputingCore((program,)))
+    assert "activations_window" in text and "activations_write__valid" in text
+
+
+def test_program_checks_its_window():
+    window = Window(images=1, channels=1, height=3, width=3, out_height=3, out_width=3,
+                    kernel=3, padding=1, word_elements=27)
+    with pytest.raises(ValueError, match="im2col"):
+        GemmProgram((1, 3, 9), M=8, N=1, K=9, orientation="NM", a_window=window)
+    with pytest.raises(ValueError, match="words of 9 elements"):
+        GemmProgram((1, 3, 9), M=9, N=1, K=9, a_window=window)
+    with pytest.raises(ValueError, match="'flat' layout"):
+        GemmProgram((1, 3, 9), M=9, N=1, K=9, orientation="NM", a_source=Source.RESULTS,
+                    a_window=window)
+    with pytest.raises(TypeError, match="a_window"):
+        GemmProgram((1, 3, 9), M=9, N=1, K=9, a_window="window")
