@@ -9,13 +9,22 @@ from amaranth.utils import ceil_log2
 
 from ..mac_array import OPERAND_WIDTHS, MACArray, accumulator_width
 from ..scratchpad import ReadPortSignature, Scratchpad, WriteRequest, _word_fits
-from .operand_fetch import OperandFetch, operand_word, result_ports, window_sources
+from .operand_fetch import (OperandFetch, operand_word, result_ports, window_entries,
+                            window_sources)
 from .program import BIAS_FORMAT, MEMORIES, GemmProgram, Source, memory_lanes, memory_words
 from .result_path import ResultPath
-from .window_read import WindowReader, window_entries
+from .window_read import WindowReader
 
 
 __all__ = ["ComputingCore"]
+
+
+def _fan_out(m, source, sinks):
+    """Drive a write stream into every sink; it moves when all take it (a write port is always
+    ready with one writer, so none waits)."""
+    for sink in sinks:
+        m.d.comb += [sink.valid.eq(source.valid), sink.payload.eq(source.payload)]
+    m.d.comb += source.ready.eq(Cat(*(sink.ready for sink in sinks)).all())
 
 
 class ComputingCore(wiring.Component):
@@ -440,26 +449,15 @@ class ComputingCore(wiring.Component):
                 m.d.comb += window.level.eq(getattr(self, f"{name}_level"))
         wiring.connect(m, fetch.o, array.i)
         wiring.connect(m, array.o, result.i)
-        # Result words go to the memory and its replicas together (a write port is always ready
-        # with one writer).
-        sinks = [memories["results"].write[0]] + [r.write[0] for r in replicas]
-        if "results" in windows:
-            sinks.append(windows["results"].write)
-        for sink in sinks:
-            m.d.comb += [sink.valid.eq(written.valid), sink.payload.eq(written.payload)]
-        m.d.comb += written.ready.eq(Cat(*(sink.ready for sink in sinks)).all())
+        # Every write also goes to the memory's replicas and window reader copy, if any.
+        _fan_out(m, written, [memories["results"].write[0]] + [r.write[0] for r in replicas]
+                 + ([windows["results"].write] if "results" in windows else []))
         for name, memory in memories.items():
             if name == "results":
                 self._host_reads(m, memory.read[0])
-            elif name in windows:
-                # Both always ready: one writer each.
-                host = getattr(self, f"{name}_write")
-                for sink in (memory.write[0], windows[name].write):
-                    m.d.comb += [sink.valid.eq(host.valid), sink.payload.eq(host.payload)]
-                m.d.comb += host.ready.eq(memory.write[0].ready & windows[name].write.ready)
             else:
-                wiring.connect(m, wiring.flipped(getattr(self, f"{name}_write")),
-                               memory.write[0])
+                _fan_out(m, getattr(self, f"{name}_write"), [memory.write[0]] + (
+                    [windows[name].write] if name in windows else []))
 
         # Control: both halves start together; the result path says when the program is done.
         accept = Signal()

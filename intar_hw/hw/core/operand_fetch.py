@@ -3,15 +3,15 @@
 from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from ..mac_array import MACBeatLayout
 from ..scratchpad import ReadPortSignature
 from .program import MEMORIES, Source
 from .result_read import ResultReader, read_spec
-from .window_read import window_entries, window_port
 
 
-__all__ = ["operand_word", "by_program", "OperandFetch"]
+__all__ = ["operand_word", "by_program", "window_entries", "window_port", "OperandFetch"]
 
 
 def operand_word(width, lanes, depth):
@@ -44,6 +44,23 @@ def result_ports(programs):
     names |= {_port_name("b", source) for p in programs if p.b_laid_out
               for source, _ in p.b_parts}
     return [n for n in ("results", "peer", "b_results", "b_peer") if n in names]
+
+
+def window_entries(programs, source):
+    """Per program, ``(window, block, kb)`` if it reads ``A`` through a window of memory
+    ``source``, else ``None``: the ``windows`` of that memory's
+    :class:`~.window_read.WindowReader`."""
+    return tuple((p.a_window, p.a_block, p.kb)
+                 if p.a_window is not None and p.a_source is source else None for p in programs)
+
+
+def window_port(entries, pea, operand_width):
+    """The read port a :class:`~.window_read.WindowReader` with these ``windows`` serves: word
+    addresses of the programs' im2col tiles, words of the largest block of lanes."""
+    used = [e for e in entries if e is not None]
+    block = max(b for _, b, _ in used)
+    span = max(-(-window.M // b) * kb for window, b, kb in used)
+    return ReadPortSignature(ceil_log2(max(span, 2)), operand_word(operand_width, block, pea[2]))
 
 
 def window_sources(programs):
@@ -268,10 +285,7 @@ class OperandFetch(wiring.Component):
         def route_requests(s):
             program = programs[s]
             names = _side_ports(program)
-            # A window reader takes word offsets of the im2col matrix (its base is the window's).
             bases = {"p": program.p_base, "q": program.q_base}
-            if program.a_window is not None:
-                bases["p" if program.orientation == "MN" else "q"] = 0
             pending = {side: (names[side], bases[side], offsets[side]) for side in names}
             for which, (specs, reader) in readers.items():
                 spec = specs[s]

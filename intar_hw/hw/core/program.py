@@ -638,11 +638,18 @@ class GemmProgram:
 
     @property
     def p_base(self):
-        return self.a_base if self.orientation == "MN" else self.b_base
+        """Word address of P on the port the operand fetch reads it from."""
+        return self._a_port_base if self.orientation == "MN" else self.b_base
 
     @property
     def q_base(self):
-        return self.b_base if self.orientation == "MN" else self.a_base
+        """Word address of Q on the port the operand fetch reads it from."""
+        return self.b_base if self.orientation == "MN" else self._a_port_base
+
+    @property
+    def _a_port_base(self):
+        # A window reader's port addresses the im2col tiles from 0 (the input is at a_base).
+        return 0 if self.a_window is not None else self.a_base
 
     @property
     def b_parts(self):

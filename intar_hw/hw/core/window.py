@@ -40,20 +40,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..checks import check_bool, check_count, check_pair
+
 
 __all__ = ["Window"]
-
-
-def _pair(owner, name, value, low):
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = (value, value)
-    if (not isinstance(value, tuple) or len(value) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
-        raise TypeError(f"{owner} {name} must be an integer or a pair of integers, "
-                        f"not {value!r}")
-    if min(value) < low:
-        raise ValueError(f"{owner} {name} must be at least {low}, not {value!r}")
-    return value
 
 
 def _cdiv(a, b):
@@ -129,22 +119,17 @@ class Window:
         owner = "Window"
         for name in ("images", "channels", "height", "width", "out_height", "out_width",
                      "word_elements", "slots", "lanes", "q_tiles"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"{owner} {name} must be an integer, not {value!r}")
-            if value < 1:
-                raise ValueError(f"{owner} {name} must be a positive integer, not {value!r}")
+            check_count(owner, name, getattr(self, name))
         if not isinstance(self.base, int) or isinstance(self.base, bool) or self.base < 0:
             raise ValueError(f"{owner} base must be a non-negative integer, not {self.base!r}")
         set_ = object.__setattr__
-        set_(self, "kernel", _pair(owner, "kernel", self.kernel, 1))
-        set_(self, "stride", _pair(owner, "stride", self.stride, 1))
-        set_(self, "padding", _pair(owner, "padding", self.padding, 0))
-        set_(self, "dilation", _pair(owner, "dilation", self.dilation, 1))
-        if not isinstance(self.transposed, bool):
-            raise TypeError(f"{owner} transposed must be a bool, not {self.transposed!r}")
+        set_(self, "kernel", check_pair(owner, "kernel", self.kernel, 1))
+        set_(self, "stride", check_pair(owner, "stride", self.stride, 1))
+        set_(self, "padding", check_pair(owner, "padding", self.padding, 0))
+        set_(self, "dilation", check_pair(owner, "dilation", self.dilation, 1))
+        check_bool(owner, "transposed", self.transposed)
         if self.upsample is not None:
-            set_(self, "upsample", _pair(owner, "upsample", self.upsample, 1))
+            set_(self, "upsample", check_pair(owner, "upsample", self.upsample, 1))
         if self.pool is not None:
             if self.upsample is not None:
                 raise ValueError(f"{owner} takes upsample or pool, not both")
@@ -152,13 +137,13 @@ class Window:
                 raise TypeError(f"{owner} pool must be (kernel, stride, padding), "
                                 f"not {self.pool!r}")
             pk, ps, pp = self.pool
-            set_(self, "pool", (_pair(owner, "pool kernel", pk, 1),
-                                _pair(owner, "pool stride", ps, 1),
-                                _pair(owner, "pool padding", pp, 0)))
+            set_(self, "pool", (check_pair(owner, "pool kernel", pk, 1),
+                                check_pair(owner, "pool stride", ps, 1),
+                                check_pair(owner, "pool padding", pp, 0)))
             if self.source_size is None:
                 raise ValueError(f"{owner} with pool needs source_size")
         if self.source_size is not None:
-            set_(self, "source_size", _pair(owner, "source_size", self.source_size, 1))
+            set_(self, "source_size", check_pair(owner, "source_size", self.source_size, 1))
         if self.layout not in ("flat", "result"):
             raise ValueError(f"{owner} layout must be 'flat' or 'result', not {self.layout!r}")
         if self.orientation not in ("MN", "NM"):

@@ -1,37 +1,16 @@
 """The window reader: a convolution's im2col operand served from the memory holding its input."""
 
 from amaranth import *
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ..scratchpad import ReadPortSignature, WriteRequest
+from ..scratchpad import WriteRequest
+from .operand_fetch import window_port
 from .window import Window
 
 
-__all__ = ["WindowReader", "window_entries", "window_port"]
-
-
-def window_entries(programs, source):
-    """Per program, ``(window, block, kb)`` if it reads ``A`` through a window of memory
-    ``source``, else ``None``: the ``windows`` of that memory's :class:`WindowReader`."""
-    return tuple((p.a_window, p.a_block, p.kb)
-                 if p.a_window is not None and p.a_source is source else None for p in programs)
-
-
-def window_port(entries, pea, operand_width):
-    """The :class:`~intar_hw.hw.scratchpad.ReadPortSignature` a :class:`WindowReader` with these
-    ``windows`` serves: word addresses of the programs' im2col tiles, words of the largest
-    block of lanes."""
-    used = [e for e in entries if e is not None]
-    block = max(b for _, b, _ in used)
-    span = max(_cdiv(window.M, b) * kb for window, b, kb in used)
-    return ReadPortSignature(ceil_log2(max(span, 2)),
-                             _operand_word(operand_width, block, pea[2]))
-
-
-def _operand_word(width, lanes, depth):
-    return data.ArrayLayout(data.ArrayLayout(signed(width), depth), lanes)
+__all__ = ["WindowReader"]
 
 
 class WindowReader(wiring.Component):
@@ -80,7 +59,7 @@ class WindowReader(wiring.Component):
         The mirrored memory's writes.
     level : In(range(depth + 1))
         With ``gated``: words below it are valid.
-    read : In(ReadPortSignature(vaddr_width, operand word of block lanes))
+    read : In(:func:`.operand_fetch.window_port`)
         The operand fetch's reads; ``block`` the largest of the programs'.
     """
 
@@ -230,7 +209,3 @@ class WindowReader(wiring.Component):
                     value = Mux(use[e][j] & (got > value), got, value)
             m.d.comb += out[r][k].eq(Mux(zero[e], 0, value))
         return m
-
-
-def _cdiv(a, b):
-    return -(-a // b)
