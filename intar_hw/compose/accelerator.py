@@ -3,7 +3,7 @@
 import math
 
 from amaranth import *
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2
 
@@ -133,13 +133,25 @@ class Accelerator(wiring.Component):
             bits = max(p.result_format.bits for p in programs[c])
             return result_port(c) + (bits,)
 
+        def result_memory(c):
+            """``(shape, depth, slots)`` of core ``c``'s result memory, as the core builds it."""
+            bits = max(p.result_format.bits for p in programs[c])
+            slots = programs[c][0].slots
+            return (data.ArrayLayout(signed(bits), slots * programs[c][0].pea[1]),
+                    max(2, memory_words(programs[c])["results"]), slots)
+
+        window_peers = self._plan.window_peers
+
         self._cores = {c: ComputingCore(programs[c], operand_width=self._plan.operand_bits,
                                         gated=offchip, shares=len(self._shares[c]),
                                         peer=result_port(peers[c]) if c in peers else None,
                                         b_peer=(result_port(b_peers[c]) if c in b_peers
                                                 else None),
                                         join_peer=(join_port(join_peers[c])
-                                                   if c in join_peers else None))
+                                                   if c in join_peers else None),
+                                        window_peer=(result_memory(window_peers[c])
+                                                     if c in window_peers else None),
+                                        mirrored=c in window_peers.values())
                        for c in self._plan.cores}
         self._bus_bytes = max(1, math.ceil(schedule.resources.offchip_bytes_per_cycle))
         self._loader_stages = self._plan.loader_stages(self._bus_bytes)
@@ -233,6 +245,12 @@ class Accelerator(wiring.Component):
                                getattr(self._cores[producer], f"results_share{i}"))
                 m.d.comb += getattr(self._cores[consumer], f"{port}_level").eq(
                     self._cores[producer].results_level)
+        for consumer, producer in self._plan.window_peers.items():
+            # A convolution's window reader keeps a copy of its peer's result memory.
+            wiring.connect(m, self._cores[producer].results_mirror,
+                           self._cores[consumer].window_peer_write)
+            m.d.comb += self._cores[consumer].window_peer_level.eq(
+                self._cores[producer].results_level)
         if self._offchip:
             # The cores' write ports are In members: the loader drives the unflipped signature.
             targets = {f"core{c}_{memory}":

@@ -43,12 +43,13 @@ not supported yet):
   after the stage's compute (or read by the host, ``offchip=False``).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..graph import Graph, OpKind
 from ..hw.core import GemmProgram, Source, memory_images
+from ..hw.core.window import Window
 from ..hw.core.program import BIAS_LATENCY
 from ..models import SCALES, model_graph
 from ..schedule import Location, Order, Schedule
@@ -71,7 +72,9 @@ class Task:
     ``picks`` the indices along it this core computes (its tiles, dealt round-robin), ``None``
     for an undealt task. ``a_also`` names the other cores a graph-input ``A`` is broadcast to
     with this part's words; ``a_shared`` marks a part whose ``A`` arrives that way. ``b_also`` and
-    ``b_shared`` likewise for the weights and bias of a task dealt by rows (split M).
+    ``b_shared`` likewise for the weights and bias of a task dealt by rows (split M). ``view``
+    is the upsampling or max-pooling operator between the stored result and ``result`` (the
+    readers' windows apply it), else ``None``.
     """
     name: str
     op: str
@@ -87,6 +90,7 @@ class Task:
     a_shared: bool = False
     b_also: tuple = ()
     b_shared: bool = False
+    view: object = None
 
 
 class Plan:
@@ -107,8 +111,9 @@ class Plan:
     """
 
     def __init__(self, schedule, graph, tasks, operand_bits=8, peers=None, join_peers=None,
-                 b_peers=None):
+                 b_peers=None, window_peers=None):
         self._operand_bits = operand_bits
+        self._window_peers = dict(window_peers or {})
         self._peers = dict(peers or {})
         self._b_peers = dict(b_peers or {})
         self._join_peers = dict(join_peers or {})
@@ -145,6 +150,12 @@ class Plan:
         return dict(self._b_peers)
 
     @property
+    def window_peers(self):
+        """``{core: producer core}``: cores reading convolution windows from another core's
+        result memory (through a copy of it, written alongside)."""
+        return dict(self._window_peers)
+
+    @property
     def join_peers(self):
         """``{core: producer core}``: cores whose joins read another core's result memory."""
         return dict(self._join_peers)
@@ -165,7 +176,7 @@ class Plan:
             g = t.gemm
             op = self._graph.op(t.op)
             A = B = None
-            if not g.a_laid_out:
+            if g.a_source not in (Source.RESULTS, Source.PEER):
                 A = self._part_a(t, _array("Input", inputs, t.a))
             if not g.b_laid_out:
                 B = self._part_b(t, _array("Parameter", params, f"{t.op}.weight"))
@@ -183,14 +194,19 @@ class Plan:
         return found
 
     def _part_a(self, t, A):
-        """Task ``t``'s rows of the graph input ``A``, as ``(batch, M, K)``."""
+        """Task ``t``'s rows of the graph input ``A``, as ``(batch, M, K)`` (a convolution's:
+        the whole input tensor, which its window reads)."""
         g = t.gemm
+        if g.a_window is not None:
+            return np.asarray(A)
         if t.split == "M":
             return np.asarray(A).reshape(g.batch, -1, g.K)[:, list(t.picks), :]
         return np.asarray(A).reshape(g.batch, g.M, g.K)
 
     def _part_b(self, t, B):
         g = t.gemm
+        if g.a_window is not None:
+            B = g.a_window.weights(B)
         if t.split == "N":
             return np.asarray(B).reshape(g.batch, -1, g.K)[:, list(t.picks), :]
         return np.asarray(B).reshape(g.batch, g.N, g.K)
@@ -208,7 +224,7 @@ class Plan:
             g = t.gemm
             wanted = ([] if g.b_laid_out else [g.b_source.value]) + (
                 ["biases"] if g.bias_base is not None else [])
-            if not g.a_laid_out:
+            if g.a_source not in (Source.RESULTS, Source.PEER):
                 wanted.insert(0, g.a_source.value)
             for memory in wanted:
                 if (t.core, memory) not in found:
@@ -236,7 +252,18 @@ class Plan:
                          for w, n in zip(image, sizes)]
             parts.append((source.value, base, sizes, words))
 
-        if g.a_source not in (Source.RESULTS, Source.PEER) and not t.a_shared:
+        if g.a_window is not None and g.a_window.layout == "flat" and not t.a_shared:
+            # A convolution's input, flat: word_elements elements a word.
+            window = g.a_window
+            total = int(np.prod(window.stored))
+            per = window.word_elements
+            sizes = [min(per, total - i * per) * eb for i in range(window.words)]
+            words = None
+            if inputs is not None:
+                flat = window.image(inputs[t.a])
+                words = [_bytes(w[:n // eb], eb) for w, n in zip(flat, sizes)]
+            parts.append((g.a_source.value, g.a_base, sizes, words))
+        elif g.a_source not in (Source.RESULTS, Source.PEER) and not t.a_shared:
             A = None if inputs is None else self._part_a(t, inputs[t.a])
             operand(g.a_source, g.a_base, g.M, g.dm, A, g.a_image)
         if g.bias_base is not None and not t.b_shared:
@@ -484,8 +511,14 @@ def _check_gemms(schedule, graph):
             op = _op(graph, p.task)
             if op is None:
                 raise ValueError(f"Graph {graph.name!r} has no operator {p.task!r}")
-            if op.kind in (OpKind.LINEAR, OpKind.MATMUL):
-                heads, M, K, N = op.gemm
+            if op.kind in (OpKind.LINEAR, OpKind.MATMUL, OpKind.CONV2D,
+                           OpKind.CONV_TRANSPOSE2D):
+                if op.kind in (OpKind.LINEAR, OpKind.MATMUL):
+                    heads, M, K, N = op.gemm
+                else:
+                    n, c, _, _ = op.inputs[0].shape
+                    _, co, oh, ow = op.output.shape
+                    heads, M, N, K = 1, n * oh * ow, co, c * op.kernel_size[0] * op.kernel_size[1]
                 if (heads, M, N, K) != p.gemm:
                     raise ValueError(f"Task {p.task!r} GEMM {p.gemm!r} does not match the "
                                      f"graph's operator {(heads, M, N, K)!r}")
@@ -532,17 +565,28 @@ def _deal(schedule, p):
 
 
 def _epilogue(graph, op, kinds):
-    """``(GemmProgram keyword arguments, side tensor or None)`` of the SFU chain ``kinds`` after
-    ``op``: an optional ReLU first (fused into the requantiser), an optional table activation,
-    an optional softmax, an optional join with a side tensor, in that order."""
-    kwargs, side, current, stage = {"relu": False}, None, op.name, 0
-    order = {"relu": 0, "gelu": 1, "silu": 1, "softmax": 2, "add": 3, "mul": 3}
+    """``(GemmProgram keyword arguments, side tensor or None, view or None)`` of the SFU chain
+    ``kinds`` after ``op``: an optional ReLU first (fused into the requantiser), an optional
+    table activation, an optional softmax, an optional join with a side tensor, in that order.
+    An upsampling or max-pooling (the ``view``) may come before or after the ReLU (they
+    commute) and nothing else: the result is stored before it, and its readers' windows apply
+    it."""
+    kwargs, side, view, current, stage = {"relu": False}, None, None, op.name, 0
+    order = {"relu": 0, "upsample": 0, "maxpool": 0, "gelu": 1, "silu": 1, "softmax": 2,
+             "add": 3, "mul": 3}
     for kind in kinds:
         follower = next((c for c in graph.consumers(current) if c.kind.value == kind), None)
-        if follower is None or order.get(kind, -1) < stage:
+        spatial = kind in ("upsample", "maxpool")
+        if (follower is None or order.get(kind, -1) < stage
+                or (spatial and (view is not None or len(set(kinds) - {kind, "relu"})))):
             raise _unsupported(f"SFUs {', '.join(kinds)} on a result link (task {op.name!r})")
-        stage = order[kind] + 1
-        if kind == "relu":
+        stage = order[kind] + (0 if kind in ("relu", "upsample", "maxpool") else 1)
+        if spatial:
+            view = follower
+        elif kind == "relu":
+            if kwargs["relu"]:
+                raise _unsupported(f"SFUs {', '.join(kinds)} on a result link "
+                                   f"(task {op.name!r})")
             kwargs["relu"] = True
         elif kind in ("gelu", "silu"):
             kwargs.update(activation=kind, activation_frac=follower.frac,
@@ -556,7 +600,7 @@ def _epilogue(graph, op, kinds):
             kwargs.update(join=kind, join_shift=getattr(follower, "shift", 0),
                           join_format=follower.output.fmt)
         current = follower.name
-    return kwargs, side
+    return kwargs, side, view
 
 
 def _working_cores(p):
@@ -623,6 +667,7 @@ def plan(schedule, graph):
     peers = {}          # core -> the core whose result memory it reads A from
     join_peers = {}     # core -> the core whose result memory its joins read
     b_peers = {}        # core -> the core whose result memory it reads B from
+    window_peers = {}   # core -> the core whose result memory its convolutions read
     slots = _result_slots(schedule)
     tasks = []
 
@@ -751,25 +796,81 @@ def plan(schedule, graph):
                     b_slots=parts[0].gemm.slots, b_transposed=not op.transpose_b,
                     b_gather=tuple(sources) if tiles else None)
 
+    def conv_a(p, op, a_operand, core, position, picks, pea, orientation):
+        """``(a_source, window)`` of a convolution part: its input read through a window, from
+        the graph input (flat in the activations memory, the whole tensor: windows overlap)
+        or from its producer's result layout, wherever the producer's parts wrote it."""
+        n, c, h, w = op.inputs[0].shape
+        _, _, oh, ow = op.output.shape
+        block = pea[0] if orientation == "MN" else pea[1]
+        geometry = dict(images=n, channels=c, height=h, width=w, out_height=oh, out_width=ow,
+                        kernel=op.kernel_size, stride=op.stride, padding=op.padding,
+                        dilation=op.dilation, transposed=op.kind is OpKind.CONV_TRANSPOSE2D)
+        if picks is not None and p.split == "M":
+            geometry["rows"] = (block, len(_deal(schedule, p)), position)
+        if a_operand.producer is None:
+            return Source.ACTIVATIONS, Window(**geometry, layout="flat",
+                                              word_elements=block * pea[2])
+        parts = made.get(a_operand.producer)
+        tensor = op.inputs[0].name
+        if parts is None or graph.op(parts[0].op).kind not in (OpKind.CONV2D,
+                                                               OpKind.CONV_TRANSPOSE2D):
+            raise _unsupported(f"a convolution input not computed by a planned convolution "
+                               f"(task {p.task!r} reads {tensor!r})")
+        view = parts[0].view
+        if view is not None and view.kind is OpKind.UPSAMPLE:
+            geometry["upsample"] = tuple(view.factor)
+        elif view is not None:
+            geometry.update(pool=(tuple(view.kernel_size), tuple(view.stride),
+                                  tuple(view.padding)), pool_fill=view.output.fmt.lo)
+        geometry["source_size"] = tuple(graph.op(parts[0].op).output.shape[2:])
+        first = parts[0].gemm
+        deal = None
+        if len(parts) > 1:
+            # The dealt dimension lies along the result layout's rows (P) or its words (Q).
+            if (parts[0].split == "M") == (first.orientation == "MN"):
+                if first.slots != 1:
+                    raise _unsupported(f"a convolution input dealt by rows over cores in "
+                                       f"words of several slots (task {p.task!r} reads "
+                                       f"{tensor!r})")
+                deal = ("P", first.pea[0])
+            else:
+                deal = "Q"
+        found = tuple((t.core != core, t.gemm.dest_base, t.gemm.q_tiles) for t in parts)
+        others = {t.core for t in parts if t.core != core}
+        if len(others) > 1 or (others and window_peers.setdefault(core, min(others))
+                               not in others):
+            raise _unsupported(f"a core reading convolution inputs from two other cores "
+                               f"(core {core} in task {p.task!r})")
+        window = Window(**geometry, layout="result", base=first.dest_base,
+                        orientation=first.orientation, slots=first.slots, lanes=first.pea[1],
+                        q_tiles=first.q_tiles, parts=found, deal=deal)
+        return (Source.PEER if others else Source.RESULTS), window
+
     for stage in schedule.stages:
         for p in stage.placements:
             op = graph.op(p.task)
-            if op.kind not in (OpKind.LINEAR, OpKind.MATMUL):
+            conv = op.kind in (OpKind.CONV2D, OpKind.CONV_TRANSPOSE2D)
+            if op.kind not in (OpKind.LINEAR, OpKind.MATMUL) and not conv:
                 raise _unsupported(f"{op.kind.value} tasks (task {p.task!r})")
             if op.kind is OpKind.MATMUL and op.heads != 1:
                 raise _unsupported(f"matmuls of several heads (task {p.task!r})")
             if len(p.results) != 1:
                 raise _unsupported(f"tasks with {len(p.results)} results (task {p.task!r})")
             result = p.results[0]
-            epilogue, side = _epilogue(graph, op, result.sfu)
-            a_operand = next(o for o in p.operands if o.role == "A")
+            epilogue, side, view = _epilogue(graph, op, result.sfu)
+            if view is not None and result.tensor in {t.name for t in graph.outputs}:
+                raise _unsupported(f"a graph output after an upsampling or pooling "
+                                   f"({result.tensor!r})")
+            a_operand = next(o for o in p.operands if o.role in ("A", "window"))
             a_tensor = op.inputs[0].name
             batch, M, N, K = p.gemm
             shares = _deal(schedule, p)
             loops = {loop.core: loop for loop in p.loops}
             # A graph input broadcast to the parts of a task dealt along N shares one base.
             a_shared_base = None
-            broadcast = (a_operand.producer is None and len(shares) > 1 and p.split == "N")
+            broadcast = (a_operand.producer is None and len(shares) > 1
+                         and (p.split == "N" or conv))
             # Weights and bias of a linear task dealt by rows: read once, written to every part.
             b_broadcast = (op.kind is OpKind.LINEAR and len(shares) > 1 and p.split == "M"
                            and len({loops[c].orientation for c, _ in shares}) == 1)
@@ -782,7 +883,12 @@ def plan(schedule, graph):
                     Mc, Nc = (len(picks), N) if p.split == "M" else (M, len(picks))
                 pea = schedule.cores[core].pea
                 a_lanes, a_slots, a_gather, a_tiles, a_stride = None, None, None, False, 1
-                if a_operand.producer is None:
+                a_window = None
+                if conv:
+                    a_source, a_window = conv_a(p, op, a_operand, core, position, picks, pea,
+                                                loop.orientation)
+                    a_base = None if a_source is Source.ACTIVATIONS else a_window.base
+                elif a_operand.producer is None:
                     a_source, a_base = Source.ACTIVATIONS, None
                 else:
                     producers = made.get(a_operand.producer)
@@ -822,7 +928,7 @@ def plan(schedule, graph):
                 shape = dict(pea=pea, M=Mc, N=Nc, K=K, batch=batch,
                              orientation=loop.orientation, a_source=a_source, a_lanes=a_lanes,
                              a_slots=a_slots, a_gather=a_gather, a_gather_tiles=a_tiles,
-                             a_tile_stride=a_stride,
+                             a_tile_stride=a_stride, a_window=a_window,
                              shift=op.shift,
                              out_format=op.output.fmt, slots=slots[core], **epilogue, **join,
                              **{k: v for k, v in b.items() if k != "b_base"})
@@ -840,6 +946,8 @@ def plan(schedule, graph):
                     a_base = a_shared_base
                 elif a_base is None:
                     a_base = take(core, "activations", probe.a_words)
+                if a_window is not None and a_window.layout == "flat":
+                    shape["a_window"] = replace(a_window, base=a_base)
                 def weights_base(memory, size):
                     if not b_broadcast:
                         return take(core, memory, size)
@@ -867,7 +975,8 @@ def plan(schedule, graph):
                 parts.append(Task(p.task, op.name, stage.index, core, index, gemm, a_tensor,
                                   result.tensor, p.split if picks is not None else None,
                                   picks, others if broadcast else (), broadcast and position > 0,
-                                  others if b_broadcast else (), b_broadcast and position > 0))
+                                  others if b_broadcast else (), b_broadcast and position > 0,
+                                  view))
             made[p.task] = tuple(parts)
             tasks.extend(parts)
     widths = {tensor.fmt.bits for task in tasks for tensor in graph.op(task.op).inputs[:2]}
@@ -879,7 +988,7 @@ def plan(schedule, graph):
     if bits % 8:
         raise _unsupported(f"{bits}-bit operands")
     return Plan(schedule, graph, tasks, bits, peers=peers, join_peers=join_peers,
-                b_peers=b_peers)
+                b_peers=b_peers, window_peers=window_peers)
 
 
 def onchip_cycles(plan):

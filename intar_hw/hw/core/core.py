@@ -7,10 +7,11 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from ..checks import check_bool
 from ..mac_array import OPERAND_WIDTHS, MACArray, accumulator_width
 from ..scratchpad import ReadPortSignature, Scratchpad, WriteRequest, _word_fits
 from .operand_fetch import (OperandFetch, operand_word, result_ports, window_entries,
-                            window_sources)
+                            reads_peer_window, window_sources)
 from .program import BIAS_FORMAT, MEMORIES, GemmProgram, Source, memory_lanes, memory_words
 from .result_path import ResultPath
 from .window_read import WindowReader
@@ -74,6 +75,13 @@ class ComputingCore(wiring.Component):
         :attr:`.program.Source.PEER`, through ``join_read`` (gated by ``join_level``).
     shares : int
         Read ports on the result memory for peers (``results_share<i>``), default 0.
+    window_peer : (data.ArrayLayout, int, int) or None
+        ``(shape, depth, slots)`` of the peer result memory that convolutions read windows of
+        (:attr:`.program.Source.PEER` with ``a_window``): the core's window reader keeps a copy
+        of it from ``window_peer_write`` (the peer's ``results_mirror``), each read waiting until
+        its word is below ``window_peer_level``.
+    mirrored : bool
+        Export the result memory's writes as ``results_mirror`` (for a peer's window reader).
     gated : bool
         Whether the operand memories are filled while the core runs (by a loader streaming
         them from off-chip, in increasing address order): the core then reads a word of
@@ -101,6 +109,12 @@ class ComputingCore(wiring.Component):
         With them: that peer's ``results_level``.
     results_share<i> : In(ReadPortSignature(...))
         With ``shares``: a peer's reads of the result memory.
+    results_mirror : Out(stream.Signature(WriteRequest(...)))
+        With ``mirrored``: every write of the result memory (it never waits for ``ready``).
+    window_peer_write : In(stream.Signature(WriteRequest(...)))
+        With ``window_peer``: the peer's result writes.
+    window_peer_level : In(range(depth + 1))
+        With ``window_peer``: the peer's ``results_level``.
     results_level : Out(range(depth + 1))
         One past the last result word that holds its final value (see
         :class:`.ResultPath`'s ``settled_level``): words are settled in increasing address order
@@ -141,7 +155,8 @@ class ComputingCore(wiring.Component):
     """
 
     def __init__(self, programs, *, operand_width=8, depths=None, init=None, gated=False,
-                 peer=None, b_peer=None, join_peer=None, shares=0):
+                 peer=None, b_peer=None, join_peer=None, shares=0, window_peer=None,
+                 mirrored=False):
         if (not isinstance(programs, tuple)
                 or not all(isinstance(p, GemmProgram) for p in programs)):
             raise TypeError(f"ComputingCore programs must be a tuple of GemmProgram, "
@@ -178,7 +193,8 @@ class ComputingCore(wiring.Component):
                 width = max(p.result_format.bits for p in programs)
                 self._shapes[name] = data.ArrayLayout(signed(width), self._slots * d2)
 
-        a_sources = {source for p in programs for source, _ in p.a_parts}
+        a_sources = {source for p in programs if p.a_window is None
+                     for source, _ in p.a_parts}
         self._fetch_ports = result_ports(programs)
         self._chained = [n for n in self._fetch_ports if n.endswith("results")]
         join_sources = {p.join_source for p in programs if p.join is not None}
@@ -244,6 +260,12 @@ class ComputingCore(wiring.Component):
             raise ValueError("ComputingCore programs reading B from Source.PEER need b_peer")
         if Source.PEER in join_sources and join_peer is None:
             raise ValueError("ComputingCore programs joining from Source.PEER need join_peer")
+        if reads_peer_window(programs) != (window_peer is not None):
+            raise ValueError("ComputingCore takes window_peer exactly when programs read a "
+                             "window from Source.PEER")
+        check_bool("ComputingCore", "mirrored", mirrored)
+        self._window_peer = window_peer
+        self._mirrored = mirrored
         self._max_reduction = max(p.kb * d3 for p in programs)
         members = {
             "start": In(1),
@@ -266,6 +288,14 @@ class ComputingCore(wiring.Component):
                 for i in range(shares):
                     members[f"results_share{i}"] = In(ReadPortSignature(addr_width, shape))
                 members["results_level"] = Out(range(self._depths[name] + 1))
+                if mirrored:
+                    members["results_mirror"] = Out(stream.Signature(
+                        WriteRequest(addr_width, shape, self._slots)))
+        if window_peer is not None:
+            peer_shape, peer_depth, peer_slots = window_peer
+            members["window_peer_write"] = In(stream.Signature(
+                WriteRequest(ceil_log2(peer_depth), peer_shape, peer_slots)))
+            members["window_peer_level"] = In(range(peer_depth + 1))
         for name, port in (("peer", peer), ("b_peer", b_peer)):
             if port is not None:
                 peer_width, peer_lanes = port
@@ -376,7 +406,8 @@ class ComputingCore(wiring.Component):
                 window_entries(self._programs, source), pea=self._pea,
                 operand_width=self._operand_width, shape=shape, depth=self._depths[name],
                 slots=self._slots if name == "results" else 1, init=init,
-                gated=self._gated and name != "results")
+                gated=self._gated and name != "results",
+                peer=self._window_peer if name == "results" else None)
 
         peer_lanes = {}
         for name, port in (("peer", self._peer), ("b_peer", self._b_peer)):
@@ -447,11 +478,17 @@ class ComputingCore(wiring.Component):
             wiring.connect(m, getattr(fetch, f"window_{name}"), window.read)
             if window.gated:
                 m.d.comb += window.level.eq(getattr(self, f"{name}_level"))
+            if name == "results" and self._window_peer is not None:
+                wiring.connect(m, wiring.flipped(self.window_peer_write), window.peer_write)
+                m.d.comb += window.peer_level.eq(self.window_peer_level)
         wiring.connect(m, fetch.o, array.i)
         wiring.connect(m, array.o, result.i)
         # Every write also goes to the memory's replicas and window reader copy, if any.
         _fan_out(m, written, [memories["results"].write[0]] + [r.write[0] for r in replicas]
                  + ([windows["results"].write] if "results" in windows else []))
+        if self._mirrored:
+            m.d.comb += [self.results_mirror.valid.eq(written.valid & written.ready),
+                         self.results_mirror.payload.eq(written.payload)]
         for name, memory in memories.items():
             if name == "results":
                 self._host_reads(m, memory.read[0])

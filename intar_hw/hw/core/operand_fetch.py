@@ -11,7 +11,8 @@ from .program import MEMORIES, Source
 from .result_read import ResultReader, read_spec
 
 
-__all__ = ["operand_word", "by_program", "window_entries", "window_port", "OperandFetch"]
+__all__ = ["operand_word", "by_program", "window_entries", "window_port", "window_sources",
+           "reads_peer_window", "OperandFetch"]
 
 
 def operand_word(width, lanes, depth):
@@ -51,7 +52,8 @@ def window_entries(programs, source):
     ``source``, else ``None``: the ``windows`` of that memory's
     :class:`~.window_read.WindowReader`."""
     return tuple((p.a_window, p.a_block, p.kb)
-                 if p.a_window is not None and p.a_source is source else None for p in programs)
+                 if p.a_window is not None and _window_memory(p.a_source) is source else None
+                 for p in programs)
 
 
 def window_port(entries, pea, operand_width):
@@ -63,15 +65,27 @@ def window_port(entries, pea, operand_width):
     return ReadPortSignature(ceil_log2(max(span, 2)), operand_word(operand_width, block, pea[2]))
 
 
+def _window_memory(source):
+    """The window reader serving a window read from ``source``: results of this core and of
+    its peer share one (:class:`~.window_read.WindowReader` with ``peer``)."""
+    return Source.RESULTS if source is Source.PEER else source
+
+
 def window_sources(programs):
-    """The memories programs read a convolution's ``A`` from through a window reader."""
-    found = {p.a_source for p in programs if p.a_window is not None}
+    """The memories programs read a convolution's ``A`` from through a window reader
+    (:attr:`Source.RESULTS` standing for the results of this core and of its peer)."""
+    found = {_window_memory(p.a_source) for p in programs if p.a_window is not None}
     return [s for s in (Source.ACTIVATIONS, Source.RESULTS) if s in found]
+
+
+def reads_peer_window(programs):
+    """Whether some program reads a window from the peer's result memory."""
+    return any(p.a_window is not None and p.a_source is Source.PEER for p in programs)
 
 
 def _side_ports(program):
     """``{"p": port name, "q": port name}`` of a program's plain (not result-layout) reads."""
-    a = (f"window_{program.a_source.value}" if program.a_window is not None
+    a = (f"window_{_window_memory(program.a_source).value}" if program.a_window is not None
          else program.a_source.value)
     b = program.b_source.value
     return {"p": a, "q": b} if program.orientation == "MN" else {"p": b, "q": a}

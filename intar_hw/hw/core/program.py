@@ -401,18 +401,27 @@ class GemmProgram:
         if (w.M, w.K) != (self.M, self.K) or self.batch != 1:
             raise ValueError(f"GemmProgram a_window reads a {w.M} x {w.K} im2col matrix, not "
                              f"A of {self.batch} x {self.M} x {self.K}")
-        layout = {Source.ACTIVATIONS: "flat", Source.RESULTS: "result"}.get(self.a_source)
+        layout = {Source.ACTIVATIONS: "flat", Source.RESULTS: "result",
+                  Source.PEER: "result"}.get(self.a_source)
         if layout is None or w.layout != layout:
             raise ValueError(f"GemmProgram a_window reads Source.ACTIVATIONS in 'flat' layout or "
-                             f"Source.RESULTS in 'result' layout, not {self.a_source!r} in "
-                             f"{w.layout!r}")
+                             f"Source.RESULTS or Source.PEER in 'result' layout, not "
+                             f"{self.a_source!r} in {w.layout!r}")
+        if (self.a_source is Source.PEER) != (
+                w.parts is not None and any(peer for peer, _, _ in w.parts)):
+            raise ValueError("GemmProgram a_window reads Source.PEER exactly when some of its "
+                             "parts are the peer's")
+        if w.rows is not None and w.rows[0] != self.a_block:
+            raise ValueError(f"GemmProgram a_window rows must come in tiles of A's "
+                             f"{self.a_block} rows, not {w.rows[0]}")
         if self.a_gather is not None or self.a_tile_stride != 1:
             raise ValueError("GemmProgram a_window takes no a_gather or a_tile_stride")
         if layout == "flat" and w.word_elements != self.a_block * self.pea[2]:
             raise ValueError(f"GemmProgram a_window in 'flat' layout needs words of "
                              f"{self.a_block * self.pea[2]} elements (A's rows per tile times "
                              f"d3), not {w.word_elements}")
-        if layout == "result" and (w.slots, w.lanes) != (self.slots, self.pea[1]):
+        if layout == "result" and w.parts is None and (w.slots, w.lanes) != (
+                self.slots, self.pea[1]):
             raise ValueError(f"GemmProgram a_window reads the core's own result memory: "
                              f"{self.slots} slots of {self.pea[1]} lanes, not {w.slots} of "
                              f"{w.lanes}")

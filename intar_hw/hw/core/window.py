@@ -34,6 +34,15 @@ Layouts of the stored tensor ``S`` (``n x C x Hs x Ws``):
 - ``"result"``: the result layout of the task that computed it (:mod:`.program`): its GEMM has
   ``m = (n * Hs + y) * Ws + x`` and ``c`` as row and column in orientation ``"MN"``, column and
   row in ``"NM"``; words of ``slots`` slots of ``lanes`` lanes, ``q_tiles`` words a row block.
+  A result dealt over cores (:attr:`Window.parts`) is the whole task's layout cut round-robin
+  into its parts' layouts: by Q tiles (``deal="Q"``: tile ``q`` is tile ``q // count`` of part
+  ``q % count``) or by blocks of ``unit`` word rows (``deal=("P", unit)``); each part sits at
+  its own base, in the reader's copy of this core's result memory or, from
+  :attr:`Window.peer_offset` on, in its copy of the peer's.
+
+A convolution dealt over cores by output pixels (``rows=(block, count, position)``) computes
+the im2col row tiles ``position, position + count, ...`` of ``block`` rows: :attr:`Window.M`
+counts those rows, :attr:`Window.pixels` all of them.
 """
 
 from dataclasses import dataclass
@@ -81,12 +90,23 @@ class Window:
     word_elements : int
         ``"flat"``: elements per memory word.
     orientation, slots, lanes, q_tiles : str, int, int, int
-        ``"result"``: the producer's orientation, slots, ``d2`` and Q tiles.
+        ``"result"``: the producer's orientation, slots, ``d2`` and Q tiles (of the whole
+        layout).
+    parts : tuple of (bool, int, int) or None
+        ``"result"`` dealt over cores: per part ``(peer, base, q_tiles)``, in deal order.
+    deal : ``"Q"``, ``("P", unit)`` or None
+        How the whole layout is cut into ``parts`` (see the module docs).
+    peer_offset : int
+        Word address, in the reader's copy, of the peer's result memory.
+    rows : (int, int, int) or None
+        ``(block, count, position)``: the im2col row tiles this program computes.
 
     Attributes
     ----------
     M, K : int
-        Rows (output pixels) and columns (taps) of the im2col matrix.
+        Rows (the program's output pixels) and columns (taps) of the im2col matrix.
+    pixels : int
+        Output pixels of the whole convolution.
     stored : (int, int, int, int)
         Shape of the stored tensor.
     reads : int
@@ -114,6 +134,10 @@ class Window:
     slots: int = 1
     lanes: int = 1
     q_tiles: int = 1
+    parts: object = None
+    deal: object = None
+    peer_offset: int = 0
+    rows: object = None
 
     def __post_init__(self):
         owner = "Window"
@@ -144,17 +168,77 @@ class Window:
                 raise ValueError(f"{owner} with pool needs source_size")
         if self.source_size is not None:
             set_(self, "source_size", check_pair(owner, "source_size", self.source_size, 1))
+        if not isinstance(self.peer_offset, int) or isinstance(self.peer_offset, bool) \
+                or self.peer_offset < 0:
+            raise ValueError(f"{owner} peer_offset must be a non-negative integer, "
+                             f"not {self.peer_offset!r}")
+        if self.rows is not None:
+            if (not isinstance(self.rows, tuple) or len(self.rows) != 3
+                    or not all(isinstance(v, int) and not isinstance(v, bool)
+                               for v in self.rows)):
+                raise TypeError(f"{owner} rows must be (block, count, position), "
+                                f"not {self.rows!r}")
+            block, count, position = self.rows
+            if block < 1 or count < 1 or not 0 <= position < count \
+                    or position * block >= self.pixels:
+                raise ValueError(f"{owner} rows must be (block, count, position) with a first "
+                                 f"tile inside the {self.pixels} pixels, not {self.rows!r}")
         if self.layout not in ("flat", "result"):
             raise ValueError(f"{owner} layout must be 'flat' or 'result', not {self.layout!r}")
         if self.orientation not in ("MN", "NM"):
             raise ValueError(f"{owner} orientation must be 'MN' or 'NM', "
                              f"not {self.orientation!r}")
+        self._check_parts(owner)
+
+    def _check_parts(self, owner):
+        if self.parts is None:
+            if self.deal is not None:
+                raise ValueError(f"{owner} deal needs parts")
+            return
+        if self.layout != "result":
+            raise ValueError(f"{owner} parts need the 'result' layout")
+        if (not isinstance(self.parts, tuple) or not self.parts
+                or not all(isinstance(p, tuple) and len(p) == 3 and isinstance(p[0], bool)
+                           and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                   for v in p[1:]) for p in self.parts)):
+            raise TypeError(f"{owner} parts must be a tuple of (peer, base, q_tiles), "
+                            f"not {self.parts!r}")
+        deal = self.deal
+        if len(self.parts) == 1:
+            if deal is not None:
+                raise ValueError(f"{owner} deal needs several parts, not {deal!r}")
+        elif not (deal == "Q" or (isinstance(deal, tuple) and len(deal) == 2 and deal[0] == "P"
+                                  and isinstance(deal[1], int) and deal[1] >= 1)):
+            raise ValueError(f"{owner} deal of several parts must be 'Q' or ('P', unit), "
+                             f"not {deal!r}")
 
     # --- shapes -----------------------------------------------------------------------------
 
     @property
-    def M(self):
+    def pixels(self):
         return self.images * self.out_height * self.out_width
+
+    @property
+    def M(self):
+        if self.rows is None:
+            return self.pixels
+        block, count, position = self.rows
+        tiles = _cdiv(self.pixels, block)
+        return sum(min(block, self.pixels - u * block) for u in range(position, tiles, count))
+
+    def row(self, m):
+        """The whole convolution's im2col row of the program's row ``m``."""
+        if self.rows is None:
+            return m
+        return self.tile_row(m // self.rows[0], m % self.rows[0])
+
+    def tile_row(self, tile, lane):
+        """The whole convolution's im2col row of lane ``lane`` of the program's row tile
+        ``tile`` of ``block`` rows (:attr:`rows`; integers or Amaranth values)."""
+        if self.rows is None:
+            raise ValueError("Window tile_row needs rows")
+        block, count, position = self.rows
+        return (tile * count + position) * block + lane
 
     @property
     def K(self):
@@ -187,9 +271,10 @@ class Window:
     # --- the address pattern ----------------------------------------------------------------
 
     def locate(self, m, t):
-        """Where element ``(m, t)`` of the im2col matrix lives.
+        """Where element ``(m, t)`` of the whole convolution's im2col matrix lives.
 
-        ``m`` and ``t`` are integers or Amaranth values (``0 <= m < M``, ``0 <= t < K``).
+        ``m`` and ``t`` are integers or Amaranth values (``0 <= m < pixels``, ``0 <= t < K``;
+        :meth:`row` maps a program's row to ``m``).
         Returns ``(tap, reads)``: ``tap`` is true when the element is inside the (inserted)
         input, else it is a zero; ``reads`` holds :attr:`reads` triples ``(valid, word,
         element)``, the element being the largest of the valid reads, an invalid read counting
@@ -233,18 +318,38 @@ class Window:
             return self.base + e // self.word_elements, e % self.word_elements
         pixel = (n * hs + y) * ws + x
         row, col = (pixel, c) if self.orientation == "MN" else (c, pixel)
-        word = self.base + (row // self.slots) * self.q_tiles + col // self.lanes
-        return word, (row % self.slots) * self.lanes + col % self.lanes
+        element = (row % self.slots) * self.lanes + col % self.lanes
+        prow, q = row // self.slots, col // self.lanes
+        if self.parts is None:
+            return self.base + prow * self.q_tiles + q, element
+        count = len(self.parts)
+        if count == 1:
+            part = 0
+        elif self.deal == "Q":
+            part, q = q % count, q // count
+        else:
+            unit = self.deal[1]
+            block = prow // unit
+            part, prow = block % count, (block // count) * unit + prow % unit
+        bases = [base + (self.peer_offset if peer else 0) for peer, base, _ in self.parts]
+        tiles = [q_tiles for _, _, q_tiles in self.parts]
+        if isinstance(part, int):
+            return bases[part] + prow * tiles[part] + q, element
+        # One arithmetic for integers and Amaranth values: a select as a sum of products.
+        base = sum(b * (part == i) for i, b in enumerate(bases))
+        if len(set(tiles)) > 1:
+            return base + prow * sum(t * (part == i) for i, t in enumerate(tiles)) + q, element
+        return base + prow * tiles[0] + q, element
 
     # --- references ---------------------------------------------------------------------------
 
     def matrix(self, words):
-        """The ``M x K`` im2col matrix read from ``words`` (a list of memory words, each a flat
+        """The program's ``M x K`` im2col matrix read from ``words`` (a list of memory words, each a flat
         list of elements) through :meth:`locate`: the reference of the hardware."""
         A = np.zeros((self.M, self.K), dtype=np.int64)
         for m in range(self.M):
             for t in range(self.K):
-                inside, reads = self.locate(m, t)
+                inside, reads = self.locate(self.row(m), t)
                 if not inside:
                     continue
                 values = [words[w][e] if v else self.pool_fill for v, w, e in reads]

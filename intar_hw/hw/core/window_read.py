@@ -1,5 +1,7 @@
 """The window reader: a convolution's im2col operand served from the memory holding its input."""
 
+import dataclasses
+
 from amaranth import *
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -29,7 +31,10 @@ class WindowReader(wiring.Component):
     (:attr:`ports`), kept current by mirroring that memory's writes (``write``, always ready);
     synthesis replicates it per read port. With ``gated``, a word is served once every word it
     reads is below ``level`` (the words written so far), so a convolution can follow its input
-    as it is loaded or computed.
+    as it is loaded or computed. With ``peer``, the copy also holds a peer core's result memory
+    (from word :attr:`peer_offset`, mirroring ``peer_write``): windows whose parts live there
+    read it, each such word waiting until it is below ``peer_level``; the core's own region
+    is left out when no window reads it.
 
     Parameters
     ----------
@@ -50,6 +55,8 @@ class WindowReader(wiring.Component):
         Initial words, as raw integers (what the mirrored memory starts with).
     gated : bool
         Wait on ``level`` (see above).
+    peer : (data.ArrayLayout, int, int) or None
+        ``(shape, depth, slots)`` of the peer's result memory.
 
     Members
     -------
@@ -59,18 +66,32 @@ class WindowReader(wiring.Component):
         The mirrored memory's writes.
     level : In(range(depth + 1))
         With ``gated``: words below it are valid.
+    peer_write : In(stream.Signature(WriteRequest(...)))
+        With ``peer``: the peer's result writes.
+    peer_level : In(range(peer depth + 1))
+        With ``peer``: the peer's words below it are valid.
     read : In(:func:`.operand_fetch.window_port`)
         The operand fetch's reads; ``block`` the largest of the programs'.
     """
 
     def __init__(self, windows, *, pea, operand_width, shape, depth, slots=1, init=(),
-                 gated=False):
-        self._windows = tuple(windows)
-        if not any(self._windows):
+                 gated=False, peer=None):
+        windows = tuple(windows)
+        if not any(windows):
             raise ValueError("WindowReader needs at least one program with a window")
-        for w in self._windows:
+        for w in windows:
             if w is not None and not isinstance(w[0], Window):
                 raise TypeError(f"WindowReader windows must hold Window specs, not {w[0]!r}")
+        # The own region exists when some window reads it (every window without peer).
+        self._own = peer is None or any(
+            w is not None and (w[0].parts is None or not all(p[0] for p in w[0].parts))
+            for w in windows)
+        self._peer = peer
+        self._peer_offset = depth if self._own and peer is not None else 0
+        self._windows = tuple(
+            w if w is None else (dataclasses.replace(w[0], peer_offset=self._peer_offset),
+                                 *w[1:])
+            for w in windows)
         self._pea = pea
         self._width = operand_width
         self._shape = shape
@@ -92,11 +113,21 @@ class WindowReader(wiring.Component):
         }
         if gated:
             members["level"] = In(range(depth + 1))
+        if peer is not None:
+            peer_shape, peer_depth, peer_slots = peer
+            members["peer_write"] = In(stream.Signature(
+                WriteRequest(ceil_log2(peer_depth), peer_shape, peer_slots)))
+            members["peer_level"] = In(range(peer_depth + 1))
         super().__init__(members)
 
     @property
     def gated(self):
         return self._gated
+
+    @property
+    def peer_offset(self):
+        """First word of the peer's region in the copy."""
+        return self._peer_offset
 
     @property
     def ports(self):
@@ -107,21 +138,38 @@ class WindowReader(wiring.Component):
         m = Module()
         d3 = self._pea[2]
         width = self._width
-        total = Shape.cast(self._shape).width
+        # Regions of the copy: (write stream, word shape, slots, offset, depth).
+        regions = []
+        if self._own:
+            regions.append((self.write, self._shape, self._slots, 0, self._depth))
+        else:
+            m.d.comb += self.write.ready.eq(1)
+        if self._peer is not None:
+            peer_shape, peer_depth, peer_slots = self._peer
+            regions.append((self.peer_write, peer_shape, peer_slots, self._peer_offset,
+                            peer_depth))
+        total = max(Shape.cast(shape).width for _, shape, _, _, _ in regions)
         elements = total // width
-        addr_width = ceil_log2(self._depth)
+        depth = sum(region[4] for region in regions)
+        init = self._init if self._own else ()
 
-        granularity = total // self._slots if self._slots > 1 else None
+        # Writes enable whole elements (a slotted region's slots are runs of elements).
+        sliced = any(slots > 1 for _, _, slots, _, _ in regions) or len(regions) > 1
         m.submodules.mirror = mirror = memory.Memory(
-            shape=unsigned(total), depth=self._depth, init=self._init)
-        writer = mirror.write_port(granularity=granularity)
-        m.d.comb += [
-            self.write.ready.eq(1),
-            writer.addr.eq(self.write.payload.addr),
-            writer.data.eq(self.write.payload.data),
-            writer.en.eq(Mux(self.write.valid,
-                             self.write.payload.en if self._slots > 1 else 1, 0)),
-        ]
+            shape=unsigned(total), depth=depth, init=init)
+        for write, shape, slots, offset, _ in regions:
+            writer = mirror.write_port(granularity=width if sliced else None)
+            count = Shape.cast(shape).width // width
+            if slots > 1:
+                en = Cat(*(write.payload.en[e // (count // slots)] for e in range(count)))
+            else:
+                en = Const(2 ** count - 1, count)
+            m.d.comb += [
+                write.ready.eq(1),
+                writer.addr.eq(write.payload.addr + offset),
+                writer.data.eq(write.payload.data.as_value()),
+                writer.en.eq(Mux(write.valid, en if sliced else 1, 0)),
+            ]
         readers = [mirror.read_port() for _ in range(self._ports)]
 
         # The program: latched on start, the input's in the cycle of start.
@@ -148,22 +196,24 @@ class WindowReader(wiring.Component):
         next_fill = Signal(signed(width), name="next_fill")
         blocked = Signal()
         addr = self.read.req.payload.addr
-        levels = []
         with m.Switch(cur):
             for s, entry in enumerate(self._windows):
                 if entry is None:
                     continue
                 window, block, kb = entry
                 with m.Case(s):
+                    levels = []     # this program's reads of words not written yet
                     m.d.comb += next_fill.eq(window.pool_fill)
                     tile, beat = addr // kb, addr % kb
                     for e, (r, k) in enumerate(lanes):
                         if r >= block:
                             m.d.comb += next_zero[e].eq(1)
                             continue
-                        row, col = tile * block + r, beat * d3 + k
+                        row = (tile * block + r if window.rows is None
+                               else window.tile_row(tile, r))
+                        col = beat * d3 + k
                         inside, located = window.locate(row, col)
-                        real = (row < window.M) & (col < window.K)
+                        real = (row < window.pixels) & (col < window.K)
                         m.d.comb += next_zero[e].eq(~(real & inside))
                         for j, (valid, word, element) in enumerate(located):
                             valid = real & valid
@@ -175,8 +225,13 @@ class WindowReader(wiring.Component):
                             ]
                             if self._gated:
                                 levels.append(valid & (word >= self.level))
-        if levels:
-            m.d.comb += blocked.eq(Cat(*levels).any())
+                            if self._peer is not None and window.parts is not None and any(
+                                    p[0] for p in window.parts):
+                                # Words of the peer's region wait for the peer's writes.
+                                levels.append(valid & (word >= self._peer_offset)
+                                              & (word - self._peer_offset >= self.peer_level))
+                    if levels:
+                        m.d.comb += blocked.eq(Cat(*levels).any())
 
         # One request at a time on the read ports' output registers (held while not taken).
         pending = Signal()
