@@ -872,7 +872,8 @@ def plan(schedule, graph):
             broadcast = (a_operand.producer is None and len(shares) > 1
                          and (p.split == "N" or conv))
             # Weights and bias of a linear task dealt by rows: read once, written to every part.
-            b_broadcast = (op.kind is OpKind.LINEAR and len(shares) > 1 and p.split == "M"
+            b_broadcast = ((op.kind is OpKind.LINEAR or conv) and len(shares) > 1
+                           and p.split == "M"
                            and len({loops[c].orientation for c, _ in shares}) == 1)
             b_shared = {}
             parts = []

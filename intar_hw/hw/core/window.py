@@ -270,7 +270,7 @@ class Window:
 
     # --- the address pattern ----------------------------------------------------------------
 
-    def locate(self, m, t):
+    def locate(self, m, t, keep=None):
         """Where element ``(m, t)`` of the whole convolution's im2col matrix lives.
 
         ``m`` and ``t`` are integers or Amaranth values (``0 <= m < pixels``, ``0 <= t < K``;
@@ -279,14 +279,19 @@ class Window:
         input, else it is a zero; ``reads`` holds :attr:`reads` triples ``(valid, word,
         element)``, the element being the largest of the valid reads, an invalid read counting
         as :attr:`pool_fill` (without pooling, the one read is valid with the tap).
+
+        ``keep(value, name)``, if given, is applied to every intermediate value and its result
+        used in its place: hardware passes one that stores a value in a named signal, so each
+        is computed once rather than inlined into every use.
         """
+        keep = keep or (lambda value, name: value)
         (kh, kw), (sy, sx), (py, px), (dy, dx) = (self.kernel, self.stride, self.padding,
                                                   self.dilation)
         plane = self.out_height * self.out_width
-        n, rem = m // plane, m % plane
-        oy, ox = rem // self.out_width, rem % self.out_width
-        c, tap = t // (kh * kw), t % (kh * kw)
-        ty, tx = tap // kw, tap % kw
+        n, rem = keep(m // plane, "n"), keep(m % plane, "rem")
+        oy, ox = keep(rem // self.out_width, "oy"), keep(rem % self.out_width, "ox")
+        c, tap = keep(t // (kh * kw), "c"), keep(t % (kh * kw), "tap")
+        ty, tx = keep(tap // kw, "ty"), keep(tap % kw, "tx")
         if self.transposed:
             zy = oy + ty * dy - (dy * (kh - 1) - py)
             zx = ox + tx * dx - (dx * (kw - 1) - px)
@@ -296,41 +301,43 @@ class Window:
         else:
             y, x = oy * sy - py + ty * dy, ox * sx - px + tx * dx
             inside = (y >= 0) & (x >= 0) & (y < self.height) & (x < self.width)
+        y, x, inside = keep(y, "y"), keep(x, "x"), keep(inside, "inside")
         if self.upsample is not None:
-            y, x = y // self.upsample[0], x // self.upsample[1]
+            y, x = keep(y // self.upsample[0], "uy"), keep(x // self.upsample[1], "ux")
         if self.pool is None:
-            return inside, [(inside, *self._address(n, c, y, x))]
+            return inside, [(inside, *self._address(n, c, y, x, keep))]
         (pkh, pkw), (psy, psx), (ppy, ppx) = self.pool
         _, _, hs, ws = self.stored
         reads = []
         for a in range(pkh):
             for b in range(pkw):
-                ys, xs = y * psy - ppy + a, x * psx - ppx + b
+                ys, xs = keep(y * psy - ppy + a, "ys"), keep(x * psx - ppx + b, "xs")
                 valid = inside & (ys >= 0) & (xs >= 0) & (ys < hs) & (xs < ws)
-                reads.append((valid, *self._address(n, c, ys, xs)))
+                reads.append((valid, *self._address(n, c, ys, xs, keep)))
         return inside, reads
 
-    def _address(self, n, c, y, x):
+    def _address(self, n, c, y, x, keep):
         """``(word, element)`` of stored element ``(n, c, y, x)`` (in range)."""
         _, channels, hs, ws = self.stored
         if self.layout == "flat":
-            e = ((n * channels + c) * hs + y) * ws + x
+            e = keep(((n * channels + c) * hs + y) * ws + x, "flat")
             return self.base + e // self.word_elements, e % self.word_elements
-        pixel = (n * hs + y) * ws + x
+        pixel = keep((n * hs + y) * ws + x, "pixel")
         row, col = (pixel, c) if self.orientation == "MN" else (c, pixel)
         element = (row % self.slots) * self.lanes + col % self.lanes
-        prow, q = row // self.slots, col // self.lanes
+        prow, q = keep(row // self.slots, "prow"), keep(col // self.lanes, "q")
         if self.parts is None:
             return self.base + prow * self.q_tiles + q, element
         count = len(self.parts)
         if count == 1:
             part = 0
         elif self.deal == "Q":
-            part, q = q % count, q // count
+            part, q = keep(q % count, "part"), keep(q // count, "part_q")
         else:
             unit = self.deal[1]
-            block = prow // unit
-            part, prow = block % count, (block // count) * unit + prow % unit
+            block = keep(prow // unit, "block")
+            part = keep(block % count, "part")
+            prow = keep((block // count) * unit + prow % unit, "part_row")
         bases = [base + (self.peer_offset if peer else 0) for peer, base, _ in self.parts]
         tiles = [q_tiles for _, _, q_tiles in self.parts]
         if isinstance(part, int):

@@ -15,6 +15,18 @@ from .window import Window
 __all__ = ["WindowReader"]
 
 
+def _keeper(m, prefix):
+    """A ``keep`` for :meth:`.window.Window.locate`: each value in a signal of its own."""
+    def keep(value, name):
+        if isinstance(value, (int, bool)):
+            return value
+        value = Value.cast(value)
+        kept = Signal(value.shape(), name=f"{prefix}_{name}")
+        m.d.comb += kept.eq(value)
+        return kept
+    return keep
+
+
 class WindowReader(wiring.Component):
     """A read port whose words are tile slices of a convolution's im2col matrix.
 
@@ -204,7 +216,9 @@ class WindowReader(wiring.Component):
                 with m.Case(s):
                     levels = []     # this program's reads of words not written yet
                     m.d.comb += next_fill.eq(window.pool_fill)
-                    tile, beat = addr // kb, addr % kb
+                    tile = Signal.like(addr, name=f"tile{s}")
+                    beat = Signal.like(addr, name=f"beat{s}")
+                    m.d.comb += [tile.eq(addr // kb), beat.eq(addr % kb)]
                     for e, (r, k) in enumerate(lanes):
                         if r >= block:
                             m.d.comb += next_zero[e].eq(1)
@@ -212,7 +226,8 @@ class WindowReader(wiring.Component):
                         row = (tile * block + r if window.rows is None
                                else window.tile_row(tile, r))
                         col = beat * d3 + k
-                        inside, located = window.locate(row, col)
+                        inside, located = window.locate(row, col, keep=_keeper(
+                            m, f"p{s}_{r}_{k}"))
                         real = (row < window.pixels) & (col < window.K)
                         m.d.comb += next_zero[e].eq(~(real & inside))
                         for j, (valid, word, element) in enumerate(located):
