@@ -91,6 +91,8 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import numpy as np
+
 from .plan import Order
 
 
@@ -232,8 +234,9 @@ def core_cycles(pea, orientation, batch, M, N, K, chunk=None):
 
 def _loader_words(task, d, peas, cores, inputs):
     """Memory words the loader writes for a dealt task: its off-chip A (blocks of a tile's rows,
-    ``kb`` words each) and its weights and bias; what the group shares (A when it splits N, the
-    weights when it splits M) is written to all its cores at once."""
+    ``kb`` words each; a convolution's input flat, a tile's rows times ``d3`` elements a word)
+    and its weights and bias; what the group shares (A when it splits N or is a convolution's
+    input, the weights when it splits M) is written to all its cores at once."""
     reads_a = any(i.role in ("A", "window") and i.spilled for i in inputs)
     reads_b = any(i.role == "weight" and i.spilled for i in inputs)
     a_words, b_words = [], []
@@ -241,12 +244,17 @@ def _loader_words(task, d, peas, cores, inputs):
         if cycles == 0:
             continue
         d2 = peas[core][1]
-        a_words.append(task.batch * i * k)
+        if task.conv is not None:
+            c = task.conv
+            dm = peas[core][0] if orientation == "MN" else d2
+            a_words.append(-(-c.in_channels * c.in_height * c.in_width // (dm * peas[core][2])))
+        else:
+            a_words.append(task.batch * i * k)
         bias = (-(-Nc // d2) if orientation == "MN" else Nc) if task.has_bias else 0
         b_words.append(task.batch * j * k + bias)
     words = 0
     if reads_a:
-        words += max(a_words) if d.split == "N" else sum(a_words)
+        words += max(a_words) if d.split == "N" or task.conv is not None else sum(a_words)
     if reads_b:
         words += max(b_words) if d.split == "M" and len(b_words) > 1 else sum(b_words)
     return words
@@ -450,6 +458,7 @@ class TaskEval:
     end: int = 0
     emit_start: int = 0
     block: int = 1
+    emitted: object = None      # per row tile, the cycle it is done (convolution pipelines)
     inputs: list = field(default_factory=list)
     results: list = field(default_factory=list)   # (tensor, dest, spilled, bytes, consumers)
     offchip_bytes: int = 0
@@ -595,7 +604,12 @@ def _plan_edges(tg, resources, peas, members, inside, check=False):
                 continue
             ptask, pdeal, pmember = tg.tasks[p], tasks[p][0], inside[p]
             kind, need, tail, buf, depth = _edge(ptask, pmember, pdeal, task, m, d, role, info)
-            edges.append((p, tensor, role, kind, need, tail, buf, depth))
+            steps = None
+            if kind == "line":
+                steps = _window_steps(ptask, pdeal, task, d)
+                if steps is not None:
+                    need = float(steps[0][0] + 1) / steps[1]
+            edges.append((p, tensor, role, kind, need, tail, buf, depth, steps))
             if kind != "blocking":
                 mandatory += buf
                 buffers.append(({"rows": "row_block", "cols": "col_block", "line": "line",
@@ -684,6 +698,66 @@ def _edge(ptask, pmember, pdeal, task, member, d, role, info):
     return blocking
 
 
+def _window_steps(ptask, pdeal, task, d):
+    """``(passes, count)`` of a convolution streaming its input from a convolution producing
+    pixels in raster order, or ``None``: per row tile of the consumer (``rows_per_pass``
+    pixels), the last of the producer's ``count`` passes (``pdeal.rows_per_pass`` pixels,
+    every channel) any tile up to it reads. The producer's result is stored before its
+    ``view`` (an upsampling or max-pooling the consumer's window reads through)."""
+    c, pc = task.conv, ptask.conv
+    if c is None or pc is None or task.batch != 1 or d.rows_per_pass < 1:
+        return None
+    hs, ws = pc.out_height, pc.out_width
+    images = ptask.M // (hs * ws)
+    oy, ox = np.divmod(np.arange(task.M) % (c.out_height * c.out_width), c.out_width)
+    image = np.arange(task.M) // (c.out_height * c.out_width)
+
+    def last(o, axis, size):
+        """The last input row (column) under each output row's (column's) windows."""
+        k, s, p, dil = c.kernel[axis], c.stride[axis], c.padding[axis], c.dilation[axis]
+        if c.transposed:
+            return np.minimum(size - 1, (o + p) // s)
+        return np.minimum(size - 1, o * s - p + (k - 1) * dil)
+    y, x = last(oy, 0, c.in_height), last(ox, 1, c.in_width)
+    view = ptask.view
+    if view is not None and view[0] == "upsample":
+        y, x = y // view[1][0], x // view[1][1]
+    elif view is not None:
+        (kh, kw), (sh, sw), (ph, pw) = view[1:]
+        y, x = y * sh - ph + kh - 1, x * sw - pw + kw - 1
+    y, x = np.clip(y, 0, hs - 1), np.clip(x, 0, ws - 1)
+    pixel = np.maximum.accumulate(image * hs * ws + y * ws + x)
+    rows = d.rows_per_pass
+    tiles = -(-task.M // rows)
+    ends = np.minimum(np.arange(1, tiles + 1) * rows, task.M) - 1
+    return pixel[ends] // pdeal.rows_per_pass, -(-(images * hs * ws) // pdeal.rows_per_pass)
+
+
+def _passes_done(pe, passes, count):
+    """Cycles producer ``pe`` has emitted its passes ``passes`` (of ``count``) by: its own tile
+    times when known, else linearly from its emission start but at most at its compute rate
+    before its end (a producer that waited emits its last passes back to back)."""
+    if pe.emitted is not None and len(pe.emitted) == count:
+        return pe.emitted[passes]
+    f = (passes + 1) / count
+    return np.maximum(pe.emit_start + np.ceil(f * (pe.end - pe.emit_start) - 1e-9),
+                      pe.end - np.floor((1 - f) * pe.busy + 1e-9))
+
+
+def _tile_times(te, start, windows):
+    """Per row tile of a convolution streaming its inputs (``windows``: producer, lag, steps),
+    the cycle it is done: tiles in order, ``busy // tiles`` cycles each, a tile starting once
+    the one before is done and the producers' passes under its windows have arrived."""
+    tiles = len(windows[0][2][0])
+    pace = te.busy // tiles
+    ready = np.full(tiles, float(start))
+    for pe, lag, (passes, count) in windows:
+        ready = np.maximum(ready, _passes_done(pe, passes, count) + lag)
+    index = np.arange(tiles)
+    # done[t] = max(done[t - 1], ready[t]) + pace, as a running maximum.
+    return pace * (index + 1) + np.maximum.accumulate(ready - pace * index)
+
+
 def edge_latency(task):
     """Cycles from a task's busy time covering a result to a consumer in the same stage being
     able to read it: the array's and the result path's latencies (bias, SFUs) and the one-cycle
@@ -699,7 +773,8 @@ def _timing(tg, members, evals, plan, arrival):
         task = tg.tasks[m.task]
         _, edges, chunk, _ = plan[m.task]
         start, late = 0, 0
-        for p, tensor, role, kind, need, tail, buf, depth in edges:
+        windows = []
+        for p, tensor, role, kind, need, tail, buf, depth, steps in edges:
             pe = evals[p]
             span = pe.end - pe.emit_start
             # A result reaches its reader after the producer's array and result path and the
@@ -710,8 +785,22 @@ def _timing(tg, members, evals, plan, arrival):
             else:
                 start = max(start, pe.emit_start + int(math.ceil(need * span)) + lag)
                 late = max(late, pe.end + lag + int(math.ceil(tail * te.busy)))
+                if steps is not None:
+                    windows.append((pe, lag, steps))
         te.start = start
         te.end = max(start + te.busy, late, arrival.get(m.task, 0))
+        te.emitted = None
+        if windows:
+            # Each tile's result is out after its last beat and the drain of its rows.
+            done = _tile_times(te, start, windows)
+            tiles = len(done)
+            pace, drain = te.busy // tiles, te.busy % tiles
+            te.emitted = done + drain
+            te.end = max(start + te.busy, int(te.emitted[-1]), arrival.get(m.task, 0))
+            if te.end > te.emitted[-1]:
+                # Operands arriving late push its last tiles back to back before its end.
+                back = te.end - pace * np.arange(tiles - 1, -1, -1)
+                te.emitted = np.maximum(te.emitted, back)
         if m.order is Order.KOUTER and chunk:
             passes = -(-task.K // chunk)
             te.emit_start = te.end - int(math.ceil(te.busy / passes))
@@ -774,7 +863,7 @@ def evaluate_stage(tg, resources, peas, members, spill, room, first, readers_ins
             info = tg.tensors[tensor]
             e = by_tensor.get(tensor)
             if e is not None:
-                p, _, _, kind, need, tail, buf, depth = e
+                p, _, _, kind, need, tail, buf, depth, _ = e
                 item = _Input(tensor, role, info.bytes, producer=tg.tasks[p].name, streamed=True,
                               edge=kind)
                 if kind == "blocking":

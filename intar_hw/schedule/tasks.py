@@ -44,6 +44,15 @@ def _sfu_latency(chain, bits):
     return sfu_latency(activation, join, bits)
 
 
+def _view(chain):
+    for c in chain:
+        if c.kind.value == "upsample":
+            return ("upsample", tuple(c.factor))
+        if c.kind.value == "maxpool":
+            return ("maxpool", tuple(c.kernel_size), tuple(c.stride), tuple(c.padding))
+    return None
+
+
 @dataclass(frozen=True)
 class ConvGeometry:
     """Window geometry of a (transposed) convolution task.
@@ -136,6 +145,9 @@ class Task:
         (:func:`~intar_hw.schedule.cost.sfu_latency`).
     softmax_bits : int
         Bits of the values a softmax in its epilogue takes, 0 without one.
+    view : tuple or None
+        A spatial SFU in its epilogue, which its readers apply on reading:
+        ``("upsample", (fh, fw))`` or ``("maxpool", kernel, stride, padding)`` (pairs).
     """
     name: str
     kind: str
@@ -164,6 +176,7 @@ class Task:
     has_bias: bool = False
     sfu_latency: int = 0
     softmax_bits: int = 0
+    view: object = None
 
     @property
     def b_bytes(self):
@@ -325,7 +338,7 @@ def task_graph(graph):
             prologue=prologue, stored=tuple(stored), side=tuple(side_of[op.name]),
             acc_bytes=max(1, math.ceil(op.acc_fmt.bits / 8)),
             a_bytes_per_elem=_bytes_per_elem(x.fmt), b_bytes_per_elem=_bytes_per_elem(b_fmt),
-            conv=conv, has_bias=bool(getattr(op, "has_bias", False)),
+            conv=conv, has_bias=bool(getattr(op, "has_bias", False)), view=_view(chain),
             sfu_latency=_sfu_latency(chain, op.output.fmt.bits),
             softmax_bits=next((c.inputs[0].fmt.bits for c in chain
                                if c.kind.value == "softmax"), 0)))

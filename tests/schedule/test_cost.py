@@ -169,10 +169,14 @@ def test_line_buffer_pipeline():
     stage = s.stages[0]
     a, b = stage.placements
     assert a.busy == b.busy == 256 // 4 + 1
-    # b needs input rows 0 and 1 (row -1 is padding): 2 of 16 rows of a's output.
-    assert b.start == math.ceil(a.end * 2 / 16) + EDGE
-    # ... and after a ends, one more output row: 1/16 of its work.
-    assert b.end == max(b.start + b.busy, a.end + EDGE + math.ceil(b.busy / 16))
+    # b's first tile (output pixels (0, 0) to (0, 3)) reads a up to pixel (1, 4): 6 of the 64
+    # tiles of 4 pixels a emits.
+    assert b.start == math.ceil(a.end * 6 / 64) + EDGE
+    # ... and its tiles from 57 on (output pixels (14, 4) on) read a's 63rd tile (pixels
+    # (15, 8) to (15, 11)), which a, having waited for its input, emits one cycle before its end:
+    # 7 of b's 64 tiles remain then.
+    assert b.end == a.end - 1 + EDGE + math.ceil(b.busy * 7 / 64)
+    assert b.end > b.start + b.busy
     line = next(buf for buf in stage.buffers if buf.kind == "line")
     assert (line.tensor, line.depth, line.bytes) == ("a", 4, 4 * 16)
     # The storer writes b's 256 output bytes after the cores are done.
