@@ -45,6 +45,8 @@ def test_main_reports_a_match(capsys, tmp_path, monkeypatch):
         row = next(line for line in lines if line.split()[:2] == ["mlp", policy])
         assert row.split()[-2] == "True"            # match
         row = next(line for line in lines if line.split()[:2] == ["cnn4l", policy])
+        assert row.split()[-2] == "True"
+        row = next(line for line in lines if line.split()[:2] == ["vae", policy])
         assert "not generated: The generator does not support" in row
     assert "bit-exact" in lines[-1]
     assert sorted(p.name for p in (tmp_path / "report").iterdir()) == [

@@ -181,8 +181,8 @@ def test_cli_verilog(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["sim", "gpt2_medium", "--scale", "tiny"],
      "The generator does not support matmuls of several heads (task 'scores') yet"),
-    (["sim", "cnn4l", "--policy", "sequential"],
-     "The generator does not support conv2d tasks (task 'conv1') yet"),
+    (["sim", "vae", "--policy", "sequential"],
+     "The generator does not support SFUs relu, mul, add on a result link (task 'enc2') yet"),
     (["sim", "nonsense"],
      "Unknown model 'nonsense'; expected one of mlp, self_attention, cnn4l, vae, gating_net, "
      "gpt2_medium, or a path to a .py file defining graph(scale)"),
@@ -282,6 +282,22 @@ def test_self_attention(scale, policy, predicted, measured):
     tile, its rows pass a row reorder buffer before the softmax (16 columns in two tiles), and
     attn reads its rows of P every other tile and V's rows from both cores in turn."""
     check_shipped("self_attention", scale, policy, predicted, measured, seed=5)
+
+
+@pytest.mark.parametrize("scale, policy, predicted, measured", [
+    ("tiny", "sequential", 157, 157),
+    ("tiny", "dataflow", 84, 84),
+    ("tiny", "intar", 84, 84),
+    pytest.param("small", "sequential", 414, 414, marks=pytest.mark.slow),
+    pytest.param("small", "intar", 380, 380, marks=pytest.mark.slow),
+])
+def test_cnn4l(scale, policy, predicted, measured):
+    """conv -> ReLU -> upsample -> conv -> ReLU -> upsample -> conv -> max-pool -> ReLU -> conv:
+    every convolution reads its input through a window (the image flat from off-chip, later
+    ones the producer's result layout, upsampled or pooled on reading). Sequentially each is
+    dealt by pixel tiles over two cores, reading the parts of its input from its own and its
+    peer's result memory; as a task pipeline each streams from its producer tile by tile."""
+    check_shipped("cnn4l", scale, policy, predicted, measured, seed=2)
 
 
 SWEEP = [(ccs, pea) for ccs in (1, 3) for pea in ((4, 4, 1), (1, 16, 1), (4, 8, 2))]

@@ -38,6 +38,14 @@ not supported yet):
   the producer's result memory. A ``KOUTER`` consumer runs as ``ROWS`` over its operand (the
   same overlap for one row; rank-d updates into an accumulator buffer for several rows are not
   built, so such pipelines run longer than predicted);
+- ``conv2d`` and ``conv_transpose2d`` tasks: ``A`` is read through a window
+  (:class:`~intar_hw.hw.core.window.Window`): a graph input flat in the activations memory
+  (the whole tensor, broadcast to every part of a dealt task: windows overlap) or the result
+  of an earlier convolution where its parts wrote it, in this core's result memory and at most
+  one peer's (the reader keeps a copy of the peer's, written alongside it). An upsampling or
+  max-pooling on the producer's result link (with at most a ReLU, which commutes) is applied by
+  the readers' windows, the result being stored before it; a part of a convolution dealt by
+  pixels computes every count-th tile; a convolution's weights are broadcast to its parts;
 - 8- or 16-bit operands, one width for the whole graph;
 - results kept in the cores' result memories; graph outputs written back off-chip by the storer
   after the stage's compute (or read by the host, ``offchip=False``).

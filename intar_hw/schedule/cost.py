@@ -83,7 +83,10 @@ Task pipelines
     last chunk only). Timing: ``start_t = max_p(emit_start_p + f * (end_p - emit_start_p))`` with
     ``f`` the fraction of the operand the consumer's buffer needs first (1 for blocking edges),
     and ``end_t = max(start_t + busy_t, max_p(end_p + tail_t))`` with ``tail_t`` the consumer's
-    time for its last block. Rate mismatch falls out of the max. Back-pressure on a producer does
+    time for its last block. Rate mismatch falls out of the max. A convolution streaming from a
+    convolution is timed tile by tile: each of its row tiles starts once the tile before is done
+    and the producer has emitted the passes its windows read (through an upsampling or pooling
+    between them), at the producer's own tile times when the producer is such a convolution. Back-pressure on a producer does
     not change the span (its consumer ends later anyway).
 """
 

@@ -356,3 +356,49 @@ def test_program_checks_its_window():
                     a_window=window)
     with pytest.raises(TypeError, match="a_window"):
         GemmProgram((1, 3, 9), M=9, N=1, K=9, a_window="window")
+
+
+@pytest.mark.parametrize("orientation, deal", [("NM", "Q"), ("MN", "P"), ("MN", "Q")])
+@pytest.mark.parametrize("position", [0, 1])
+def test_window_over_a_dealt_result(orientation, deal, position):
+    """A convolution dealt by pixel tiles over two cores reads an input dealt over the same two
+    cores: its parts sit in the reader's copy of its own result memory and, past peer_offset, of
+    its peer's. The rows it computes equal those of the direct convolution."""
+    rng = np.random.default_rng(3)
+    S = rng.integers(-128, 128, (1, 4, 5, 5))
+    W = rng.integers(-128, 128, (3, 4, 3, 3))
+    lanes, unit = 2, 1
+    whole, q_tiles = result_words(S, orientation, 1, lanes)
+    # Deal the whole layout round-robin: by Q tiles, or by word rows (unit of one).
+    p_rows = len(whole) // q_tiles
+    own, peer = [], []
+    for r in range(p_rows):
+        for q in range(q_tiles):
+            part = q % 2 if deal == "Q" else (r // unit) % 2
+            [own, peer][part].append(whole[r * q_tiles + q])
+    part_q = (-(-q_tiles // 2), q_tiles // 2) if deal == "Q" else (q_tiles, q_tiles)
+    offset = 40
+    memory = own + [[0] * lanes] * (offset - len(own)) + peer
+    block = 3
+    window = Window(images=1, channels=4, height=5, width=5, out_height=5, out_width=5,
+                    kernel=3, padding=1, layout="result", orientation=orientation, lanes=lanes,
+                    q_tiles=q_tiles, parts=((False, 0, part_q[0]), (True, 0, part_q[1])),
+                    deal="Q" if deal == "Q" else ("P", unit), peer_offset=offset,
+                    rows=(block, 2, position))
+    expected = direct_conv(S, W, (1, 1), (1, 1), (1, 1)).transpose(0, 2, 3, 1).reshape(25, 3)
+    mine = [m for u in range(position, -(-25 // block), 2)
+            for m in range(u * block, min(25, (u + 1) * block))]
+    assert window.M == len(mine)
+    np.testing.assert_array_equal(window.matrix(memory) @ window.weights(W).T, expected[mine])
+
+
+def test_window_parts_are_checked():
+    geometry = dict(images=1, channels=1, height=3, width=3, out_height=3, out_width=3, kernel=3)
+    with pytest.raises(ValueError, match="parts need the 'result' layout"):
+        Window(**geometry, parts=((False, 0, 1),))
+    with pytest.raises(TypeError, match="parts must be a tuple of"):
+        Window(**geometry, layout="result", parts=((0, 0, 1),))
+    with pytest.raises(ValueError, match="deal of several parts"):
+        Window(**geometry, layout="result", parts=((False, 0, 1), (True, 0, 1)))
+    with pytest.raises(ValueError, match="rows must be"):
+        Window(**geometry, rows=(4, 2, 3))
