@@ -459,6 +459,14 @@ class _Conv(_Reducing):
         self._acc_fmt = self._accumulator(x.fmt, self._weight_fmt, self._reduction, self._bias)
         return x, out_fmt
 
+    @property
+    def gemm(self):
+        """``(1, M, K, N)`` of the GEMM the hardware runs: ``M`` output pixels (all images),
+        ``K = in_channels * kh * kw`` taps (a transposed convolution runs as a convolution over
+        its zero-inserted input), ``N = out_channels``."""
+        n, _, ho, wo = self._output.shape
+        return (1, n * ho * wo, self._reduction, self.out_channels)
+
 
 class Conv2d(_Conv):
     """2-D convolution (cross-correlation, as PyTorch) of an ``(N, C, H, W)`` input.

@@ -124,21 +124,21 @@ class Accelerator(wiring.Component):
                                   + [(k, "join") for k, v in join_peers.items() if v == c])
                         for c in programs}
 
-        def result_port(c):
-            """``(addr_width, lanes)`` of core ``c``'s result memory, as the core sizes it."""
-            depth = max(2, memory_words(programs[c])["results"])
-            return ceil_log2(depth), programs[c][0].slots * programs[c][0].pea[1]
-
-        def join_port(c):
-            bits = max(p.result_format.bits for p in programs[c])
-            return result_port(c) + (bits,)
-
         def result_memory(c):
             """``(shape, depth, slots)`` of core ``c``'s result memory, as the core builds it."""
             bits = max(p.result_format.bits for p in programs[c])
             slots = programs[c][0].slots
             return (data.ArrayLayout(signed(bits), slots * programs[c][0].pea[1]),
                     max(2, memory_words(programs[c])["results"]), slots)
+
+        def result_port(c):
+            """``(addr_width, lanes)`` of core ``c``'s result memory."""
+            shape, depth, _ = result_memory(c)
+            return ceil_log2(depth), shape.length
+
+        def join_port(c):
+            shape, _, _ = result_memory(c)
+            return result_port(c) + (shape.elem_shape.width,)
 
         window_peers = self._plan.window_peers
 

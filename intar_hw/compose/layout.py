@@ -521,12 +521,7 @@ def _check_gemms(schedule, graph):
                 raise ValueError(f"Graph {graph.name!r} has no operator {p.task!r}")
             if op.kind in (OpKind.LINEAR, OpKind.MATMUL, OpKind.CONV2D,
                            OpKind.CONV_TRANSPOSE2D):
-                if op.kind in (OpKind.LINEAR, OpKind.MATMUL):
-                    heads, M, K, N = op.gemm
-                else:
-                    n, c, _, _ = op.inputs[0].shape
-                    _, co, oh, ow = op.output.shape
-                    heads, M, N, K = 1, n * oh * ow, co, c * op.kernel_size[0] * op.kernel_size[1]
+                heads, M, K, N = op.gemm
                 if (heads, M, N, K) != p.gemm:
                     raise ValueError(f"Task {p.task!r} GEMM {p.gemm!r} does not match the "
                                      f"graph's operator {(heads, M, N, K)!r}")

@@ -306,13 +306,10 @@ def task_graph(graph):
         kind = op.kind.value
         x = op.inputs[0]
         conv = None
-        if kind in ("linear", "matmul"):
-            batch, M, K, N = op.gemm
-        else:
-            n_img, c_in, h_in, w_in = x.shape
-            _, c_out, h_out, w_out = op.output.shape
-            kh, kw = op.kernel_size
-            batch, M, N, K = 1, n_img * h_out * w_out, c_out, c_in * kh * kw
+        batch, M, K, N = op.gemm
+        if kind not in ("linear", "matmul"):
+            _, c_in, h_in, w_in = x.shape
+            _, _, h_out, w_out = op.output.shape
             conv = ConvGeometry(c_in, h_in, w_in, h_out, w_out, tuple(op.kernel_size),
                                 tuple(op.stride), tuple(op.padding), tuple(op.dilation),
                                 kind == "conv_transpose2d")
