@@ -4,9 +4,9 @@
 :class:`~intar_hw.graph.Graph` into a :class:`Plan`: for every core that does work, one
 :class:`~intar_hw.hw.core.GemmProgram` per stage it takes part in, with the word addresses of its
 operands, bias and result allocated in the core's memories. :meth:`Plan.loader_stages` and
-:meth:`Plan.offchip_image` describe what each stage reads from off-chip (graph inputs, biases,
-weights: per task in that order, only the bytes the tensors hold, each memory word's valid lanes
-at its bottom) and :meth:`Plan.images` what a host would preload instead; :meth:`Plan.outputs`
+:meth:`Plan.offchip_image` describe what each stage reads from off-chip (graph inputs, join sides,
+biases, weights: per task in that order, only the bytes the tensors hold, each memory word's valid
+lanes at its bottom) and :meth:`Plan.images` what a host would preload instead; :meth:`Plan.outputs`
 unpacks the graph outputs from the result memories. The layouts themselves are those of
 :mod:`intar_hw.hw.core.program` (written once, there).
 
@@ -16,13 +16,17 @@ not supported yet):
 - tasks that are ``linear`` operators or single-head matmuls of two earlier results (``B``
   read as rows for ``A . B^T``, transposed for ``A . B``), with an epilogue on their result link
   of an optional ReLU, a GELU/SiLU table, a softmax (``N <= d2`` or a multiple of it; rows
-  drained in several tiles pass a row reorder buffer) and an add/mul join with a tensor computed in the same tiles (:func:`_epilogue`);
+  drained in several tiles pass a row reorder buffer) and an add/mul join with a tensor computed
+  in the same tiles or a graph input, which the loader writes into the core's side memory in
+  the task's result layout (:attr:`~intar_hw.hw.core.Source.SIDES`); a mul followed by an add
+  of its first factor is one ``mul_add`` join (:func:`_epilogue`);
 - tasks on one core, or dealt over a group of cores with equal PE arrays: the tiles of the
   dealt dimension go round-robin to the group's cores (``cost.deal``), one :class:`Task` (a
   *part*) per core that gets any, each with its own program, weight rows and bias (split N) or
   input rows (split M). What the parts share is read off-chip once and broadcast: a graph
   input to the parts of a split-N task, the weights and bias to the parts of a split-M task.
-  Per task the loader reads all parts' inputs first, then biases and weights. A core group
+  Per task the loader reads all parts' inputs first, then their join sides, then biases and
+  weights. A core group
   whose other cores get no tiles is that one core;
 - stages of any pattern; a task's ``A`` (and a matmul's ``B``) is a graph input (streamed from
   off-chip into the core's ``activations`` memory) or the result of an earlier task, read where
@@ -58,7 +62,6 @@ import numpy as np
 from ..graph import Graph, OpKind
 from ..hw.core import GemmProgram, Source, memory_images
 from ..hw.core.window import Window
-from ..hw.core.program import BIAS_LATENCY
 from ..models import SCALES, model_graph
 from ..schedule import Location, Order, Schedule
 from ..schedule import cost
@@ -82,7 +85,8 @@ class Task:
     with this part's words; ``a_shared`` marks a part whose ``A`` arrives that way. ``b_also`` and
     ``b_shared`` likewise for the weights and bias of a task dealt by rows (split M). ``view``
     is the upsampling or max-pooling operator between the stored result and ``result`` (the
-    readers' windows apply it), else ``None``.
+    readers' windows apply it), else ``None``. ``side`` names the graph input a join reads from
+    the core's side memory (loaded with the task, this part's tiles of it), else ``None``.
     """
     name: str
     op: str
@@ -99,6 +103,7 @@ class Task:
     b_also: tuple = ()
     b_shared: bool = False
     view: object = None
+    side: object = None
 
 
 class Plan:
@@ -188,10 +193,12 @@ class Plan:
                 A = self._part_a(t, _array("Input", inputs, t.a))
             if not g.b_laid_out:
                 B = self._part_b(t, _array("Parameter", params, f"{t.op}.weight"))
-            bias = None
+            bias = side = None
             if op.has_bias:
                 bias = self._part_bias(t, _array("Parameter", params, f"{t.op}.bias"))
-            operands[t.core].append((A, B, bias))
+            if t.side is not None:
+                side = self._part_side(t, _array("Input", inputs, t.side))
+            operands[t.core].append((A, B, bias, side))
         return {c: memory_images(self._programs[c], operands[c]) for c in self._cores}
 
     def parts(self, name):
@@ -219,6 +226,13 @@ class Plan:
             return np.asarray(B).reshape(g.batch, -1, g.K)[:, list(t.picks), :]
         return np.asarray(B).reshape(g.batch, g.N, g.K)
 
+    def _part_side(self, t, S):
+        """Task ``t``'s tiles of the graph input ``S`` its join reads, as ``(batch, M, N)``."""
+        S = _as_gemm(self._graph.op(t.op), S)
+        if t.split == "M":
+            return S[:, list(t.picks), :]
+        return S[:, :, list(t.picks)] if t.split == "N" else S
+
     def _part_bias(self, t, bias):
         bias = np.asarray(bias).reshape(-1)
         return bias[list(t.picks)] if t.split == "N" else bias
@@ -231,7 +245,8 @@ class Plan:
         for t in self._tasks:
             g = t.gemm
             wanted = ([] if g.b_laid_out else [g.b_source.value]) + (
-                ["biases"] if g.bias_base is not None else [])
+                ["biases"] if g.bias_base is not None else []) + (
+                ["sides"] if t.side is not None else [])
             if g.a_source not in (Source.RESULTS, Source.PEER):
                 wanted.insert(0, g.a_source.value)
             for memory in wanted:
@@ -241,7 +256,8 @@ class Plan:
 
     def _task_words(self, t, inputs=None, params=None):
         """``[(memory, base, [(nbytes, bytes or None) per word])]``: what task ``t`` reads from
-        off-chip, in order: its A (a graph input), its bias, its weights."""
+        off-chip, in order: its A (a graph input), its join's side tensor (a graph input, each
+        word's valid lanes), its bias, its weights."""
         g = t.gemm
         d1, d2, d3 = g.pea
         eb = (self._operand_bits + 7) // 8
@@ -250,9 +266,11 @@ class Plan:
         parts = []
 
         def operand(source, base, rows, block, array, image_of):
-            sizes = [min(block, rows - i * block) * d3 * eb
+            # A word holds a beat of a block of rows: all its d3 elements per row, or for a
+            # single row only the valid ones (the reduction's last beat may be short).
+            sizes = [(n * d3 if n > 1 else min(d3, g.K - kk * d3)) * eb
                      for _ in range(g.batch) for i in range(-(-rows // block))
-                     for _ in range(g.kb)]
+                     for n in [min(block, rows - i * block)] for kk in range(g.kb)]
             words = None
             if array is not None:
                 image = image_of(array, lanes[source.value])
@@ -274,6 +292,16 @@ class Plan:
         elif g.a_source not in (Source.RESULTS, Source.PEER) and not t.a_shared:
             A = None if inputs is None else self._part_a(t, inputs[t.a])
             operand(g.a_source, g.a_base, g.M, g.dm, A, g.a_image)
+        if t.side is not None:
+            # One slot per word (the composer checks): a word's valid lanes are its low bytes.
+            rb = (max(p.result_format.bits for p in self._programs[t.core]) + 7) // 8
+            sizes = [min(d2, g.q_rows - q * d2) * rb
+                     for _ in range(g.batch * g.p_rows) for q in range(g.q_tiles)]
+            words = None
+            if inputs is not None:
+                image = g.side_image(self._part_side(t, inputs[t.side]))
+                words = [_bytes(w[:n // rb], rb) for w, n in zip(image, sizes)]
+            parts.append(("sides", g.join_base, sizes, words))
         if g.bias_base is not None and not t.b_shared:
             if g.orientation == "MN":
                 sizes = [min(d2, g.N - w * d2) * 4 for w in range(g.bias_words)]
@@ -291,14 +319,14 @@ class Plan:
 
     def _stage_words(self, stage, inputs=None, params=None):
         """``[(task part, (memory, base, sizes, words))]`` of a stage in the loader's order: task
-        by task, the inputs of all its parts first, then their biases and weights, so that the
-        weights a task streams through come last."""
+        by task, the inputs of all its parts first, then their join sides, then their biases
+        and weights, so that the weights a task streams through come last."""
         order = []
         for name in dict.fromkeys(t.name for t in self._tasks if t.stage == stage):
             runs = [(t, run) for t in self.parts(name)
                     for run in self._task_words(t, inputs, params)]
-            order += [(t, run) for t, run in runs if run[0] == t.gemm.a_source.value]
-            order += [(t, run) for t, run in runs if run[0] != t.gemm.a_source.value]
+            rank = {t.gemm.a_source.value: 0 for t, _ in runs} | {"sides": 1}
+            order += sorted(runs, key=lambda item: rank.get(item[1][0], 2))
         return order
 
     def loader_stages(self, bus_bytes):
@@ -437,9 +465,7 @@ class Plan:
                     values = [int.from_bytes(chunk[i:i + eb], "little", signed=True)
                               for i in range(0, n, eb)]
                     lanes.append(values + [0] * (d2 - len(values)))
-                tensor = self._graph.tensor(name)
-                out[name] = whole.result_from_words(lanes).reshape(tensor.shape).astype(
-                    tensor.fmt.dtype)
+                out[name] = self._output(name, whole.result_from_words(lanes))
         return out
 
     def output_locations(self):
@@ -460,10 +486,14 @@ class Plan:
         for name, parts in self.output_locations().items():
             whole, located = self.result_words(parts[0].name)
             words = [results[core][addr] for core, addr, _ in located]
-            tensor = self._graph.tensor(name)
-            out[name] = whole.result_from_words(words).reshape(tensor.shape).astype(
-                tensor.fmt.dtype)
+            out[name] = self._output(name, whole.result_from_words(words))
         return out
+
+    def _output(self, name, R):
+        """Graph output ``name`` from the ``(batch, M, N)`` result of its task."""
+        tensor = self._graph.tensor(name)
+        op = self._graph.op(self.output_locations()[name][0].op)
+        return _from_gemm(op, R, tensor.shape).astype(tensor.fmt.dtype)
 
 
 def _lanes(programs):
@@ -477,6 +507,33 @@ def _bytes(values, width):
     for v in values:
         out += int(v).to_bytes(width, "little", signed=True)
     return bytes(out)
+
+
+def _is_conv(op):
+    return op.kind in (OpKind.CONV2D, OpKind.CONV_TRANSPOSE2D)
+
+
+def _as_gemm(op, X):
+    """``X``, shaped like ``op``'s output, as the ``(batch, M, N)`` result of its GEMM: a
+    convolution's ``(n, c, h, w)`` output is ``(1, n * h * w, c)``, one row per pixel."""
+    X = np.asarray(X)
+    if X.shape != tuple(op.output.shape):
+        raise ValueError(f"Tensor for {op.name!r} must have shape {tuple(op.output.shape)!r}, "
+                         f"not {X.shape!r}")
+    if _is_conv(op):
+        n, c, h, w = X.shape
+        return X.transpose(0, 2, 3, 1).reshape(1, n * h * w, c)
+    heads, M, _, N = op.gemm
+    return X.reshape(heads, M, N)
+
+
+def _from_gemm(op, R, shape):
+    """The inverse of :func:`_as_gemm`: the ``(batch, M, N)`` result ``R`` of ``op`` as a
+    tensor of ``shape``."""
+    if _is_conv(op):
+        n, c, h, w = shape
+        return np.asarray(R).reshape(n, h, w, c).transpose(0, 3, 1, 2)
+    return np.asarray(R).reshape(shape)
 
 
 def _array(kind, mapping, name):
@@ -573,13 +630,23 @@ def _epilogue(graph, op, kinds):
     table activation, an optional softmax, an optional join with a side tensor, in that order.
     An upsampling or max-pooling (the ``view``) may come before or after the ReLU (they
     commute) and nothing else: the result is stored before it, and its readers' windows apply
-    it."""
+    it. A ``mul`` followed by an ``add`` of its first factor is one ``"mul_add"`` join
+    (``r + r * side``, the two in one format)."""
     kwargs, side, view, current, stage = {"relu": False}, None, None, op.name, 0
+    factor = None           # the value a mul join multiplied, which an add may take back
     order = {"relu": 0, "upsample": 0, "maxpool": 0, "gelu": 1, "silu": 1, "softmax": 2,
              "add": 3, "mul": 3}
     for kind in kinds:
         follower = next((c for c in graph.consumers(current) if c.kind.value == kind), None)
         spatial = kind in ("upsample", "maxpool")
+        if (kind == "add" and kwargs.get("join") == "mul" and follower is not None
+                and {t.name for t in follower.inputs} == {current, factor}):
+            if follower.output.fmt != kwargs["join_format"]:
+                raise _unsupported(f"a mul and an add of its factor in different formats "
+                                   f"(task {op.name!r})")
+            kwargs["join"] = "mul_add"
+            current = follower.name
+            continue
         if (follower is None or order.get(kind, -1) < stage
                 or (spatial and (view is not None or len(set(kinds) - {kind, "relu"})))):
             raise _unsupported(f"SFUs {', '.join(kinds)} on a result link (task {op.name!r})")
@@ -602,6 +669,7 @@ def _epilogue(graph, op, kinds):
                 raise _unsupported(f"a join of a result with itself (task {op.name!r})")
             kwargs.update(join=kind, join_shift=getattr(follower, "shift", 0),
                           join_format=follower.output.fmt)
+            factor = current
         current = follower.name
     return kwargs, side, view
 
@@ -681,7 +749,13 @@ def plan(schedule, graph):
 
     def self_join(p, core, position, side):
         """Join arguments of part ``position`` of ``p``: the side tensor's part with the same
-        tiles, in this core's result memory or a peer's."""
+        tiles, in this core's result memory or a peer's, or (a graph input) loaded into this
+        core's side memory (its base is taken once the part's size is known)."""
+        if side in {t.name for t in graph.inputs}:
+            if slots[core] != 1:
+                raise _unsupported(f"a join with a graph input in a result memory of "
+                                   f"{slots[core]} slots (task {p.task!r} joins {side!r})")
+            return dict(join_source=Source.SIDES, join_base=0)
         owner = next((name for name, parts in made.items()
                       if name == side or any(t.result == side for t in parts)), None)
         if owner is None:
@@ -966,6 +1040,8 @@ def plan(schedule, graph):
                     bias_base=(weights_base("biases", probe.bias_words) if op.has_bias
                                else None),
                     dest_base=take(core, "results", probe.dest_words))
+                if gemm.join_source is Source.SIDES:
+                    gemm = replace(gemm, join_base=take(core, "sides", gemm.dest_words))
                 # The program must walk the loop nest the schedule costed.
                 tiles = gemm.tiles
                 expected = ((loop.i, loop.j) if p.order is Order.KOUTER
@@ -980,7 +1056,7 @@ def plan(schedule, graph):
                                   result.tensor, p.split if picks is not None else None,
                                   picks, others if broadcast else (), broadcast and position > 0,
                                   others if b_broadcast else (), b_broadcast and position > 0,
-                                  view))
+                                  view, side if gemm.join_source is Source.SIDES else None))
             made[p.task] = tuple(parts)
             tasks.extend(parts)
     widths = {tensor.fmt.bits for task in tasks for tensor in graph.op(task.op).inputs[:2]}
@@ -998,15 +1074,11 @@ def plan(schedule, graph):
 def onchip_cycles(plan):
     """Cycles the schedule predicts for its on-chip work alone.
 
-    Per stage ``onchip + ARRAY_LATENCY (+ BIAS_LATENCY) + SFU latency + reconfig``: the
+    Per stage ``onchip + ARRAY_LATENCY + reconfig`` (``onchip`` ends after the last task's
+    result path): the
     schedule's stage cycles without the off-chip terms (bandwidth, latency, loader and store
     latencies, operands arriving late), which an accelerator built with ``offchip=False``
     (host-loaded memories) does not spend.
     """
-    total = 0
-    for s, stage in enumerate(plan.schedule.stages):
-        biased = any(plan.graph.op(p.task).has_bias for p in stage.placements)
-        sfu = max(t.gemm.sfu_latency for t in plan.tasks if t.stage == s)
-        total += (stage.onchip + cost.ARRAY_LATENCY + (BIAS_LATENCY if biased else 0) + sfu
-                  + stage.reconfig)
-    return total
+    return sum(stage.onchip + cost.ARRAY_LATENCY + stage.reconfig
+               for stage in plan.schedule.stages)

@@ -45,17 +45,19 @@ Bandwidth
     per drained row.
 Stages
     ``cycles = max(pipeline, offchip, scratchpad) + fill + reconfig`` where ``pipeline`` is the
-    span of the stage's tasks, ``fill = ARRAY_LATENCY`` (+ :data:`BIAS_LATENCY` when a task of the
-    stage adds a bias, + the largest :func:`sfu_latency` of its tasks' result links, + the
+    span of the stage's tasks, ``fill = ARRAY_LATENCY`` (+ the result path's latency after the
+    last task's end: :data:`BIAS_LATENCY` and :func:`sfu_latency` of the tasks ending last, the
+    longest ``end + latency`` winning (earlier tasks' latencies are on their edges), + the
     off-chip latency and :data:`LOADER_LATENCY` when the stage reads off-chip, +
     :data:`STORE_LATENCY` when it writes results off-chip) and ``reconfig = RECONFIG_CYCLES`` at
     every stage boundary (the mode controller steps its state and restarts the address
     generators). ``bound`` is ``offchip`` also when the pipeline term wins because tasks waited
     for operand words or results left late. ``pipeline`` includes the results written off-chip,
-    which follow the compute
-    (the storer starts when the cores are done), and each task ends no earlier than its last
-    off-chip operand word arrives (reads arrive in task order, at the bus rate and at most one
-    memory word per cycle) plus the tiles it computes after that word. ``bound``
+    which follow the compute (the storer starts when the cores are done and moves at the bus rate,
+    at most one result word, a drained row's tile of ``d2`` columns, per cycle), and each task ends
+    no earlier than its last off-chip operand word arrives (reads arrive in task order, at the bus
+    rate and at most one memory word per cycle) plus the tiles it computes after that word.
+    ``bound``
     names the dominating term: ``compute``, ``pipeline-fill`` (the span exceeds the busiest task
     by more than 1%: tasks waited for producers), ``offchip`` or ``scratchpad``.
 Task pipelines
@@ -110,15 +112,17 @@ ARRAY_LATENCY = 3
 BIAS_LATENCY = 1
 #: Result-path cycles of the elementwise SFUs a result link applies after requantisation (ReLU is
 #: fused into the requantiser): a table activation, 1 cycle on int8 (its ROM read) and 3 on int16
-#: (plus interpolation); a join, 1 for an add and 2 for a mul (product, then rounding).
+#: (plus interpolation); a join, 1 for an add, 2 for a mul (product, then rounding) and 3 for a
+#: mul whose product is added back to its first factor (``"mul_add"``).
 _ACTIVATION_LATENCY = {8: 1, 16: 3}
-_JOIN_LATENCY = {"add": 1, "mul": 2}
+_JOIN_LATENCY = {"add": 1, "mul": 2, "mul_add": 3}
 
 
 def sfu_latency(activation, join, bits):
     """Cycles an ``activation`` (``"gelu"``/``"silu"`` or ``None``) of ``bits``-bit values and a
-    ``join`` (``"add"``/``"mul"`` or ``None``) add to a task's result path; paid once per stage
-    (its largest over the stage's tasks), like :data:`BIAS_LATENCY`."""
+    ``join`` (``"add"``/``"mul"``/``"mul_add"`` or ``None``) add to a task's result path; paid after
+    the task's end, like :data:`BIAS_LATENCY` (on an edge to a reader in the stage, or in the
+    stage's fill)."""
     cycles = 0
     if activation is not None:
         cycles += _ACTIVATION_LATENCY.get(bits, 3)
@@ -235,13 +239,15 @@ def core_cycles(pea, orientation, batch, M, N, K, chunk=None):
     return total, (tm, tn, -(-min(K, chunk or K) // d3))
 
 
-def _loader_words(task, d, peas, cores, inputs):
-    """Memory words the loader writes for a dealt task: its off-chip A (blocks of a tile's rows,
-    ``kb`` words each; a convolution's input flat, a tile's rows times ``d3`` elements a word)
-    and its weights and bias; what the group shares (A when it splits N or is a convolution's
-    input, the weights when it splits M) is written to all its cores at once."""
-    reads_a = any(i.role in ("A", "window") and i.spilled for i in inputs)
-    reads_b = any(i.role == "weight" and i.spilled for i in inputs)
+def _loader_runs(task, d, peas, cores, inputs):
+    """``[(memory words, bytes)]`` the loader writes for a dealt task, in its order: the
+    off-chip A (blocks of a tile's rows, ``kb`` words each; a convolution's input flat, a tile's
+    rows times ``d3`` elements a word), a join's side tensor from off-chip (in the result
+    layout, a word per drained row and tile), then the bias and weights; what the group shares
+    (A when it splits N or is a convolution's input, the weights when it splits M) is written
+    to all its cores at once."""
+    def read(roles):
+        return sum(i.spilled * i.passes for i in inputs if i.role in roles)
     a_words, b_words = [], []
     for core, (orientation, _, Nc, cycles, (i, j, k)) in zip(cores, d.cores):
         if cycles == 0:
@@ -255,12 +261,18 @@ def _loader_words(task, d, peas, cores, inputs):
             a_words.append(task.batch * i * k)
         bias = (-(-Nc // d2) if orientation == "MN" else Nc) if task.has_bias else 0
         b_words.append(task.batch * j * k + bias)
-    words = 0
-    if reads_a:
-        words += max(a_words) if d.split == "N" or task.conv is not None else sum(a_words)
-    if reads_b:
-        words += max(b_words) if d.split == "M" and len(b_words) > 1 else sum(b_words)
-    return words
+    runs = []
+    if read(("A", "window")):
+        runs.append((max(a_words) if d.split == "N" or task.conv is not None else sum(a_words),
+                     read(("A", "window"))))
+    if read(("side",)):
+        sides = sum(1 for i in inputs if i.role == "side" and i.spilled and i.passes)
+        runs.append((sides * _result_words(task, d, peas, cores), read(("side",))))
+    rest = read(("weight", "B", "BT"))       # B from off-chip: weights (or a spilled B)
+    if rest:
+        runs.append((max(b_words) if d.split == "M" and len(b_words) > 1 else sum(b_words),
+                     rest))
+    return runs
 
 
 def _load_tail(d, peas, cores, weights):
@@ -282,6 +294,17 @@ def _load_tail(d, peas, cores, weights):
         after = tiles - q_tiles if last_in_first_pass else q_tiles - 1
         tail = max(tail, after * per_tile + rem)
     return tail
+
+
+def _result_words(task, d, peas, cores):
+    """Result-memory words of a dealt task's result, over its cores: one per drained row and
+    tile of ``d2`` columns (the storer reads them one at a time)."""
+    words = 0
+    for core, (orientation, Mc, Nc, cycles, _) in zip(cores, d.cores):
+        if cycles > 0:
+            rows, cols = (Mc, Nc) if orientation == "MN" else (Nc, Mc)
+            words += task.batch * rows * -(-cols // peas[core][1])
+    return words
 
 
 def _drain_tail(d, peas, cores):
@@ -922,28 +945,42 @@ def evaluate_stage(tg, resources, peas, members, spill, room, first, readers_ins
 
     # Off-chip reads arrive in task order (the loader's): a task cannot end before its last
     # operand word is in and the work after that word is done.
-    # The loader writes at most one memory word per cycle.
-    arrived = words = 0
+    # The loader writes at most one memory word per cycle, each once its bytes are in: a run of
+    # words ends a word per cycle after its first bytes (or the run before it), or with its
+    # last bytes, whichever is later.
+    bus = resources.offchip_bytes_per_cycle
+    arrived = written = 0
     arrival = {}
     for m in members:
         te = evals[m.task]
-        read = sum(i.spilled * i.passes for i in te.inputs)
-        arrived += read
-        if read:
+        if sum(i.spilled * i.passes for i in te.inputs):
+            for words, nbytes in _loader_runs(tg.tasks[m.task], te.deal, peas, m.cores,
+                                              te.inputs):
+                written = max(max(written, int(math.ceil(arrived / bus))) + words,
+                              int(math.ceil((arrived + nbytes) / bus)))
+                arrived += nbytes
             weights = any(i.role == "weight" and i.spilled for i in te.inputs)
-            words += _loader_words(tg.tasks[m.task], te.deal, peas, m.cores, te.inputs)
-            arrival[m.task] = (max(int(math.ceil(arrived / resources.offchip_bytes_per_cycle)),
-                                   words)
-                               + _load_tail(te.deal, peas, m.cores, weights))
+            arrival[m.task] = written + _load_tail(te.deal, peas, m.cores, weights)
+
+    def result_tail():
+        # Result-path cycles (bias, SFUs) after the last task's end: of the tasks ending last.
+        last = max(te.end for te in evals.values())
+        task = tg.tasks
+        return max(te.end + (BIAS_LATENCY if task[t].has_bias else 0) + task[t].sfu_latency
+                   for t, te in evals.items()) - last
 
     # Timing, in graph order: on chip alone (the host-loaded machine), then with the reads.
     _timing(tg, members, evals, plan, {})
     onchip = max(te.end for te in evals.values())
+    onchip_tail = result_tail()
     _timing(tg, members, evals, plan, arrival)
 
-    # Results written off-chip follow the compute: the storer starts when the cores are done.
-    stored = int(math.ceil(sum(r[2] for te in evals.values() for r in te.results)
-                           / resources.offchip_bytes_per_cycle))
+    # Results written off-chip follow the compute: the storer starts when the cores are done
+    # and reads one result word a cycle at most.
+    stored = max(int(math.ceil(sum(r[2] for te in evals.values() for r in te.results)
+                               / resources.offchip_bytes_per_cycle)),
+                 sum(_result_words(tg.tasks[te.member.task], te.deal, peas, te.member.cores)
+                     for te in evals.values() for r in te.results if r[2] and r[2] >= r[3]))
     pipeline = max(te.end for te in evals.values()) + stored
     compute = max(te.busy for te in evals.values())
     offchip = int(math.ceil(total_bytes / resources.offchip_bytes_per_cycle))
@@ -952,16 +989,15 @@ def evaluate_stage(tg, resources, peas, members, spill, room, first, readers_ins
         last = [m for m in members if evals[m.task].offchip_bytes][-1]
         offchip += _drain_tail(evals[last.task].deal, peas, last.cores)
     scratchpad = max(te.scratchpad_cycles for te in evals.values())
-    biased = any(tg.tasks[m.task].has_bias for m in members)
     writes_offchip = any(r[2] for te in evals.values() for r in te.results)
-    fill = (ARRAY_LATENCY + (BIAS_LATENCY if biased else 0)
-            + max(tg.tasks[m.task].sfu_latency for m in members)
+    fill = (ARRAY_LATENCY + result_tail()
             + (resources.offchip_latency + LOADER_LATENCY if reads_offchip else 0)
             + (STORE_LATENCY if writes_offchip else 0))
     reconfig = 0 if first else RECONFIG_CYCLES
     top = max(pipeline, offchip, scratchpad)
-    if top == pipeline and pipeline > (onchip + stored) * 1.01 + 1:
-        bound = "offchip"           # the tasks waited for operands or results left late
+    if top == pipeline and (pipeline > (onchip + stored) * 1.01 + 1
+                            or stored > pipeline * 0.01 + 1):
+        bound = "offchip"           # the tasks waited for operands, or results left late
     elif top == pipeline:
         bound = "compute" if pipeline <= compute * 1.01 + 1 else "pipeline-fill"
     elif top == offchip:
@@ -973,7 +1009,7 @@ def evaluate_stage(tg, resources, peas, members, spill, room, first, readers_ins
         members=tuple(members), tasks=[evals[m.task] for m in members], buffers=buffers,
         cycles=top + fill + reconfig, bound=bound, compute=compute, pipeline=pipeline,
         offchip=offchip, scratchpad=scratchpad, fill=fill, reconfig=reconfig,
-        offchip_bytes=total_bytes, buffer_bytes=buffer_bytes, onchip=onchip)
+        offchip_bytes=total_bytes, buffer_bytes=buffer_bytes, onchip=onchip + onchip_tail)
 
 
 def _block_of(task, member, d):

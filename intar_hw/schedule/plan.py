@@ -323,7 +323,8 @@ class Stage:
     off-chip latencies and ``reconfig`` the switch from the previous stage. ``bound`` names the
     term that dominated. ``scratchpad_bytes`` is the on-chip occupancy: ``resident`` tensors plus
     buffers. ``onchip`` is the pipeline span of the tasks alone, as if every operand were already
-    on chip (the machine a host loads before it starts).
+    on chip (the machine a host loads before it starts), up to the last task's result path
+    (bias and SFU latencies of the tasks ending last).
     """
     index: int
     pattern: Pattern

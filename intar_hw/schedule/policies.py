@@ -21,7 +21,9 @@ designs they may choose from.
     every assignment of unequal cores) and every combination of loop orders. Each DP state keeps
     a Pareto front of (cycles, off-chip bytes). Candidate schedules (the fronts' ends, and the
     two pure paradigms, which are the ends of InTAR's space: the sequential schedule and the
-    dataflow pipeline of every task on PEs of its own) are then evaluated exactly, and the
+    dataflow pipeline of every task on PEs of its own) are then evaluated exactly (a grouping
+    whose join would read its side tensor in other tiles than it was computed in is dropped:
+    the generator joins where the side was written, :func:`_joins_in_place`), and the
     winner is chosen by :func:`pick`: the fewest off-chip bytes among the schedules within
     :data:`CLOSE` (1%) of the fewest cycles, the window capped at the better baseline's cycles
     (so the bytes never cost a loss to a baseline that the search can match).
@@ -597,7 +599,8 @@ def _intar(tg, resources):
             result = _realise(tg, resources, peas, configs, "intar")
         except InfeasibleError:
             continue
-        candidates.append((result.cycles, result.offchip_bytes, result))
+        if _joins_in_place(result):
+            candidates.append((result.cycles, result.offchip_bytes, result))
     limit = sequential.cycles
     try:
         # One pipeline of every task is the dataflow end of InTAR's space (the paper's gating
@@ -614,6 +617,30 @@ def _intar(tg, resources):
     if winner is dataflow:
         return dataclasses.replace(dataflow, policy="intar")
     return winner
+
+
+def _joins_in_place(schedule):
+    """Whether every join of ``schedule`` reads a stored side tensor in the tiles its producer
+    computed it in: both on one core each, or dealt alike (same split, block and core count,
+    the same orientation per position), each joining core reading at most one other core."""
+    placements = {p.task: p for st in schedule.stages for p in st.placements}
+    for st in schedule.stages:
+        for p in st.placements:
+            for o in p.operands:
+                q = placements.get(o.producer) if o.role == "side" else None
+                if q is None:
+                    continue
+                mine = [loop for loop in p.loops if loop.cycles > 0]
+                theirs = [loop for loop in q.loops if loop.cycles > 0]
+                if len(mine) == len(theirs) == 1:
+                    continue
+                if (len(mine) != len(theirs) or (p.split, p.block) != (q.split, q.block)
+                        or [a.orientation for a in mine] != [b.orientation for b in theirs]):
+                    return False
+                if any(a.core != b.core for a, b in zip(mine, theirs)) and len(
+                        {b.core for b in theirs} - {a.core for a in mine}) > 1:
+                    return False
+    return True
 
 
 def _spill_of(schedule):

@@ -41,6 +41,8 @@ def _sfu_latency(chain, bits):
     kinds = [c.kind.value for c in chain]
     activation = next((k for k in kinds if k in ("gelu", "silu")), None)
     join = next((k for k in kinds if k in ("add", "mul")), None)
+    if join == "mul" and "add" in kinds[kinds.index("mul"):]:
+        join = "mul_add"            # a product added back to its first factor: one unit
     return sfu_latency(activation, join, bits)
 
 
@@ -141,7 +143,8 @@ class Task:
     has_bias : bool
         Whether a bias is added to the accumulators before requantisation.
     sfu_latency : int
-        Result-path cycles of its epilogue's first table activation and first join
+        Result-path cycles of its epilogue's first table activation and first join, a mul
+        followed by an add being one ``"mul_add"`` unit
         (:func:`~intar_hw.schedule.cost.sfu_latency`).
     softmax_bits : int
         Bits of the values a softmax in its epilogue takes, 0 without one.

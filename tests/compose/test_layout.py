@@ -103,7 +103,6 @@ def test_plan_type_errors():
 
 @pytest.mark.parametrize("model, scale, policy, message", [
     ("gpt2_medium", "tiny", "intar", r"matmuls of several heads \(task 'scores'\)"),
-    ("vae", "tiny", "intar", r"SFUs relu, mul, add on a result link \(task 'enc2'\)"),
 ])
 def test_unsupported(model, scale, policy, message):
     graph = ih.model_graph(model, scale)
@@ -190,3 +189,49 @@ def test_unsupported_output_after_a_view():
     with pytest.raises(ValueError, match=r"^The generator does not support a graph output "
                                          r"after an upsampling or pooling \('up'\) yet$"):
         plan(s, g)
+
+
+def test_vae_noise_is_one_side_join():
+    """relu -> mul(h, eps) -> add(h, noise) on enc2's result link is one mul_add join whose
+    second tensor, the graph input eps, the loader writes into each part's side memory, in
+    the part's result layout, after the part's inputs and before its weights."""
+    graph = ih.model_graph("vae", "tiny")
+    p = plan(schedule(graph, Resources.for_model("vae", "tiny"), "sequential"), graph)
+    parts = p.parts("enc2")
+    assert [t.split for t in parts] == ["N", "N"] and [t.side for t in parts] == ["eps"] * 2
+    for t in parts:
+        g = t.gemm
+        assert (g.join, g.join_source, g.join_base, g.join_shift) == ("mul_add", Source.SIDES,
+                                                                      0, 7)
+        assert g.relu and (t.core, "sides") in p.targets()
+    runs = [(t.core, run[0]) for t, run in p._stage_words(1)]
+    assert runs == [(0, "sides"), (1, "sides"), (0, "biases"), (0, "weights"),
+                    (1, "biases"), (1, "weights")]
+    inputs = graph.random_inputs(0)
+    # Channel c of eps (pixels in raster order) is part c's side, a word per pixel.
+    images = p.images(inputs, graph.random_parameters(0))
+    for c, t in enumerate(parts):
+        eps = inputs["eps"][0, c].reshape(-1)
+        assert [w[0] for w in images[t.core]["sides"]] == eps.tolist()
+
+
+def test_mul_add_in_two_formats_unsupported():
+    g = ih.Graph("noisy")
+    x = g.input("x", shape=(4, 8), fmt="int8")
+    eps = g.input("eps", shape=(4, 8), fmt="int8")
+    h = g.relu(g.linear(x, 8, shift=7, name="fc"), name="h")
+    g.output(g.add(h, g.mul(h, eps, shift=7, name="noise"), out_format="int16", name="z"))
+    s = schedule(g, Resources.for_model("mlp", "tiny"), "sequential")
+    with pytest.raises(ValueError, match=r"^The generator does not support a mul and an add of "
+                                         r"its factor in different formats \(task 'fc'\) yet$"):
+        plan(s, g)
+
+
+@pytest.mark.parametrize("scale", ["tiny", "small"])
+@pytest.mark.parametrize("model", ["mlp", "self_attention", "cnn4l", "vae", "gating_net"])
+def test_intar_offers_only_buildable_schedules(model, scale):
+    """The search drops groupings the generator cannot build, e.g. the small gating network's
+    up_proj dealt by columns over both cores with gate_proj, on one core, joining its result
+    (a join reads its side where it was written, in the same tiles)."""
+    graph = ih.model_graph(model, scale)
+    plan(schedule(graph, Resources.for_model(model, scale), "intar"), graph)

@@ -86,7 +86,8 @@ class ComputingCore(wiring.Component):
         Whether the operand memories are filled while the core runs (by a loader streaming
         them from off-chip, in increasing address order): the core then reads a word of
         ``activations`` or ``weights`` only once its address is below that memory's
-        ``<name>_level``, stalling until then (``biases`` likewise). Default ``False``.
+        ``<name>_level``, stalling until then (``biases`` and ``sides`` likewise). Default
+        ``False``.
 
     Members
     -------
@@ -99,9 +100,11 @@ class ComputingCore(wiring.Component):
     done : Out(1)
         High for one cycle: the cycle the last result word of the program is written; every
         result is readable from the next cycle.
-    activations_write, weights_write, biases_write : In(stream.Signature(WriteRequest(...)))
-        Host writes to the operand and bias memories (those that exist).
-    activations_level, weights_level, biases_level : In(range(depth + 1))
+    activations_write, weights_write, biases_write, sides_write : In(stream.Signature(...))
+        Host writes (``WriteRequest``) to the operand, bias and side memories (those that
+        exist); the side memory (joins from :attr:`.program.Source.SIDES`) has the result
+        memory's word shape.
+    activations_level, weights_level, biases_level, sides_level : In(range(depth + 1))
         With ``gated``: words below this address are valid (those memories that exist).
     peer_read, b_peer_read, join_read : Out(ReadPortSignature(...))
         With ``peer``, ``b_peer``, ``join_peer``: reads of a peer's result memory.
@@ -189,7 +192,8 @@ class ComputingCore(wiring.Component):
                 self._shapes[name] = operand_word(operand_width, self._lanes[name], d3)
             elif name == "biases" and name in needed:
                 self._shapes[name] = data.ArrayLayout(signed(BIAS_FORMAT.bits), d2)
-            elif name == "results":
+            elif name in ("sides", "results") and (name == "results" or name in needed):
+                # Join sides loaded from off-chip are kept in the result layout.
                 width = max(p.result_format.bits for p in programs)
                 self._shapes[name] = data.ArrayLayout(signed(width), self._slots * d2)
 
@@ -199,9 +203,10 @@ class ComputingCore(wiring.Component):
         self._chained = [n for n in self._fetch_ports if n.endswith("results")]
         join_sources = {p.join_source for p in programs if p.join is not None}
         if len(join_sources) > 1:
-            raise ValueError("ComputingCore programs must join from one result memory, not from "
-                             "both Source.RESULTS and Source.PEER")
+            raise ValueError(f"ComputingCore programs must join from one memory, not from "
+                             f"{' and '.join(sorted(map(repr, join_sources)))}")
         self._self_joined = Source.RESULTS in join_sources
+        self._side_joined = Source.SIDES in join_sources
         self._windowed = window_sources(programs)
         if ((self._chained or Source.RESULTS in self._windowed)
                 and self._shapes["results"].elem_shape.width != operand_width):
@@ -423,6 +428,8 @@ class ComputingCore(wiring.Component):
         join_shape = None
         if self._self_joined:
             join_shape = (addr_widths["results"], self._shapes["results"])
+        elif self._side_joined:
+            join_shape = (addr_widths["sides"], self._shapes["sides"])
         elif self._join_peer is not None:
             join_width, join_lanes, join_bits = self._join_peer
             join_shape = (join_width, data.ArrayLayout(signed(join_bits), join_lanes))
@@ -434,6 +441,8 @@ class ComputingCore(wiring.Component):
         readers = {name: getattr(fetch, name) for name in self._lanes}
         if "biases" in memories:
             readers["biases"] = result.biases
+        if self._side_joined:
+            readers["sides"] = result.join
         gates = {}
         if self._gated:
             gates = {name: getattr(self, f"{name}_level") for name in readers}

@@ -69,6 +69,9 @@ class Source(enum.Enum):
     #: Another core's result memory, in its result layout, through one of the core's peer read
     #: ports (``peer_read`` for A, ``b_peer_read`` for B, ``join_read`` for joins).
     PEER = "peer"
+    #: The core's side memory: a join's second tensor loaded from off-chip (a graph input), in
+    #: the result layout of the program that joins it (:meth:`GemmProgram.side_image`).
+    SIDES = "sides"
 
     def __repr__(self):
         return f"Source.{self.name}"
@@ -84,15 +87,16 @@ class Destination(enum.Enum):
 
 
 #: Names of the memories a core may have, in port order.
-MEMORIES = ("activations", "weights", "biases", "results")
+MEMORIES = ("activations", "weights", "biases", "sides", "results")
 #: Largest requantisation shift (as :class:`~intar_hw.hw.sfu.elementwise.Requantize`).
 MAX_SHIFT = 62
 #: Format of the bias words.
 BIAS_FORMAT = numerics.INT32
 #: Table activations a result path applies after requantisation (ReLU is fused into it).
 ACTIVATIONS = ("gelu", "silu")
-#: Elementwise joins of a result with a second tensor read from a result memory.
-JOINS = ("add", "mul")
+#: Elementwise joins of a result with a second tensor read in result layout: ``"add"``,
+#: ``"mul"`` and ``"mul_add"`` (the result plus its product with the tensor).
+JOINS = ("add", "mul", "mul_add")
 #: Cycles a bias adds to a stage, owned by the cost model (the contract this core meets):
 #: :class:`~intar_hw.hw.sfu.elementwise.Requantize` registers the biased sum before rounding.
 BIAS_LATENCY = cost.BIAS_LATENCY
@@ -192,16 +196,18 @@ class GemmProgram:
     approximate : str
         GELU's approximation, ``"none"`` or ``"tanh"``.
     join : str or None
-        ``"add"`` or ``"mul"`` (:data:`JOINS`): the result (after the activation) is added to or
-        multiplied with a tensor of the same shape, stored in result layout (the same geometry as
-        this program's result, ``slots`` included) at ``join_base`` of ``join_source``
-        (:attr:`Source.RESULTS` or :attr:`Source.PEER`); ``None``: no join.
+        ``"add"``, ``"mul"`` or ``"mul_add"`` (:data:`JOINS`): the result ``r`` (after the
+        activation) is added to or multiplied with a tensor ``s`` of the same shape, or becomes
+        ``r + requantize(r * s, join_shift)`` (both steps clamped to ``join_format``); ``s`` is
+        stored in result layout (the same geometry as this program's result, ``slots``
+        included) at ``join_base`` of ``join_source`` (:attr:`Source.RESULTS`,
+        :attr:`Source.PEER` or :attr:`Source.SIDES`); ``None``: no join.
     join_source : Source or None
-        The result memory holding the join's second tensor.
+        The memory holding the join's second tensor.
     join_base : int
         Word address of that tensor there.
     join_shift : int
-        Requantisation shift of a ``"mul"`` join.
+        Requantisation shift of the product of a ``"mul"`` or ``"mul_add"`` join.
     join_format : Format, str or None
         Format of the join's output, which is the program's result; ``None``: ``out_format``.
     b_lanes, b_slots : int or None
@@ -511,9 +517,9 @@ class GemmProgram:
         if self.join not in JOINS:
             raise ValueError(f"GemmProgram join must be one of {', '.join(map(repr, JOINS))} or "
                              f"None, not {self.join!r}")
-        if self.join_source not in (Source.RESULTS, Source.PEER):
-            raise ValueError(f"GemmProgram join_source must be Source.RESULTS or Source.PEER, "
-                             f"not {self.join_source!r}")
+        if self.join_source not in (Source.RESULTS, Source.PEER, Source.SIDES):
+            raise ValueError(f"GemmProgram join_source must be Source.RESULTS, Source.PEER or "
+                             f"Source.SIDES, not {self.join_source!r}")
         _check_base("join_base", self.join_base)
         if not _is_int(self.join_shift):
             raise TypeError(f"GemmProgram join_shift must be an integer, not {self.join_shift!r}")
@@ -812,6 +818,26 @@ class GemmProgram:
         padded[:self.N] = bias
         return padded.reshape(-1, d2).tolist()
 
+    def side_image(self, S):
+        """Words of a join's second tensor ``S`` (``(batch, M, N)`` or ``(M, N)``, like ``C``)
+        in this program's result layout, for :attr:`Source.SIDES` from ``join_base``: per word,
+        ``slots * d2`` elements (slot by slot), padding 0."""
+        S = np.asarray(S, dtype=np.int64)
+        if S.shape != (self.batch, self.M, self.N) and not (self.batch == 1
+                                                            and S.shape == (self.M, self.N)):
+            raise ValueError(f"GemmProgram side tensor must have shape "
+                             f"{(self.batch, self.M, self.N)!r}, not {S.shape!r}")
+        R = S.reshape(self.batch, self.M, self.N)
+        if self.orientation == "NM":
+            R = R.transpose(0, 2, 1)
+        d2, slots = self.pea[1], self.slots
+        rows = _cdiv(self.p_rows, slots) * slots
+        padded = np.zeros((self.batch, rows, self.q_tiles * d2), dtype=np.int64)
+        padded[:, :self.p_rows, :self.q_rows] = R
+        # (batch, word row, slot, tile, lane) -> (batch, word row, tile, slot, lane)
+        words = padded.reshape(self.batch, rows // slots, slots, self.q_tiles, d2)
+        return words.transpose(0, 1, 3, 2, 4).reshape(-1, slots * d2).tolist()
+
     def host_address(self, b, p, t):
         """Address of row ``p``, Q tile ``t`` of ``R[b]`` on the core's ``results_read`` port:
         ``word << ceil_log2(slots) | slot`` (with one slot, the word)."""
@@ -869,11 +895,13 @@ def memory_words(programs):
 def memory_images(programs, operands, depths=None):
     """Initial contents of the memories for running ``programs`` on ``operands``.
 
-    ``operands[s]`` is ``(A, B, bias)`` for program ``s`` (``bias`` ``None`` when the program has
-    none), or ``None`` to leave the program's inputs out; an ``A`` or ``B`` read from a result
-    memory is produced by a core and must be ``None``. Returns ``{memory name:
-    words}`` for the operand and bias memories, each as long as its ``depths`` entry (default
-    :func:`memory_words`), unused words zero. Programs whose inputs overlap must agree on them.
+    ``operands[s]`` is ``(A, B, bias)`` or ``(A, B, bias, side)`` for program ``s`` (``bias``
+    ``None`` when the program has none, ``side`` the second tensor of a join from
+    :attr:`Source.SIDES`), or ``None`` to leave the program's inputs out; an ``A`` or ``B`` read
+    from a result memory is produced by a core and must be ``None``. Returns ``{memory name:
+    words}`` for the operand, bias and side memories, each as long as its ``depths`` entry
+    (default :func:`memory_words`), unused words zero. Programs whose inputs overlap must agree
+    on them.
     """
     words = memory_words(programs)
     if depths is not None:
@@ -885,10 +913,19 @@ def memory_images(programs, operands, depths=None):
         images[name] = [[[0] * d3 for _ in range(lanes[name])] for _ in range(words[name])]
     if any(p.bias_base is not None for p in programs):
         images["biases"] = [[0] * programs[0].pea[1] for _ in range(words["biases"])]
+    if "sides" in words:
+        elements = programs[0].slots * programs[0].pea[1]
+        images["sides"] = [[0] * elements for _ in range(words["sides"])]
     for program, inputs in zip(programs, operands):
         if inputs is None:
             continue
-        A, B, bias = inputs
+        A, B, bias, side = tuple(inputs) + (None,) * (4 - len(inputs))
+        if program.join_source is Source.SIDES:
+            if side is None:
+                raise ValueError("memory_images needs a side tensor for a program joining "
+                                 "Source.SIDES")
+            s = program.side_image(side)
+            images["sides"][program.join_base:program.join_base + len(s)] = s
         if program.a_source in (Source.RESULTS, Source.PEER):
             if A is not None:
                 raise ValueError(f"memory_images takes no A for a program reading "

@@ -5,7 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..scratchpad import ReadPortSignature, WriteRequest
-from ..sfu.elementwise import Activation, Add, Mul, Requantize
+from ..sfu.elementwise import Activation, Add, Mul, MulAdd, Requantize
 from ..sfu.softmax import Softmax
 from .operand_fetch import by_program
 from ...schedule import cost
@@ -164,8 +164,9 @@ class ResultPath(wiring.Component):
        stream is read ahead from the ``biases`` memory;
     2. with ``activation``, an :class:`~intar_hw.hw.sfu.elementwise.Activation` table;
     3. with ``softmax``, a :class:`~intar_hw.hw.sfu.softmax.Softmax` over the drained rows;
-    4. with ``join``, an :class:`~intar_hw.hw.sfu.elementwise.Add` or
-       :class:`~intar_hw.hw.sfu.elementwise.Mul` whose second operand is read ahead, row by row
+    4. with ``join``, an :class:`~intar_hw.hw.sfu.elementwise.Add`,
+       :class:`~intar_hw.hw.sfu.elementwise.Mul` or
+       :class:`~intar_hw.hw.sfu.elementwise.MulAdd` whose second operand is read ahead, row by row
        in drain order, from the slot of the same result-layout word at ``join_base`` through
        ``join``;
 
@@ -310,6 +311,9 @@ class ResultPath(wiring.Component):
         for j, (kind, fmt, shift, out_format) in enumerate(self._joins):
             if kind == "mul":
                 unit = Mul(d2, a_format=fmt, shift=shift, out_format=out_format)
+            elif kind == "mul_add":
+                unit = MulAdd(d2, a_format=fmt, shift=shift, product_format=out_format,
+                              out_format=out_format)
             else:
                 unit = Add(d2, a_format=fmt, out_format=out_format)
             m.submodules[f"join_{j}"] = unit

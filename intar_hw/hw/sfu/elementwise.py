@@ -1,4 +1,5 @@
-"""Elementwise special-function units: requantisation, activations, residual add and gating mul.
+"""Elementwise special-function units: requantisation, activations, residual add, gating mul
+and the scaled residual (a product added back to its first factor).
 
 Every unit is a :class:`~amaranth.lib.wiring.Component` whose streams carry
 :class:`~intar_hw.hw.sfu.layouts.VectorLayout` beats: ``lanes`` elements computed side by side,
@@ -22,7 +23,7 @@ from .layouts import VectorLayout
 from ..checks import check_bool, check_format
 
 
-__all__ = ["ACTIVATIONS", "Requantize", "Activation", "Add", "Mul"]
+__all__ = ["ACTIVATIONS", "Requantize", "Activation", "Add", "Mul", "MulAdd"]
 
 
 #: Functions an :class:`Activation` computes.
@@ -539,8 +540,9 @@ class Mul(_Binary):
     latency = 2
 
     def __init__(self, lanes, *, a_format="int8", b_format=None, shift=0, out_format=None):
-        formats = self._check("Mul", lanes, a_format, b_format, out_format)
-        _check_shift("Mul", shift)
+        owner = type(self).__name__
+        formats = self._check(owner, lanes, a_format, b_format, out_format)
+        _check_shift(owner, shift)
         self._shift = shift
         super().__init__(lanes, *formats)
 
@@ -564,5 +566,101 @@ class Mul(_Binary):
                     products[n].eq(self.a.payload.data[n] * self.b.payload.data[n]),
                     self.o.payload.data[n].eq(
                         _clamp(_round_shift(products[n], self._shift), fmt.lo, fmt.hi)),
+                ]
+        return m
+
+
+class MulAdd(Mul):
+    """Elementwise product added back to its first factor:
+    ``y = clamp(a + requantize(a * b, shift, product_format), out_format)``.
+
+    Exactly the graph's ``mul`` of ``a`` and ``b`` followed by its ``add`` of ``a`` and that
+    product (:func:`intar_hw.numerics.requantize` twice), e.g. the reparameterisation
+    ``z = h + h * eps`` of a variational autoencoder, in one unit: ``a`` travels beside the
+    product in the pipeline, so no second stream of it is needed.
+
+    A beat is taken from ``a`` and ``b`` together, only when both are valid; ``o.last`` is
+    ``a.last`` (``b.last`` is ignored).
+
+    Parameters
+    ----------
+    lanes : int
+        Elements per beat, at least 1.
+    a_format : Format, str or int
+        Format of ``a``; ``"int8"`` by default.
+    b_format : Format, str, int or None
+        Format of ``b``; ``None`` means ``a_format``.
+    shift : int
+        Right shift of the product, 0 to 62.
+    product_format : Format, str, int or None
+        Format the product is clamped to before the sum; ``None`` means ``out_format``.
+    out_format : Format, str, int or None
+        Format of ``o``; ``None`` means ``a_format``.
+
+    Members
+    -------
+    a : In(stream.Signature(VectorLayout(a_format.bits, lanes)))
+        First factor, also the first term of the sum.
+    b : In(stream.Signature(VectorLayout(b_format.bits, lanes)))
+        Second factor, beat-aligned with ``a``.
+    o : Out(stream.Signature(VectorLayout(out_format.bits, lanes)))
+        Saturated sums, in input order.
+
+    Attributes
+    ----------
+    latency : int
+        Cycles from an input transfer to its result being valid on ``o``, the pipeline being
+        free: 3 (product register, requantised product register, output register).
+
+    Raises
+    ------
+    TypeError
+        If ``lanes`` or ``shift`` is not an integer or a format is not a Format, a name or a
+        width.
+    ValueError
+        If ``lanes`` is less than 1, ``shift`` is outside 0 to 62 or a format is not one of 2 to
+        64 bits.
+    """
+
+    latency = 3
+
+    def __init__(self, lanes, *, a_format="int8", b_format=None, shift=0, product_format=None,
+                 out_format=None):
+        super().__init__(lanes, a_format=a_format, b_format=b_format, shift=shift,
+                         out_format=out_format)
+        self._product_format = (self._out_format if product_format is None else
+                                check_format("MulAdd", "product_format", product_format))
+
+    product_format = property(lambda self: self._product_format)
+
+    def elaborate(self, platform):
+        m = Module()
+        advance = _advance(m, self.o)
+        taken = _join(m, advance, self.a, self.b)
+        mid, fmt = self._product_format, self._out_format
+        width = self._a_format.bits + self._b_format.bits
+        a_bits = self._a_format.bits
+        stages = []
+        for name in ("product", "term"):
+            stages.append((Signal(name=f"{name}_valid"), Signal(name=f"{name}_last"),
+                           [Signal(signed(a_bits), name=f"{name}_a_{n}")
+                            for n in range(self._lanes)]))
+        products = [Signal(signed(width), name=f"product_{n}") for n in range(self._lanes)]
+        terms = [Signal(signed(mid.bits), name=f"term_{n}") for n in range(self._lanes)]
+        (p_valid, p_last, p_a), (t_valid, t_last, t_a) = stages
+        with m.If(advance):
+            m.d.sync += [
+                p_valid.eq(taken), p_last.eq(self.a.payload.last),
+                t_valid.eq(p_valid), t_last.eq(p_last),
+                self.o.valid.eq(t_valid), self.o.payload.last.eq(t_last),
+            ]
+            for n in range(self._lanes):
+                total = t_a[n] + terms[n]
+                m.d.sync += [
+                    products[n].eq(self.a.payload.data[n] * self.b.payload.data[n]),
+                    p_a[n].eq(self.a.payload.data[n]),
+                    terms[n].eq(_clamp(_round_shift(products[n], self._shift), mid.lo, mid.hi)),
+                    t_a[n].eq(p_a[n]),
+                    self.o.payload.data[n].eq(_clamp(total, fmt.lo, fmt.hi)),
                 ]
         return m

@@ -570,6 +570,10 @@ def reference_epilogue(program, y, side):
                                 program.join_format)
     elif program.join == "add":
         y = numerics.requantize(y.astype(np.int64) + side, 0, program.join_format)
+    elif program.join == "mul_add":
+        product = numerics.requantize(y.astype(np.int64) * side, program.join_shift,
+                                      program.join_format)
+        y = numerics.requantize(y.astype(np.int64) + product, 0, program.join_format)
     return np.asarray(y, dtype=np.int64)
 
 
@@ -603,9 +607,50 @@ def test_epilogue_sfus(name):
                                                   second.out_format.bits) > 0
 
 
+@pytest.mark.parametrize("pea,orientation,M,N,K,slots,join", [
+    ((2, 4, 1), "MN", 3, 6, 4, 2, "mul_add"),
+    ((2, 3, 1), "NM", 4, 5, 3, 1, "mul_add"),
+    ((1, 2, 2), "MN", 5, 3, 4, 1, "add"),
+])
+def test_side_join(pea, orientation, M, N, K, slots, join):
+    # A join's second tensor loaded into the side memory (a graph input, in this program's
+    # result layout): ReLU, then the result plus its product with the side (or their sum).
+    program = GemmProgram(pea, M, N, K, orientation=orientation, shift=5, slots=slots,
+                          relu=True, join=join, join_shift=6 if join == "mul_add" else 0,
+                          join_source=Source.SIDES, join_base=1)
+    rng = np.random.default_rng(M * N * K)
+    ops = random_operands(rng, program, 8)
+    side = rng.integers(-128, 128, (M, N))
+    images = memory_images((program,), [ops + (side,)])
+    assert len(images["sides"]) == 1 + program.dest_words
+    core = ComputingCore((program,), init=images)
+    assert core.shapes["sides"] == core.shapes["results"]
+    cycles, words = core_rtl(core, [0], seed=3)
+    y = np.maximum(reference_gemm(program, *ops), 0)
+    np.testing.assert_array_equal(read_results(core, program, words),
+                                  reference_epilogue(program, y, side))
+    assert cycles == [predicted(program) + program.sfu_latency]
+    assert program.sfu_latency == {"mul_add": 3, "add": 1}[join]
+
+
+def test_side_image_layout():
+    program = GemmProgram((2, 2, 1), 3, 3, 2, slots=2)
+    words = program.side_image(np.arange(9).reshape(3, 3) + 1)
+    # Rows 0 and 1 side by side in the slots of word row 0, row 2 alone in word row 1; lanes
+    # past the last column 0.
+    assert words == [[1, 2, 4, 5], [3, 0, 6, 0], [7, 8, 0, 0], [9, 0, 0, 0]]
+    with pytest.raises(ValueError, match=r"^GemmProgram side tensor must have shape "
+                                         r"\(1, 3, 3\), not \(3, 2\)$"):
+        program.side_image(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"^memory_images needs a side tensor for a program "
+                                         r"joining Source.SIDES$"):
+        memory_images((GemmProgram((2, 2, 1), 3, 3, 2, join="add", join_source=Source.SIDES),),
+                      [(np.zeros((3, 2)), np.zeros((3, 2)), None)])
+
+
 def test_join_needs_a_source():
-    with pytest.raises(ValueError, match=r"^GemmProgram join_source must be Source.RESULTS or "
-                                         r"Source.PEER, not None$"):
+    with pytest.raises(ValueError, match=r"^GemmProgram join_source must be Source.RESULTS, "
+                                         r"Source.PEER or Source.SIDES, not None$"):
         GemmProgram((1, 4, 1), 1, 4, 4, join="mul")
     with pytest.raises(ValueError, match=r"^GemmProgram activation must be one of 'gelu', "
                                          r"'silu' or None, not 'tanh'$"):

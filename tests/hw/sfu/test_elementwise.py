@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from intar_hw import numerics
-from intar_hw.hw.sfu.elementwise import ACTIVATIONS, Activation, Add, Mul, Requantize
+from intar_hw.hw.sfu.elementwise import ACTIVATIONS, Activation, Add, Mul, MulAdd, Requantize
 from intar_hw.hw.sfu.layouts import VectorLayout
 from intar_hw.numerics import INT8, INT16, INT32, Format
 from intar_hw.testbench import beats_per_cycle, flow, get, put, run, seeded
@@ -340,6 +340,29 @@ def test_mul_random_with_stalls(a_bits, b_bits, shift, out_bits, lanes):
     assert last == lasts
 
 
+@pytest.mark.parametrize("a_bits,b_bits,shift,product_bits,out_bits,lanes", [
+    (8, 8, 7, 8, 8, 2),
+    (8, 8, 0, 8, 8, 1),
+    (8, 8, 3, 16, 16, 3),
+    (16, 8, 10, 8, 16, 2),
+    (8, 16, 12, 4, 8, 1),
+])
+def test_mul_add_random_with_stalls(a_bits, b_bits, shift, product_bits, out_bits, lanes):
+    # The graph's mul, then its add of the first factor: two requantisations, bit for bit.
+    seed = a_bits * 1000 + b_bits * 100 + shift * 10 + product_bits + out_bits
+    rng = np.random.default_rng(seed)
+    a_fmt, b_fmt = Format(a_bits), Format(b_bits)
+    product_fmt, out_fmt = Format(product_bits), Format(out_bits)
+    dut = MulAdd(lanes, a_format=a_fmt, b_format=b_fmt, shift=shift,
+                 product_format=product_fmt, out_format=out_fmt)
+    a, b = binary_inputs(rng, a_fmt, b_fmt, lanes, 240)
+    lasts = random_lasts(rng, len(a) // lanes)
+    values, last = binary_rtl(dut, a, b, lasts, seed=seed)
+    expected = reference_add(a, reference_mul(a, b, shift, product_fmt), out_fmt)
+    np.testing.assert_array_equal(values, expected)
+    assert last == lasts
+
+
 def test_binary_format_defaults():
     add = Add(2, a_format="int16")
     assert (add.a_format, add.b_format, add.out_format, add.lanes) == (INT16, INT16, INT16, 2)
@@ -361,6 +384,7 @@ UNITS = {
     "silu_int16": (lambda: Activation(2, "silu", format="int16"), ("i",), 3),
     "add": (lambda: Add(2), ("a", "b"), 1),
     "mul": (lambda: Mul(2, shift=3), ("a", "b"), 2),
+    "mul_add": (lambda: MulAdd(2, shift=3), ("a", "b"), 3),
 }
 
 
@@ -475,7 +499,7 @@ def test_activation_errors(changes, error, message):
         Activation(kwargs.pop("lanes"), kwargs.pop("function"), **kwargs)
 
 
-@pytest.mark.parametrize("cls", [Add, Mul])
+@pytest.mark.parametrize("cls", [Add, Mul, MulAdd])
 @pytest.mark.parametrize("changes,error,message", [
     ({"lanes": None}, TypeError, r"^{} lanes must be an integer, not None$"),
     ({"lanes": 0}, ValueError, r"^{} lanes must be a positive integer, not 0$"),
@@ -501,6 +525,16 @@ def test_binary_errors(cls, changes, error, message):
     (2.0, TypeError, r"^Mul shift must be an integer, not 2\.0$"),
     (-1, ValueError, r"^Mul shift must be between 0 and 62, not -1$"),
 ])
-def test_mul_shift_errors(shift, error, message):
-    with pytest.raises(error, match=message):
-        Mul(2, shift=shift)
+@pytest.mark.parametrize("cls", [Mul, MulAdd])
+def test_mul_shift_errors(cls, shift, error, message):
+    with pytest.raises(error, match=message.replace("Mul", cls.__name__)):
+        cls(2, shift=shift)
+
+
+def test_mul_add_formats():
+    unit = MulAdd(2, a_format="int16", shift=4)
+    assert (unit.product_format, unit.out_format) == (INT16, INT16)
+    assert MulAdd(2, product_format=4).product_format == Format(4)
+    with pytest.raises(ValueError, match=r"^MulAdd product_format must be a format of 2 to 64 "
+                                         r"bits, not 1$"):
+        MulAdd(2, product_format=1)
