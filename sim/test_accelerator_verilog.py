@@ -44,10 +44,20 @@ CASES = {
     # Dealt projections gathered tile by tile, a row reorder buffer before the softmax.
     "task-parallel-self-attention-small": (lambda: shipped("self_attention", "small"), "intar",
                                            Pattern.TASK_PARALLEL),
+    # Convolutions through window readers, dealt over two cores (peer windows), the noise join
+    # reading a graph input from the side memory.
+    "sequential-vae": (lambda: shipped("vae"), "sequential", Pattern.SEQUENTIAL),
+    # Convolutions streaming tile by tile from their producers' result memories.
+    "task-pipeline-vae": (lambda: shipped("vae"), "dataflow", Pattern.TASK_PIPELINE),
 }
 
 
-@pytest.mark.parametrize("name", list(CASES))
+#: Slow cases (the window readers' Verilog takes Icarus minutes): run by ``pytest -m slow``.
+SLOW = ("sequential-vae", "task-pipeline-vae")
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW
+                                  else name for name in CASES])
 def test_accelerator_verilog(name, tmp_path):
     make, policy, pattern = CASES[name]
     graph, budget = make()
