@@ -579,47 +579,19 @@ class MulAdd(Mul):
     ``z = h + h * eps`` of a variational autoencoder, in one unit: ``a`` travels beside the
     product in the pipeline, so no second stream of it is needed.
 
-    A beat is taken from ``a`` and ``b`` together, only when both are valid; ``o.last`` is
-    ``a.last`` (``b.last`` is ignored).
+    Streams, parameters, members and errors are those of :class:`Mul` (``o`` carries the
+    saturated sums), plus:
 
     Parameters
     ----------
-    lanes : int
-        Elements per beat, at least 1.
-    a_format : Format, str or int
-        Format of ``a``; ``"int8"`` by default.
-    b_format : Format, str, int or None
-        Format of ``b``; ``None`` means ``a_format``.
-    shift : int
-        Right shift of the product, 0 to 62.
     product_format : Format, str, int or None
         Format the product is clamped to before the sum; ``None`` means ``out_format``.
-    out_format : Format, str, int or None
-        Format of ``o``; ``None`` means ``a_format``.
-
-    Members
-    -------
-    a : In(stream.Signature(VectorLayout(a_format.bits, lanes)))
-        First factor, also the first term of the sum.
-    b : In(stream.Signature(VectorLayout(b_format.bits, lanes)))
-        Second factor, beat-aligned with ``a``.
-    o : Out(stream.Signature(VectorLayout(out_format.bits, lanes)))
-        Saturated sums, in input order.
 
     Attributes
     ----------
     latency : int
         Cycles from an input transfer to its result being valid on ``o``, the pipeline being
         free: 3 (product register, requantised product register, output register).
-
-    Raises
-    ------
-    TypeError
-        If ``lanes`` or ``shift`` is not an integer or a format is not a Format, a name or a
-        width.
-    ValueError
-        If ``lanes`` is less than 1, ``shift`` is outside 0 to 62 or a format is not one of 2 to
-        64 bits.
     """
 
     latency = 3
