@@ -189,7 +189,7 @@ class Plan:
             g = t.gemm
             op = self._graph.op(t.op)
             A = B = None
-            if g.a_source not in (Source.RESULTS, Source.PEER):
+            if not g.a_computed:
                 A = self._part_a(t, _array("Input", inputs, t.a))
             if not g.b_laid_out:
                 B = self._part_b(t, _array("Parameter", params, f"{t.op}.weight"))
@@ -247,7 +247,7 @@ class Plan:
             wanted = ([] if g.b_laid_out else [g.b_source.value]) + (
                 ["biases"] if g.bias_base is not None else []) + (
                 ["sides"] if t.side is not None else [])
-            if g.a_source not in (Source.RESULTS, Source.PEER):
+            if not g.a_computed:
                 wanted.insert(0, g.a_source.value)
             for memory in wanted:
                 if (t.core, memory) not in found:
@@ -289,7 +289,7 @@ class Plan:
                 flat = window.image(inputs[t.a])
                 words = [_bytes(w[:n // eb], eb) for w, n in zip(flat, sizes)]
             parts.append((g.a_source.value, g.a_base, sizes, words))
-        elif g.a_source not in (Source.RESULTS, Source.PEER) and not t.a_shared:
+        elif not g.a_computed and not t.a_shared:
             A = None if inputs is None else self._part_a(t, inputs[t.a])
             operand(g.a_source, g.a_base, g.M, g.dm, A, g.a_image)
         if t.side is not None:

@@ -544,9 +544,15 @@ class GemmProgram:
         return self.pea[0] if self.orientation == "MN" else self.pea[1]
 
     @property
+    def a_computed(self):
+        """Whether ``A`` is an earlier program's result, read from a result memory (directly or
+        through a window), rather than loaded into an operand memory."""
+        return self.a_source in (Source.RESULTS, Source.PEER)
+
+    @property
     def a_laid_out(self):
         """Whether ``A`` is read from a result memory in result layout (not through a window)."""
-        return self.a_source in (Source.RESULTS, Source.PEER) and self.a_window is None
+        return self.a_computed and self.a_window is None
 
     @property
     def b_block(self):
@@ -926,7 +932,7 @@ def memory_images(programs, operands, depths=None):
                                  "Source.SIDES")
             s = program.side_image(side)
             images["sides"][program.join_base:program.join_base + len(s)] = s
-        if program.a_source in (Source.RESULTS, Source.PEER):
+        if program.a_computed:
             if A is not None:
                 raise ValueError(f"memory_images takes no A for a program reading "
                                  f"{program.a_source!r}")
