@@ -752,6 +752,9 @@ def plan(schedule, graph):
         tiles, in this core's result memory or a peer's, or (a graph input) loaded into this
         core's side memory (its base is taken once the part's size is known)."""
         if side in {t.name for t in graph.inputs}:
+            if graph.tensor(side).fmt != graph.op(p.task).output.fmt:
+                raise _unsupported(f"a join with a graph input in another format than the "
+                                   f"result it joins (task {p.task!r} joins {side!r})")
             if slots[core] != 1:
                 raise _unsupported(f"a join with a graph input in a result memory of "
                                    f"{slots[core]} slots (task {p.task!r} joins {side!r})")

@@ -46,8 +46,8 @@ Bandwidth
 Stages
     ``cycles = max(pipeline, offchip, scratchpad) + fill + reconfig`` where ``pipeline`` is the
     span of the stage's tasks, ``fill = ARRAY_LATENCY`` (+ the result path's latency after the
-    last task's end: :data:`BIAS_LATENCY` and :func:`sfu_latency` of the tasks ending last, the
-    longest ``end + latency`` winning (earlier tasks' latencies are on their edges), + the
+    last task's end: the latest ``end + BIAS_LATENCY + sfu_latency`` over the tasks, less the
+    latest end (a task ending earlier pays its latency within that margin), + the
     off-chip latency and :data:`LOADER_LATENCY` when the stage reads off-chip, +
     :data:`STORE_LATENCY` when it writes results off-chip) and ``reconfig = RECONFIG_CYCLES`` at
     every stage boundary (the mode controller steps its state and restarts the address
@@ -57,9 +57,9 @@ Stages
     at most one result word, a drained row's tile of ``d2`` columns, per cycle), and each task ends
     no earlier than its last off-chip operand word arrives (reads arrive in task order, at the bus
     rate and at most one memory word per cycle) plus the tiles it computes after that word.
-    ``bound``
-    names the dominating term: ``compute``, ``pipeline-fill`` (the span exceeds the busiest task
-    by more than 1%: tasks waited for producers), ``offchip`` or ``scratchpad``.
+    ``bound`` names the dominating term: ``compute``, ``pipeline-fill`` (the span exceeds the
+    busiest task by more than 1%: tasks waited for producers), ``offchip`` (also when the
+    results written off-chip take more than 1% of the span) or ``scratchpad``.
 Task pipelines
     Tasks of a TASK_PIPELINE stream their results through FIFOs (depth :data:`FIFO_DEPTH`, SFUs in
     the link) into the buffer each edge needs. An edge is *streamable* when the consumer takes
@@ -298,7 +298,8 @@ def _load_tail(d, peas, cores, weights):
 
 def _result_words(task, d, peas, cores):
     """Result-memory words of a dealt task's result, over its cores: one per drained row and
-    tile of ``d2`` columns (the storer reads them one at a time)."""
+    tile of ``d2`` columns (the storer reads them one at a time; a join's side tensor from
+    off-chip is loaded as that many words)."""
     words = 0
     for core, (orientation, Mc, Nc, cycles, _) in zip(cores, d.cores):
         if cycles > 0:
@@ -963,7 +964,7 @@ def evaluate_stage(tg, resources, peas, members, spill, room, first, readers_ins
             arrival[m.task] = written + _load_tail(te.deal, peas, m.cores, weights)
 
     def result_tail():
-        # Result-path cycles (bias, SFUs) after the last task's end: of the tasks ending last.
+        # Result-path cycles (bias, SFUs) after the last task's end: the latest end + latency.
         last = max(te.end for te in evals.values())
         task = tg.tasks
         return max(te.end + (BIAS_LATENCY if task[t].has_bias else 0) + task[t].sfu_latency

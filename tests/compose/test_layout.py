@@ -235,3 +235,18 @@ def test_intar_offers_only_buildable_schedules(model, scale):
     (a join reads its side where it was written, in the same tiles)."""
     graph = ih.model_graph(model, scale)
     plan(schedule(graph, Resources.for_model(model, scale), "intar"), graph)
+
+
+def test_side_in_another_format_unsupported():
+    """The join's second operand is as wide as the result it joins: a wider graph input would
+    be truncated, so it is refused."""
+    g = ih.Graph("wide_side")
+    x = g.input("x", shape=(4, 8), fmt="int8")
+    eps = g.input("eps", shape=(4, 8), fmt="int16")
+    h = g.relu(g.linear(x, 8, shift=7, name="fc"), name="h")
+    g.output(g.add(h, eps, out_format="int16", name="z"))
+    s = schedule(g, Resources.for_model("mlp", "tiny"), "sequential")
+    with pytest.raises(ValueError, match=r"^The generator does not support a join with a graph "
+                                         r"input in another format than the result it joins "
+                                         r"\(task 'fc' joins 'eps'\) yet$"):
+        plan(s, g)

@@ -922,14 +922,17 @@ def memory_images(programs, operands, depths=None):
     if "sides" in words:
         elements = programs[0].slots * programs[0].pea[1]
         images["sides"] = [[0] * elements for _ in range(words["sides"])]
-    for program, inputs in zip(programs, operands):
+    for index, (program, inputs) in enumerate(zip(programs, operands)):
         if inputs is None:
             continue
+        if len(inputs) not in (3, 4):
+            raise ValueError(f"memory_images operands of program {index} must be (A, B, bias) "
+                             f"or (A, B, bias, side), not {len(inputs)} items")
         A, B, bias, side = tuple(inputs) + (None,) * (4 - len(inputs))
         if program.join_source is Source.SIDES:
             if side is None:
-                raise ValueError("memory_images needs a side tensor for a program joining "
-                                 "Source.SIDES")
+                raise ValueError(f"memory_images needs a side tensor for program {index}, "
+                                 f"which joins Source.SIDES")
             s = program.side_image(side)
             images["sides"][program.join_base:program.join_base + len(s)] = s
         if program.a_computed:

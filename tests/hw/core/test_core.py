@@ -642,8 +642,8 @@ def test_side_image_layout():
     with pytest.raises(ValueError, match=r"^GemmProgram side tensor must have shape "
                                          r"\(1, 3, 3\), not \(3, 2\)$"):
         program.side_image(np.zeros((3, 2)))
-    with pytest.raises(ValueError, match=r"^memory_images needs a side tensor for a program "
-                                         r"joining Source.SIDES$"):
+    with pytest.raises(ValueError, match=r"^memory_images needs a side tensor for program 0, "
+                                         r"which joins Source.SIDES$"):
         memory_images((GemmProgram((2, 2, 1), 3, 3, 2, join="add", join_source=Source.SIDES),),
                       [(np.zeros((3, 2)), np.zeros((3, 2)), None)])
 
