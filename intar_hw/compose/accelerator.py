@@ -3,12 +3,12 @@
 import math
 
 from amaranth import *
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2
 
 from ..graph import Graph
-from ..hw.core import ComputingCore, memory_words
+from ..hw.core import ComputingCore, memory_words, result_word
 from ..hw.offchip import BurstBeat, BurstRequest
 from ..hw.scratchpad import WriteRequest
 from ..schedule import Schedule
@@ -126,10 +126,8 @@ class Accelerator(wiring.Component):
 
         def result_memory(c):
             """``(shape, depth, slots)`` of core ``c``'s result memory, as the core builds it."""
-            bits = max(p.result_format.bits for p in programs[c])
-            slots = programs[c][0].slots
-            return (data.ArrayLayout(signed(bits), slots * programs[c][0].pea[1]),
-                    max(2, memory_words(programs[c])["results"]), slots)
+            return (result_word(programs[c]), max(2, memory_words(programs[c])["results"]),
+                    programs[c][0].slots)
 
         def result_port(c):
             """``(addr_width, lanes)`` of core ``c``'s result memory."""

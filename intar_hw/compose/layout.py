@@ -60,7 +60,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..graph import Graph, OpKind
-from ..hw.core import GemmProgram, Source, memory_images
+from ..hw.core import GemmProgram, Source, memory_images, result_bits
 from ..hw.core.window import Window
 from ..models import SCALES, model_graph
 from ..schedule import Location, Order, Schedule
@@ -254,15 +254,18 @@ class Plan:
                     found.append((t.core, memory))
         return tuple(found)
 
+    def _result_bytes(self, core):
+        """Bytes of a result (or side) memory element of ``core``."""
+        return (result_bits(self._programs[core]) + 7) // 8
+
     def _task_words(self, t, inputs=None, params=None):
         """``[(memory, base, [(nbytes, bytes or None) per word])]``: what task ``t`` reads from
         off-chip, in order: its A (a graph input), its join's side tensor (a graph input, each
         word's valid lanes), its bias, its weights."""
         g = t.gemm
-        d1, d2, d3 = g.pea
+        _, d2, d3 = g.pea
         eb = (self._operand_bits + 7) // 8
         lanes = _lanes(self._programs[t.core])
-        op = self._graph.op(t.op)
         parts = []
 
         def operand(source, base, rows, block, array, image_of):
@@ -294,7 +297,7 @@ class Plan:
             operand(g.a_source, g.a_base, g.M, g.dm, A, g.a_image)
         if t.side is not None:
             # One slot per word (the composer checks): a word's valid lanes are its low bytes.
-            rb = (max(p.result_format.bits for p in self._programs[t.core]) + 7) // 8
+            rb = self._result_bytes(t.core)
             sizes = [min(d2, g.q_rows - q * d2) * rb
                      for _ in range(g.batch * g.p_rows) for q in range(g.q_tiles)]
             words = None
@@ -387,7 +390,7 @@ class Plan:
         """
         parts = self.parts(name)
         first = parts[0].gemm
-        eb = (max(p.result_format.bits for p in self._programs[parts[0].core]) + 7) // 8
+        eb = self._result_bytes(parts[0].core)
         M = sum(t.gemm.M for t in parts) if parts[0].split == "M" else first.M
         N = sum(t.gemm.N for t in parts) if parts[0].split == "N" else first.N
         whole = GemmProgram(pea=first.pea, M=M, N=N, K=first.K, batch=first.batch,
@@ -418,7 +421,7 @@ class Plan:
         for name, parts in self.output_locations().items():
             if parts[0].stage != stage:
                 continue
-            eb = (max(p.result_format.bits for p in self._programs[parts[0].core]) + 7) // 8
+            eb = self._result_bytes(parts[0].core)
             whole, words = self.result_words(parts[0].name)
             found.append((name, whole, eb, words))
         return found
@@ -893,8 +896,7 @@ def plan(schedule, graph):
                                               word_elements=block * pea[2])
         parts = made.get(a_operand.producer)
         tensor = op.inputs[0].name
-        if parts is None or graph.op(parts[0].op).kind not in (OpKind.CONV2D,
-                                                               OpKind.CONV_TRANSPOSE2D):
+        if parts is None or not _is_conv(graph.op(parts[0].op)):
             raise _unsupported(f"a convolution input not computed by a planned convolution "
                                f"(task {p.task!r} reads {tensor!r})")
         view = parts[0].view
@@ -930,7 +932,7 @@ def plan(schedule, graph):
     for stage in schedule.stages:
         for p in stage.placements:
             op = graph.op(p.task)
-            conv = op.kind in (OpKind.CONV2D, OpKind.CONV_TRANSPOSE2D)
+            conv = _is_conv(op)
             if op.kind not in (OpKind.LINEAR, OpKind.MATMUL) and not conv:
                 raise _unsupported(f"{op.kind.value} tasks (task {p.task!r})")
             if op.kind is OpKind.MATMUL and op.heads != 1:

@@ -86,10 +86,10 @@ Task pipelines
     ``f`` the fraction of the operand the consumer's buffer needs first (1 for blocking edges),
     and ``end_t = max(start_t + busy_t, max_p(end_p + tail_t))`` with ``tail_t`` the consumer's
     time for its last block. Rate mismatch falls out of the max. A convolution streaming from a
-    convolution is timed tile by tile: each of its row tiles starts once the tile before is done
-    and the producer has emitted the passes its windows read (through an upsampling or pooling
-    between them), at the producer's own tile times when the producer is such a convolution. Back-pressure on a producer does
-    not change the span (its consumer ends later anyway).
+    convolution is timed tile by tile: each of its row tiles starts once the tile before is done and
+    the producer has emitted the passes its windows read (through an upsampling or pooling between
+    them), at the producer's own tile times when the producer is such a convolution. Back-pressure
+    on a producer does not change the span (its consumer ends later anyway).
 """
 
 import math
@@ -785,11 +785,16 @@ def _tile_times(te, start, windows):
     return pace * (index + 1) + np.maximum.accumulate(ready - pace * index)
 
 
+def _result_latency(task):
+    """Cycles a task's result path (bias, SFUs) adds after its array."""
+    return (BIAS_LATENCY if task.has_bias else 0) + task.sfu_latency
+
+
 def edge_latency(task):
     """Cycles from a task's busy time covering a result to a consumer in the same stage being
     able to read it: the array's and the result path's latencies (bias, SFUs) and the one-cycle
     level register of the result memory."""
-    return ARRAY_LATENCY + (BIAS_LATENCY if task.has_bias else 0) + task.sfu_latency + 1
+    return ARRAY_LATENCY + _result_latency(task) + 1
 
 
 def _timing(tg, members, evals, plan, arrival):
@@ -966,9 +971,7 @@ def evaluate_stage(tg, resources, peas, members, spill, room, first, readers_ins
     def result_tail():
         # Result-path cycles (bias, SFUs) after the last task's end: the latest end + latency.
         last = max(te.end for te in evals.values())
-        task = tg.tasks
-        return max(te.end + (BIAS_LATENCY if task[t].has_bias else 0) + task[t].sfu_latency
-                   for t, te in evals.items()) - last
+        return max(te.end + _result_latency(tg.tasks[t]) for t, te in evals.items()) - last
 
     # Timing, in graph order: on chip alone (the host-loaded machine), then with the reads.
     _timing(tg, members, evals, plan, {})

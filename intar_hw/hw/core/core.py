@@ -12,12 +12,20 @@ from ..mac_array import OPERAND_WIDTHS, MACArray, accumulator_width
 from ..scratchpad import ReadPortSignature, Scratchpad, WriteRequest, _word_fits
 from .operand_fetch import (OperandFetch, operand_word, result_ports, window_entries,
                             reads_peer_window, window_sources)
-from .program import BIAS_FORMAT, MEMORIES, GemmProgram, Source, memory_lanes, memory_words
+from .program import (BIAS_FORMAT, MEMORIES, GemmProgram, Source, memory_lanes, memory_words,
+                      result_bits)
 from .result_path import ResultPath
 from .window_read import WindowReader
 
 
-__all__ = ["ComputingCore"]
+__all__ = ["ComputingCore", "result_word"]
+
+
+def result_word(programs):
+    """Word shape of the result (and side) memory of a core running ``programs``: ``slots``
+    slots of ``d2`` lanes of :func:`.program.result_bits` bits."""
+    return data.ArrayLayout(signed(result_bits(programs)),
+                            programs[0].slots * programs[0].pea[1])
 
 
 def _fan_out(m, source, sinks):
@@ -194,8 +202,7 @@ class ComputingCore(wiring.Component):
                 self._shapes[name] = data.ArrayLayout(signed(BIAS_FORMAT.bits), d2)
             elif name in ("sides", "results") and (name == "results" or name in needed):
                 # Join sides loaded from off-chip are kept in the result layout.
-                width = max(p.result_format.bits for p in programs)
-                self._shapes[name] = data.ArrayLayout(signed(width), self._slots * d2)
+                self._shapes[name] = result_word(programs)
 
         a_sources = {source for p in programs if p.a_window is None
                      for source, _ in p.a_parts}

@@ -54,7 +54,8 @@ from ...schedule import cost
 
 
 __all__ = ["Source", "Destination", "MEMORIES", "MAX_SHIFT", "BIAS_FORMAT", "BIAS_LATENCY",
-           "ACTIVATIONS", "JOINS", "GemmProgram", "memory_lanes", "memory_words", "memory_images"]
+           "ACTIVATIONS", "JOINS", "GemmProgram", "result_bits", "memory_lanes", "memory_words",
+           "memory_images"]
 
 
 class Source(enum.Enum):
@@ -873,6 +874,12 @@ class GemmProgram:
             raise ValueError("GemmProgram result has non-zero padding lanes")
         rows = rows[:, :, :self.q_rows]
         return rows if self.orientation == "MN" else rows.transpose(0, 2, 1)
+
+
+def result_bits(programs):
+    """Bits of a result-memory element of a core running ``programs``: the widest result
+    format (its side memory has the same words)."""
+    return max(p.result_format.bits for p in programs)
 
 
 def memory_lanes(programs):

@@ -9,7 +9,7 @@ from ..sfu.elementwise import Activation, Add, Mul, MulAdd, Requantize
 from ..sfu.softmax import Softmax
 from .operand_fetch import by_program
 from ...schedule import cost
-from .program import BIAS_FORMAT, BIAS_LATENCY
+from .program import BIAS_FORMAT, BIAS_LATENCY, result_bits
 from .row_reorder import RowReorder
 
 
@@ -235,7 +235,7 @@ class ResultPath(wiring.Component):
             p.softmax_key for p in self._programs if p.softmax))
         self._reorders = tuple(dict.fromkeys(
             p.reorder_key for p in self._programs if p.reorders_rows))
-        self._result_width = max(p.result_format.bits for p in self._programs)
+        self._result_width = result_bits(self._programs)
         tile = data.ArrayLayout(data.ArrayLayout(signed(accumulator_width), d2), d1)
         members = {
             "start": In(1),
