@@ -10,7 +10,7 @@ demo: $(STAMP)
 	$(VENV)/bin/intar demo
 
 test: $(STAMP) tools
-	$(PY) -m pytest -W error
+	$(PY) -m pytest -W error -n auto
 
 # Paper-scale measurements: slow, so not part of `make test`.
 bench: $(STAMP) tools

@@ -37,5 +37,11 @@ def to_verilog(component, name="top"):
     return to_verilog_(component, name)
 
 
-__all__ += ["Resources", "Schedule", "Stage", "Pattern", "schedule", "build", "simulate",
+def synthesize(design, device="ecp5-85k", **options):
+    """Yosys and nextpnr on a component: see :func:`intar_hw.flow.synth.synthesize`."""
+    from .flow.synth import synthesize as synthesize_
+    return synthesize_(design, device, **options)
+
+
+__all__ += ["synthesize", "Resources", "Schedule", "Stage", "Pattern", "schedule", "build", "simulate",
             "to_verilog"]

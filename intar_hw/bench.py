@@ -12,7 +12,7 @@ from intar_hw.hw.queue import Queue
 from intar_hw.testbench import beats_per_cycle, flow
 
 
-__all__ = ["SUITES", "hardware_blocks", "main"]
+__all__ = ["SUITES", "hardware_blocks", "synthesis", "main"]
 
 
 def _queue_throughput(depth, beats=256):
@@ -41,7 +41,15 @@ def hardware_blocks():
     return rows
 
 
-SUITES = {"hw": hardware_blocks}
+def synthesis():
+    """Every kernel x policy at small scale through Yosys and nextpnr on the ECP5-85F; the
+    table is printed as it goes (:func:`intar_hw.flow.synth_table.synth_table`)."""
+    from intar_hw.flow.synth_table import synth_table
+    synth_table()
+    return []
+
+
+SUITES = {"hw": hardware_blocks, "synth": synthesis}
 
 
 def main(suites=None):

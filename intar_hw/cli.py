@@ -48,12 +48,21 @@ def _cmd_info(args):
 
 
 def _scheduled(args):
-    """The graph and schedule of a ``sim`` / ``verilog`` command line."""
-    from intar_hw.schedule.commands import _load, budget
+    """The graph and schedule of a ``sim`` / ``verilog`` / ``synth`` command line."""
+    from intar_hw.schedule.commands import budget, load_model
     from intar_hw.schedule import schedule
 
-    graph, module, name = _load(args)
+    graph, module, name = load_model(args)
     return graph, schedule(graph, budget(args, module, name), args.policy)
+
+
+def _writable(path, what):
+    """Raise :class:`ValueError` unless ``path`` can be written, before any long work."""
+    import os
+
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    if os.path.isdir(path) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise ValueError(f"{what} must be a file path in a writable folder, not {path!r}")
 
 
 def _cmd_sim(args):
@@ -61,6 +70,10 @@ def _cmd_sim(args):
     import numpy as np
     import intar_hw as ih
 
+    if args.vcd is not None:
+        _writable(args.vcd, "VCD output")
+    if not 0 <= args.seed < 2 ** 32:
+        raise ValueError(f"Seed must be in [0, 2**32), not {args.seed!r}")
     graph, schedule = _scheduled(args)
     acc = ih.build(schedule, graph)
     inputs, params = graph.random_inputs(args.seed), graph.random_parameters(args.seed)
@@ -87,6 +100,7 @@ def _cmd_sim(args):
 def _cmd_verilog(args):
     import intar_hw as ih
 
+    _writable(args.output, "Verilog output")
     graph, schedule = _scheduled(args)
     text = ih.to_verilog(ih.build(schedule, graph))
     with open(args.output, "w") as file:
@@ -94,8 +108,34 @@ def _cmd_verilog(args):
     print(f"{args.output}: {len(text.splitlines())} lines of Verilog")
 
 
+def _cmd_synth(args):
+    import json
+    import intar_hw as ih
+    from intar_hw.flow.synth import check_options
+
+    check_options(args.device, args.freq, args.seed)        # before any work
+    graph, schedule = _scheduled(args)
+    log = None if args.json or not sys.stderr.isatty() else (
+        lambda line: print(f"intar synth: {line}", file=sys.stderr, flush=True))
+    report = ih.synthesize(ih.build(schedule, graph), args.device, freq_mhz=args.freq,
+                           seed=args.seed, hierarchy=args.modules, cache=not args.no_cache,
+                           log=log)
+    cycles = schedule.cycles
+    latency_us = cycles / report.fmax_mhz if report.fits and report.fmax_mhz else None
+    if args.json:
+        print(json.dumps({"model": graph.name, "scale": args.scale, "policy": args.policy,
+                          "predicted_cycles": cycles, "latency_us": latency_us,
+                          **report.to_dict()}, indent=2))
+    else:
+        print(f"{graph.name} ({args.scale}, {args.policy}): {cycles:,} predicted cycles" +
+              (f", {latency_us:,.1f} us at {report.fmax_mhz:.1f} MHz" if latency_us else ""))
+        print("\n".join(report.lines()))
+    return 0 if report.fits else 1
+
+
 def _generator_options(parser):
     from intar_hw.schedule import POLICIES
+    from intar_hw.schedule.commands import budget_options
 
     parser.add_argument("model", metavar="MODEL",
                         help="a shipped model name or a path to a .py file defining graph(scale)")
@@ -103,8 +143,8 @@ def _generator_options(parser):
                         help="tiny, small or paper (default: tiny)")
     parser.add_argument("--policy", default="intar", choices=POLICIES,
                         help="scheduling policy (default: intar)")
-    parser.set_defaults(fmt=None, resources=None, ccs=None, pea=None, scratchpad_kib=None,
-                        offchip_bpc=None)
+    parser.set_defaults(fmt=None)
+    budget_options(parser)
 
 
 def _parser():
@@ -143,6 +183,24 @@ def _parser():
     verilog.add_argument("-o", "--output", required=True, metavar="FILE.v",
                          help="the Verilog file to write")
     verilog.set_defaults(run=_cmd_verilog)
+
+    from intar_hw.flow.devices import DEVICES
+    synth = commands.add_parser(
+        "synth", help="build the accelerator and put it through Yosys and nextpnr: resources, "
+                      "Fmax, critical path (exit status 1 if it does not fit)")
+    _generator_options(synth)
+    synth.add_argument("--device", default="ecp5-85k", metavar="D",
+                       help=f"one of {', '.join(DEVICES)} (default: ecp5-85k)")
+    synth.add_argument("--freq", type=float, default=100, metavar="MHZ",
+                       help="nextpnr's target frequency (default: 100)")
+    synth.add_argument("--seed", type=int, default=1, help="nextpnr's placer seed (default: 1)")
+    synth.add_argument("--modules", action="store_true",
+                       help="also report the cells of each block (a second, hierarchical "
+                            "synthesis)")
+    synth.add_argument("--no-cache", action="store_true",
+                       help="run the tools even if this design's report is cached")
+    synth.add_argument("--json", action="store_true", help="print the report as JSON")
+    synth.set_defaults(run=_cmd_synth)
     return parser
 
 
@@ -155,6 +213,12 @@ def main(argv=None):
     except (TypeError, ValueError) as error:
         print(f"intar {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except RuntimeError as error:
+        from intar_hw.flow.synth import SynthError
+        if not isinstance(error, SynthError):
+            raise
+        print(f"intar {args.command}: error: {error}", file=sys.stderr)
+        return 1
     return 0 if status is None else status
 
 

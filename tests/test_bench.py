@@ -16,4 +16,4 @@ def test_hardware_blocks_measure_full_throughput():
 def test_unknown_suite_is_one_line_and_exit_2(capsys):
     assert main(["bench", "nope"]) == 2
     assert capsys.readouterr().err == (
-        "intar bench: error: Benchmark suite must be one of hw, not 'nope'\n")
+        "intar bench: error: Benchmark suite must be one of hw, synth, not 'nope'\n")

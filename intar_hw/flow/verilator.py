@@ -25,6 +25,7 @@ from amaranth import Fragment, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .cache import cache_root
 from .verilog import to_verilog
 
 
@@ -142,12 +143,8 @@ def find_verilator():
 
 
 def cache_dir():
-    """Where built models are kept: ``$INTAR_HW_CACHE/verilator``, else under
-    ``$XDG_CACHE_HOME`` (default ``~/.cache``) ``/intar-hw/verilator``."""
-    root = os.environ.get("INTAR_HW_CACHE")
-    if not root:
-        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "intar-hw"
-    return Path(root) / "verilator"
+    """Where built models are kept: ``verilator`` under :func:`.cache.cache_root`."""
+    return cache_root() / "verilator"
 
 
 def _instrument(text):

@@ -16,7 +16,7 @@ from .policies import POLICIES, schedule
 from .compare import compare
 
 
-__all__ = ["add_commands", "budget", "parse_pea"]
+__all__ = ["add_commands", "budget", "budget_options", "load_model", "parse_pea"]
 
 
 def parse_pea(text):
@@ -26,7 +26,8 @@ def parse_pea(text):
     return tuple(int(d) for d in text.split("x"))
 
 
-def _load(args):
+def load_model(args):
+    """The graph, module and name of the model a command line names."""
     from intar_hw.models import MODELS, load, model_graph
 
     options = {} if args.fmt is None else {"fmt": args.fmt}
@@ -64,7 +65,7 @@ def budget(args, module, name):
 
 
 def _cmd_schedule(args):
-    graph, module, name = _load(args)
+    graph, module, name = load_model(args)
     resources = budget(args, module, name)
     result = schedule(graph, resources, args.policy)
     if args.json:
@@ -78,7 +79,7 @@ def _cmd_schedule(args):
 
 
 def _cmd_compare(args):
-    graph, module, name = _load(args)
+    graph, module, name = load_model(args)
     resources = budget(args, module, name)
     comparison = compare(graph, resources, model=name)
     at_paper = args.scale == "paper"
@@ -88,7 +89,8 @@ def _cmd_compare(args):
               "all three policies")
 
 
-def _budget_options(parser):
+def budget_options(parser):
+    """Add the budget flags that :func:`budget` reads."""
     group = parser.add_argument_group("budget")
     group.add_argument("--resources", metavar="PRESET",
                        help="a preset budget (default: the model's own, see Resources.for_model)")
@@ -116,10 +118,10 @@ def add_commands(commands):
                         help="scheduling policy (default: intar)")
     parser.add_argument("--json", action="store_true", help="print the schedule as JSON")
     parser.add_argument("--plot", metavar="FILE.png", help="draw the timeline to a PNG file")
-    _budget_options(parser)
+    budget_options(parser)
     parser.set_defaults(run=_cmd_schedule)
 
     parser = commands.add_parser("compare", help="the three policies side by side")
     _model_options(parser)
-    _budget_options(parser)
+    budget_options(parser)
     parser.set_defaults(run=_cmd_compare)

