@@ -31,10 +31,10 @@ def simulate(acc, inputs, params, backend="amaranth", vcd=None):
     return simulate_(acc, inputs, params, backend=backend, vcd=vcd)
 
 
-def to_verilog(component, name="top"):
+def to_verilog(component, name="top", platform=None):
     """The Verilog text of a component: see :func:`intar_hw.flow.verilog.to_verilog`."""
     from .flow.verilog import to_verilog as to_verilog_
-    return to_verilog_(component, name)
+    return to_verilog_(component, name, platform)
 
 
 def synthesize(design, device="ecp5-85k", **options):

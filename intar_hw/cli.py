@@ -213,6 +213,17 @@ def main(argv=None):
     except (TypeError, ValueError) as error:
         print(f"intar {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`intar info mlp --json | head`): stop quietly, no traceback.
+        import io
+        import os
+        try:    # what is still buffered must not fail again at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            pass
+        print(f"intar {args.command}: error: output closed before it was all written",
+              file=sys.stderr)
+        return 2
     except RuntimeError as error:
         from intar_hw.flow.synth import SynthError
         if not isinstance(error, SynthError):

@@ -59,6 +59,10 @@ def _load_file(path):
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
+    except Exception as error:
+        del sys.modules[name]
+        raise ValueError(f"Model file {path!r} failed to load: {type(error).__name__}: "
+                         f"{error}") from error
     except BaseException:
         del sys.modules[name]
         raise
@@ -71,7 +75,14 @@ def model_graph(name_or_path, scale="paper", **options):
 
     module = load(name_or_path)
     check_scale(scale)
-    graph = module.graph(scale, **options)
+    try:
+        graph = module.graph(scale, **options)
+    except (TypeError, ValueError):
+        raise
+    except Exception as error:
+        # A user's model file may raise anything; name the model and the exception.
+        raise ValueError(f"Model {name_or_path!r} graph({scale!r}) raised "
+                         f"{type(error).__name__}: {error}") from error
     if not isinstance(graph, Graph):
         raise TypeError(f"Model {name_or_path!r} graph({scale!r}) must return a Graph, "
                         f"not {graph!r}")

@@ -11,6 +11,7 @@ import pytest
 import intar_hw as ih
 from intar_hw.flow.cocotb_runner import run_cocotb
 from intar_hw.flow.verilator import _Top
+from intar_hw.hw.tech import Target
 from intar_hw.schedule import Pattern, Resources, schedule
 from intar_hw.sim import offchip_memory
 from vectors import SIM_DIR
@@ -35,6 +36,9 @@ def shipped(model, scale="tiny"):
 CASES = {
     # name: (graph and budget, policy, the pattern it must exercise)
     "sequential-mlp": (lambda: shipped("mlp"), "sequential", Pattern.SEQUENTIAL),
+    # Elaborated for an ECP5: the MAC arrays' multipliers are MULT18X18D primitives (simulated
+    # by sim/models/MULT18X18D.v), same outputs and cycles as the portable design.
+    "sequential-mlp-ecp5": (lambda: shipped("mlp"), "sequential", Pattern.SEQUENTIAL, "ecp5"),
     "task-parallel-two-heads": (two_heads, "intar", Pattern.TASK_PARALLEL),
     "task-pipeline-gating-net": (lambda: shipped("gating_net"), "dataflow",
                                  Pattern.TASK_PIPELINE),
@@ -59,7 +63,7 @@ SLOW = ("sequential-vae", "task-pipeline-vae")
 @pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW
                                   else name for name in CASES])
 def test_accelerator_verilog(name, tmp_path):
-    make, policy, pattern = CASES[name]
+    make, policy, pattern, *target = CASES[name]
     graph, budget = make()
     s = schedule(graph, budget, policy)
     assert pattern in {st.pattern for st in s.stages}
@@ -70,7 +74,11 @@ def test_accelerator_verilog(name, tmp_path):
     top = _Top(acc, offchip_memory(acc, inputs, params))
     run_cocotb(top, toplevel="accelerator", test_module="accelerator_cocotb", test_dir=SIM_DIR,
                build_dir=tmp_path, parameters={"words": acc.offchip_words,
-                                               "limit": 4 * pysim.cycles + 100})
+                                               "limit": 4 * pysim.cycles + 100},
+               platform=target and Target(target[0]),
+               sources=[SIM_DIR / "models" / "MULT18X18D.v"] if target else [])
+    if target:
+        assert "MULT18X18D" in (tmp_path / "accelerator.v").read_text()
     result = json.loads((tmp_path / "result.json").read_text())
     outputs = acc.plan.outputs_from_offchip(result["words"], acc.bus_bytes, acc.output_base)
     assert set(outputs) == set(t.name for t in graph.outputs)

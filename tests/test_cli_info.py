@@ -56,3 +56,32 @@ def test_info_errors_are_one_line(argv, message, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == message + "\n"
+
+
+@pytest.mark.parametrize("body, message", [
+    ("raise RuntimeError('boom')\n", "failed to load: RuntimeError: boom"),
+    ("def graph(:\n", "failed to load: SyntaxError: invalid syntax"),
+    ("import no_such_module_here\n",
+     "failed to load: ModuleNotFoundError: No module named 'no_such_module_here'"),
+    ("def graph(scale):\n    return {}['x']\n", "graph('paper') raised KeyError: 'x'"),
+])
+def test_a_model_file_that_raises_is_one_line(tmp_path, capsys, body, message):
+    path = tmp_path / "bad_model.py"
+    path.write_text(body)
+    assert main(["info", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("intar info: error: ")
+    assert message in err and "bad_model.py" in err
+
+
+def test_broken_pipe_is_one_line(capsys, monkeypatch):
+    class Closed:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+    monkeypatch.setattr("sys.stdout", Closed())
+    assert main(["info", "mlp", "--json"]) == 2
+    assert capsys.readouterr().err == (
+        "intar info: error: output closed before it was all written\n")

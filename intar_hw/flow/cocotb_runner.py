@@ -12,7 +12,8 @@ from .verilog import to_verilog
 __all__ = ["run_cocotb"]
 
 
-def run_cocotb(component, *, toplevel, test_module, test_dir, build_dir, parameters=None):
+def run_cocotb(component, *, toplevel, test_module, test_dir, build_dir, parameters=None,
+               platform=None, sources=()):
     """Export ``component`` as ``toplevel``, build it with Icarus and run ``test_module``.
 
     Parameters
@@ -30,6 +31,11 @@ def run_cocotb(component, *, toplevel, test_module, test_dir, build_dir, paramet
     parameters : dict or None
         JSON-serialisable test data passed to the cocotb module in the environment variable
         ``INTAR_COCOTB_PARAMS``.
+    platform : optional
+        Passed to the export (:func:`.verilog.to_verilog`): a target whose primitives the
+        design may instantiate.
+    sources : sequence of path-like
+        Further Verilog files, such as simulation models of those primitives.
 
     Raises
     ------
@@ -45,10 +51,10 @@ def run_cocotb(component, *, toplevel, test_module, test_dir, build_dir, paramet
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     source = build_dir / f"{toplevel}.v"
-    source.write_text(to_verilog(component, name=toplevel))
+    source.write_text(to_verilog(component, name=toplevel, platform=platform))
     runner = get_runner("icarus")
     # The runner passes -g2012; Yosys' initial triggers for `always @*` need -g2005 (it wins).
-    runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir,
+    runner.build(sources=[source, *map(Path, sources)], hdl_toplevel=toplevel, build_dir=build_dir,
                  build_args=["-g2005"], timescale=("1ns", "1ps"), always=True)
     env = {"INTAR_COCOTB_PARAMS": json.dumps(parameters or {}),
            "PYTHONPATH": os.pathsep.join([str(test_dir), *sys.path])}

@@ -3,6 +3,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 from .checks import check_count
+from .tech import ecp5_multiplier, family_of
 
 
 __all__ = ["accumulator_width", "OPERAND_WIDTHS", "MACBeatLayout", "MACArray"]
@@ -103,7 +104,8 @@ class MACArray(wiring.Component):
     and ``B`` of shape ``(cols, n * depth)``.
 
     The datapath is a three-stage pipeline shaped for FPGA DSP blocks: registered multiplier
-    inputs, registered products, then the accumulators, whose sum on a ``last`` beat goes to a
+    inputs, registered products (elaborated for an ECP5, see :mod:`.tech`: the input and
+    output registers of one ``MULT18X18D`` per product), then the accumulators, whose sum on a ``last`` beat goes to a
     separate result register. That register lets a finished tile wait on ``o`` while the next
     reduction accumulates, so with ``o`` always ready the array takes one beat per cycle, even
     when every beat ends a reduction. The pipeline stalls (and ``i.ready`` falls) only when a
@@ -226,6 +228,15 @@ class MACArray(wiring.Component):
         accumulators = [[Signal(signed(self._accumulator_width), name=f"accumulator_{r}_{c}")
                          for c in range(cols)] for r in range(rows)]
 
+        # On an ECP5 the multiplier inputs and products are the DSP blocks' own registers
+        # (same enable, same latency); the fabric copies above are then left unused.
+        dsp_blocks = family_of(platform) == "ecp5"
+        if dsp_blocks:
+            for r in range(rows):
+                for c in range(cols):
+                    for k in range(depth):
+                        ecp5_multiplier(m, f"mult_{r}_{c}_{k}", self.i.payload.a[r][k],
+                                        self.i.payload.b[c][k], products[r][c][k], advance)
         # A last beat needs the result register; it is free if empty or being emptied now.
         m.d.comb += [
             advance.eq(~(products_valid & products_last) | ~self.o.valid | self.o.ready),
@@ -242,10 +253,12 @@ class MACArray(wiring.Component):
                 products_valid.eq(operands_valid),
                 products_last.eq(operands.last),
             ]
-            for r in range(rows):
-                for c in range(cols):
-                    for k in range(depth):
-                        m.d.sync += products[r][c][k].eq(operands.a[r][k] * operands.b[c][k])
+            if not dsp_blocks:
+                for r in range(rows):
+                    for c in range(cols):
+                        for k in range(depth):
+                            m.d.sync += products[r][c][k].eq(operands.a[r][k] *
+                                                             operands.b[c][k])
 
             with m.If(products_valid):
                 for r in range(rows):
