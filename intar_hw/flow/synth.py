@@ -87,7 +87,7 @@ def ooc_shell(verilog, top, name="intar_shell"):
     n_out = sum(w for _, w in outputs)
     lines = [f"module {name}(input clk, input si, output so);",
              f"  reg [{n_in - 1}:0] chain;",
-             f"  always @(posedge clk) chain <= {{chain, si}};" if n_in > 1 else
+             "  always @(posedge clk) chain <= {chain, si};" if n_in > 1 else
              "  always @(posedge clk) chain <= si;"]
     connections, at = [".clk(clk)"], 0
     for port, width in inputs:
@@ -137,6 +137,19 @@ def check_options(device, freq_mhz, seed, timeout=None):
                                 or timeout <= 0):
         raise ValueError(f"Timeout must be a positive number of seconds, not {timeout!r}")
     return dev
+
+
+def _synth_script(dev, top, *, flatten=True, abc9=True):
+    """Yosys commands synthesising ``top`` for ``dev``, ending where an output option (such as
+    ``-json FILE``) may follow. Without ``abc9`` (ECP5 only) LUTs are mapped by classic ABC:
+    Yosys 0.70's ``synth_ecp5`` has no option for it, so its ``map_luts`` step is replaced."""
+    options = f"-top {top}" + ("" if flatten else " -noflatten") + (
+        " -dsp" if dev.family == "ice40" else "")
+    if abc9:
+        return f"synth_{dev.family} {options} "
+    return (f"synth_{dev.family} {options} -run begin:map_luts\n"
+            f"techmap -map +/lattice/latches_map.v\nabc -lut 4\nclean\n"
+            f"synth_{dev.family} {options} -run map_cells: ")
 
 
 def _abc9_failed(message):
@@ -236,10 +249,8 @@ def synthesize(design, device="ecp5-85k", *, freq_mhz=100, seed=1, top="top", hi
             synth_top = "intar_shell"
             notes.append(f"{dev.name} has no out-of-context mode: the counts include a shell of "
                          f"{flops:,} flip-flops serialising the ports onto 3 pins")
-        dsp = " -dsp" if dev.family == "ice40" else ""
-        script = (f"{reads}synth_{dev.family} -top {synth_top}{dsp}{{abc}} -json netlist.json\n"
-                  f"tee -q -o stat.json stat -json\n")
-        (work / "flat.ys").write_text(script.format(abc=""))
+        tail = "-json netlist.json\ntee -q -o stat.json stat -json\n"
+        (work / "flat.ys").write_text(reads + _synth_script(dev, synth_top) + tail)
         say(f"synthesising with Yosys (synth_{dev.family})")
         try:
             seconds["yosys"], _ = _run([tools["yosys"], "flat.ys"], work, "yosys.log",
@@ -250,22 +261,23 @@ def synthesize(design, device="ecp5-85k", *, freq_mhz=100, seed=1, top="top", hi
             # else is a failure.
             if dev.family != "ecp5" or not _abc9_failed(str(error)):
                 raise
-            (work / "flat.ys").write_text(script.format(abc=" -noabc9"))
+            (work / "flat.ys").write_text(reads + _synth_script(dev, synth_top, abc9=False)
+                                          + tail)
             say("abc9 failed; synthesising with classic ABC")
             seconds["yosys"], _ = _run([tools["yosys"], "flat.ys"], work, "yosys.log",
                                        "Yosys", timeout)
-            notes.append("Yosys's abc9 failed on this design; LUTs were mapped with classic ABC "
-                         "(synth_ecp5 -noabc9)")
+            notes.append("Yosys's abc9 failed on this design; LUTs were mapped with classic "
+                         "ABC (abc -lut 4)")
         stat = json.loads((work / "stat.json").read_text())
         counts = cell_counts(stat, dev.cells)
 
         modules = None
         if hierarchy:
             # Classic ABC: abc9 dies on the unflattened accelerators (Yosys 0.70).
-            noabc9 = " -noabc9" if dev.family == "ecp5" else ""
             (work / "hier.ys").write_text(
-                f"read_verilog design.v\nsynth_{dev.family} -top {top}{dsp}{noabc9} -noflatten\n"
-                f"tee -q -o hier.json stat -json\n")
+                "read_verilog design.v\n" +
+                _synth_script(dev, top, flatten=False, abc9=dev.family != "ecp5") +
+                "\ntee -q -o hier.json stat -json\n")
             say("synthesising each block (hierarchical)")
             seconds["hierarchy"], _ = _run([tools["yosys"], "hier.ys"], work,
                                            "hierarchy.log", "Yosys", timeout)

@@ -1,9 +1,10 @@
-"""Small register and counter idioms shared by the hardware blocks."""
+"""Small register, counter and memory idioms shared by the hardware blocks."""
 
 from amaranth import *
+from amaranth.lib import memory
 
 
-__all__ = ["wrap_increment", "stage", "bank_ring"]
+__all__ = ["wrap_increment", "stage", "bank_ring", "rom_read_ports"]
 
 
 def wrap_increment(value, count):
@@ -22,6 +23,23 @@ def stage(m, enable, name, values):
         regs[key] = reg
     return regs
 
+
+def rom_read_ports(m, name, count, *, shape, init):
+    """``count`` synchronous read ports (latency 1) on copies of the ROM holding ``init``, two
+    ports a copy (submodules ``<name>_0``, ``<name>_1``, ...; ports ``2i`` and ``2i + 1`` share
+    copy ``i``).
+
+    A device's block RAM reads on at most its two ports, so a table read by every lane is
+    built once per two lanes; that is what synthesis would make of one memory with a port per
+    lane, without Yosys searching port assignments for a many-port memory (it runs out of
+    memory past about ten ports).
+    """
+    ports = []
+    for copy in range(-(-count // 2)):
+        rom = memory.Memory(shape=shape, depth=len(init), init=init)
+        m.submodules[f"{name}_{copy}"] = rom
+        ports += [rom.read_port() for _ in range(min(2, count - 2 * copy))]
+    return ports
 
 
 def bank_ring(m, names, banks):

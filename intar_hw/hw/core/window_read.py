@@ -39,9 +39,9 @@ class WindowReader(wiring.Component):
     :class:`~intar_hw.hw.scratchpad.Scratchpad` read port): taps outside the input are zeros,
     pooled elements the largest of their reads, lanes past ``M`` and elements past ``K`` zeros.
 
-    Storage: a copy of the input's memory with one read port per element and pooled read
-    (:attr:`ports`), kept current by mirroring that memory's writes (``write``, always ready);
-    synthesis replicates it per read port. With ``gated``, a word is served once every word it
+    Storage: copies of the input's memory, one per two of the read ports (one per element and
+    pooled read, :attr:`ports`; a block RAM reads on two ports at most), kept current by
+    mirroring that memory's writes (``write``, always ready). With ``gated``, a word is served once every word it
     reads is below ``level`` (the words written so far), so a convolution can follow its input
     as it is loaded or computed. With ``peer``, the copy also holds a peer core's result memory
     (from word :attr:`peer_offset`, mirroring ``peer_write``): windows whose parts live there
@@ -167,22 +167,28 @@ class WindowReader(wiring.Component):
 
         # Writes enable whole elements (a slotted region's slots are runs of elements).
         sliced = any(slots > 1 for _, _, slots, _, _ in regions) or len(regions) > 1
-        m.submodules.mirror = mirror = memory.Memory(
-            shape=unsigned(total), depth=depth, init=init)
+        # One copy of the mirror per two read ports, all written alike: a block RAM reads on
+        # at most two ports, and Yosys cannot search port assignments for a memory of many.
+        mirrors = []
+        for copy in range(-(-self._ports // 2)):
+            mirror = memory.Memory(shape=unsigned(total), depth=depth, init=init)
+            m.submodules[f"mirror_{copy}"] = mirror
+            mirrors.append(mirror)
         for write, shape, slots, offset, _ in regions:
-            writer = mirror.write_port(granularity=width if sliced else None)
             count = Shape.cast(shape).width // width
             if slots > 1:
                 en = Cat(*(write.payload.en[e // (count // slots)] for e in range(count)))
             else:
                 en = Const(2 ** count - 1, count)
-            m.d.comb += [
-                write.ready.eq(1),
-                writer.addr.eq(write.payload.addr + offset),
-                writer.data.eq(write.payload.data.as_value()),
-                writer.en.eq(Mux(write.valid, en if sliced else 1, 0)),
-            ]
-        readers = [mirror.read_port() for _ in range(self._ports)]
+            m.d.comb += write.ready.eq(1)
+            for mirror in mirrors:
+                writer = mirror.write_port(granularity=width if sliced else None)
+                m.d.comb += [
+                    writer.addr.eq(write.payload.addr + offset),
+                    writer.data.eq(write.payload.data.as_value()),
+                    writer.en.eq(Mux(write.valid, en if sliced else 1, 0)),
+                ]
+        readers = [mirrors[n // 2].read_port() for n in range(self._ports)]
 
         # The program: latched on start, the input's in the cycle of start.
         count = len(self._windows)

@@ -15,12 +15,13 @@ repeated. With ``o`` always ready a unit takes and gives one beat per cycle. ``o
 """
 
 from amaranth import *
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ... import numerics
 from .layouts import VectorLayout
 from ..checks import check_bool, check_format
+from ..logic import rom_read_ports
 
 
 __all__ = ["ACTIVATIONS", "Requantize", "Activation", "Add", "Mul", "MulAdd"]
@@ -219,11 +220,11 @@ class Activation(wiring.Component):
       ``t[i + 1] - t[i]``, so one read per element gives both breakpoints; then
       ``y = t[i] + ((slope * (x & 255) + 128) >> 8)`` for ``i = x >> 8``.
 
-    The ROM is one :class:`~amaranth.lib.memory.Memory` with one synchronous, non-transparent read
-    port per lane (the table is shared, the reads are not): synthesis replicates it per one or two
-    read ports, e.g. ``ceil(lanes / 2)`` ECP5 DP16KD block RAMs (both ports reading), or LUTs if it
-    decides the 256-entry ROM is small enough. Serving several lanes from one port would cost
-    throughput.
+    The ROM has one synchronous, non-transparent read port per lane (the table is shared, the
+    reads are not), built as ``ceil(lanes / 2)`` copies read on both ports
+    (:func:`~intar_hw.hw.logic.rom_read_ports`): e.g. as many ECP5 DP16KD block RAMs, or LUTs
+    if synthesis decides the 256-entry ROM is small enough. Serving several lanes from one port
+    would cost throughput.
 
     Parameters
     ----------
@@ -356,8 +357,7 @@ class Activation(wiring.Component):
             slope_bits = max(max(s.bit_length() for s in slopes), 1) + 1
             entry = data.StructLayout({"base": signed(16), "slope": signed(slope_bits)})
             init = [{"base": table[k], "slope": slopes[k]} for k in range(256)]
-        m.submodules.rom = rom = memory.Memory(shape=entry, depth=256, init=init)
-        ports = [rom.read_port() for _ in range(lanes)]
+        ports = rom_read_ports(m, "rom", lanes, shape=entry, init=init)
         for n, port in enumerate(ports):
             m.d.comb += [port.addr.eq(address(self.i.payload.data[n])), port.en.eq(advance)]
 

@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 from ... import numerics
 from .layouts import VectorLayout
 from ..checks import check_count, check_format
-from ..logic import bank_ring, stage, wrap_increment
+from ..logic import bank_ring, rom_read_ports, stage, wrap_increment
 
 
 __all__ = ["Softmax"]
@@ -210,7 +210,7 @@ class Softmax(wiring.Component):
 
     # --- hardware ---------------------------------------------------------------------------------
 
-    def _exp_pipeline(self, m, name, buffer, lo_rom, hi_rom, enable, issue):
+    def _exp_pipeline(self, m, name, buffer, lo_roms, hi_roms, enable, issue):
         """Read the row buffer at ``issue["addr"]`` and look up ``e`` for every lane.
 
         ``issue`` holds ``valid``, ``addr``, ``max``, ``mask`` (one bit per lane) and any other
@@ -231,18 +231,18 @@ class Softmax(wiring.Component):
             k = Signal(bits, name=f"{name}_k_{n}")
             # m >= x for unmasked lanes; masked lanes give garbage, zeroed below.
             m.d.comb += k.eq(s1["max"] - x[n])
-            lo = lo_rom.read_port()
+            lo = lo_roms[n]
             m.d.comb += [lo.addr.eq(k[:8]), lo.en.eq(enable)]
             lo_ports.append(lo)
-            if hi_rom is not None:
-                hi = hi_rom.read_port()
+            if hi_roms is not None:
+                hi = hi_roms[n]
                 m.d.comb += [hi.addr.eq(k[8:16]), hi.en.eq(enable)]
                 hi_ports.append(hi)
 
         # Stage 2: the table entries.
         del s1["max"]
         s2 = stage(m, enable, f"{name}_table", s1)
-        if hi_rom is None:
+        if hi_roms is None:
             final, exps = s2, [port.data for port in lo_ports]
         else:
             # Stage 3 (int16): the product of the two entries, then its rounding.
@@ -269,13 +269,13 @@ class Softmax(wiring.Component):
 
         m.submodules.buffer = buffer = memory.Memory(
             shape=data.ArrayLayout(signed(bits), lanes), depth=depth, init=[])
-        m.submodules.exp_lo = lo_rom = memory.Memory(
-            shape=unsigned(16), depth=256, init=numerics.exp_table(self._frac).tolist())
-        hi_rom = None
-        if bits == 16:
-            m.submodules.exp_hi = hi_rom = memory.Memory(
-                shape=unsigned(16), depth=256,
-                init=numerics.EXP_HI_TABLES[self._frac].tolist())
+        # Both exponential pipelines read the tables on every lane: lane n's two reads share
+        # the n-th copy of each table (rom_read_ports pairs ports 2n and 2n + 1).
+        lo_roms = rom_read_ports(m, "exp_lo", 2 * lanes, shape=unsigned(16),
+                                 init=numerics.exp_table(self._frac).tolist())
+        hi_roms = None if bits != 16 else rom_read_ports(
+            m, "exp_hi", 2 * lanes, shape=unsigned(16),
+            init=numerics.EXP_HI_TABLES[self._frac].tolist())
 
         # Bank tokens: how many banks each stage may start on. A bank goes input -> exp -> div ->
         # output -> input; each stage takes a token when it starts (or finishes) with a bank and
@@ -337,7 +337,8 @@ class Softmax(wiring.Component):
             with m.If(exp_beat == beats - 1):
                 m.d.comb += [take["exp"].eq(1), step["exp"].eq(1)]
                 m.d.sync += exp_row.eq(wrap_increment(exp_row, row_count))
-        final, exps = self._exp_pipeline(m, "exp", buffer, lo_rom, hi_rom, C(1), {
+        final, exps = self._exp_pipeline(m, "exp", buffer, lo_roms[0::2],
+                                         hi_roms and hi_roms[0::2], C(1), {
             "valid": exp_go, "addr": exp_addr, "max": row_max[ptr["exp"]],
             "mask": self._mask(exp_beat * lanes, exp_row), "first": exp_beat == 0,
             "last": exp_beat == beats - 1, "bank": ptr["exp"]})
@@ -403,7 +404,8 @@ class Softmax(wiring.Component):
                 # The last read is issued: the bank is free (later stages carry what they need).
                 m.d.comb += [take["output"].eq(1), give["output"].eq(1), step["output"].eq(1)]
                 m.d.sync += out_row.eq(wrap_increment(out_row, row_count))
-        final, exps = self._exp_pipeline(m, "out", buffer, lo_rom, hi_rom, advance, {
+        final, exps = self._exp_pipeline(m, "out", buffer, lo_roms[1::2], hi_roms and hi_roms[1::2],
+                                          advance, {
             "valid": out_go, "addr": out_addr, "max": row_max[ptr["output"]],
             "mask": self._mask(out_beat * lanes, out_row), "last": out_beat == beats - 1,
             "recip": row_recip[ptr["output"]]})
