@@ -1147,6 +1147,9 @@ class Graph:
             raise TypeError(f"Graph description must be a dict, not {data!r}")
         graph = cls(data.get("name"))
         for spec in data.get("inputs", []):
+            if not isinstance(spec, dict) or "name" not in spec or "shape" not in spec:
+                raise ValueError(f"Graph {graph.name!r} input {spec!r} must be a dict with a "
+                                 f"name and a shape")
             graph.input(spec["name"], spec["shape"], spec.get("format", "int8"))
         specs = list(data.get("ops", []))
         known = {spec["name"] for spec in data.get("inputs", [])}

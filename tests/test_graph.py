@@ -349,3 +349,9 @@ def test_construction_errors(build, error, message):
         build(g)
     assert len(g.ops) == ops_before  # a failed op is never added
     assert all(name in g.tensors for name in ("x", "v", "w", "img", "i4"))
+
+
+def test_from_dict_input_without_a_shape():
+    with pytest.raises(ValueError, match=r"^Graph 'g' input \{'name': 'x'\} must be a dict with a "
+                                         r"name and a shape$"):
+        ih.Graph.from_dict({"name": "g", "inputs": [{"name": "x"}]})

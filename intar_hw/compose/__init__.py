@@ -6,11 +6,11 @@
 the unit streaming each stage's off-chip operands into the cores' memories.
 """
 
-from .layout import Plan, plan, graph_of, onchip_cycles
+from .layout import Plan, plan, onchip_cycles
 from .controller import ModeController
 from .loader import Segment, LoaderStage, Loader
 from .accelerator import Accelerator, build
 
 
-__all__ = ["Plan", "plan", "graph_of", "onchip_cycles", "ModeController", "Segment",
+__all__ = ["Plan", "plan", "onchip_cycles", "ModeController", "Segment",
            "LoaderStage", "Loader", "Accelerator", "build"]

@@ -13,7 +13,7 @@ from ..hw.offchip import BurstBeat, BurstRequest
 from ..hw.scratchpad import WriteRequest
 from ..schedule import Schedule
 from .controller import ModeController
-from .layout import graph_of, onchip_cycles, plan
+from .layout import onchip_cycles, plan
 from .loader import Loader
 from .storer import Storer
 
@@ -52,8 +52,8 @@ class Accelerator(wiring.Component):
     ----------
     schedule : Schedule
     graph : Graph, optional
-        The graph the schedule was made for; by default re-loaded from the schedule's model name
-        (:func:`.layout.graph_of`: the shipped model at the scale whose GEMMs match).
+        The graph the schedule was made for; by default the one it carries
+        (:attr:`~intar_hw.schedule.Schedule.graph`).
     offchip : bool
         Stream operands from off-chip (default) or have the host preload them.
 
@@ -106,10 +106,7 @@ class Accelerator(wiring.Component):
     def __init__(self, schedule, graph=None, *, offchip=True):
         if not isinstance(schedule, Schedule):
             raise TypeError(f"Schedule must be a Schedule, not {schedule!r}")
-        if graph is None:
-            graph = graph_of(schedule)
-        if not isinstance(graph, Graph):
-            raise TypeError(f"Graph must be a Graph, not {graph!r}")
+        graph = _graph(schedule, graph)
         if not isinstance(offchip, bool):
             raise TypeError(f"Offchip must be a bool, not {offchip!r}")
         self._plan = plan(schedule, graph)
@@ -292,7 +289,18 @@ def build(schedule, graph=None, *, offchip=True):
     """
     if not isinstance(schedule, Schedule):
         raise TypeError(f"Schedule must be a Schedule, not {schedule!r}")
-    if graph is None:
-        graph = graph_of(schedule)
+    graph = _graph(schedule, graph)
     plan(schedule, graph)
     return Accelerator(schedule, graph, offchip=offchip)
+
+
+def _graph(schedule, graph):
+    """The graph to build ``schedule`` for: ``graph``, else the one the schedule carries."""
+    if graph is None:
+        graph = schedule.graph
+        if graph is None:
+            raise ValueError(f"Schedule of model {schedule.model!r} carries no graph (it was not "
+                             f"made by intar_hw.schedule from a Graph); pass graph=")
+    if not isinstance(graph, Graph):
+        raise TypeError(f"Graph must be a Graph, not {graph!r}")
+    return graph

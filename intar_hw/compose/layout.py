@@ -62,12 +62,11 @@ import numpy as np
 from ..graph import Graph, OpKind
 from ..hw.core import GemmProgram, Source, memory_images, result_bits
 from ..hw.core.window import Window
-from ..models import SCALES, model_graph
 from ..schedule import Location, Order, Schedule
 from ..schedule import cost
 
 
-__all__ = ["Task", "Plan", "plan", "graph_of", "onchip_cycles"]
+__all__ = ["Task", "Plan", "plan", "onchip_cycles"]
 
 
 @dataclass(frozen=True)
@@ -547,23 +546,6 @@ def _array(kind, mapping, name):
 
 def _unsupported(what):
     return ValueError(f"The generator does not support {what} yet")
-
-
-def graph_of(schedule):
-    """The graph a schedule was made for, re-loaded from its model name.
-
-    Tries every scale of :data:`intar_hw.models.SCALES` (default formats) and returns the first
-    graph whose linear tasks match the schedule's GEMMs and parameter bytes. Raises
-    :class:`ValueError` if none does (e.g. a model built with ``fmt="int16"``: pass its graph).
-    """
-    for scale in SCALES:
-        graph = model_graph(schedule.model, scale)
-        try:
-            _check_gemms(schedule, graph)
-        except ValueError:
-            continue
-        return graph
-    raise ValueError(f"No scale of model {schedule.model!r} matches the schedule; pass its graph")
 
 
 def _op(graph, name):

@@ -19,8 +19,9 @@ round-trips through JSON: ``Schedule.from_json(s.to_json()) == s``. The module i
 import enum
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 
+from ..graph import Graph
 from .resources import Resources
 
 
@@ -399,12 +400,16 @@ class Schedule:
         ``macs / (cycles * resources.macs_per_cycle)``.
     peak_scratchpad_bytes : int
         Largest on-chip occupancy of any stage.
+    graph : Graph or None
+        The graph the schedule was made for (set by :func:`.policies.schedule`), so that the
+        schedule alone builds its accelerator; carried through JSON, left out of equality.
     """
     model: str
     policy: str
     resources: Resources
     cores: tuple
     stages: tuple
+    graph: object = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         _str("Schedule", "model", self.model)
@@ -413,6 +418,8 @@ class Schedule:
             raise TypeError(f"Schedule resources must be Resources, not {self.resources!r}")
         _tuple("Schedule", "cores", self.cores, Core, nonempty=True)
         _tuple("Schedule", "stages", self.stages, Stage, nonempty=True)
+        if self.graph is not None and not isinstance(self.graph, Graph):
+            raise TypeError(f"Schedule graph must be a Graph, not {self.graph!r}")
         if tuple(c.index for c in self.cores) != tuple(range(len(self.cores))):
             raise ValueError("Schedule cores must be numbered 0, 1, ... in order")
         macs = sum(c.macs for c in self.cores)
@@ -515,13 +522,35 @@ class Schedule:
 
     # --- JSON ---
 
+    def with_graph(self, graph):
+        """This schedule carrying ``graph`` (see :attr:`graph`)."""
+        return replace(self, graph=graph)
+
+    @property
+    def cores_used(self):
+        """The cores some stage gives work to, in index order."""
+        used = {c for s in self.stages for p in s.placements for c in p.cores}
+        return tuple(c for c in self.cores if c.index in used)
+
+    def totals(self):
+        """The predicted totals as plain data: cycles, MACs, off-chip bytes, utilisation
+        (useful MACs over the cycles times the budget's MACs per cycle), peak on-chip bytes and
+        the cores used (index and PE shape)."""
+        return {"cycles": self.cycles, "macs": self.macs, "offchip_bytes": self.offchip_bytes,
+                "utilisation": round(self.utilisation, 6),
+                "peak_onchip_bytes": self.peak_scratchpad_bytes,
+                "cores_used": [{"index": c.index, "pea": list(c.pea)} for c in self.cores_used]}
+
     def to_dict(self):
-        """Plain data (JSON-compatible); :meth:`from_dict` rebuilds an equal schedule."""
+        """Plain data (JSON-compatible); :meth:`from_dict` rebuilds an equal schedule, its
+        graph included. ``totals`` (:meth:`totals`) is derived, for readers of the JSON."""
         return {
             "model": self.model, "policy": self.policy,
             "resources": self.resources.to_dict(),
             "cores": [_plain(c) for c in self.cores],
             "stages": [_plain(s) for s in self.stages],
+            "totals": self.totals(),
+            "graph": None if self.graph is None else self.graph.to_dict(),
         }
 
     def to_json(self, indent=None):
@@ -538,7 +567,8 @@ class Schedule:
             model=data["model"], policy=data["policy"],
             resources=Resources.from_dict(data["resources"]),
             cores=tuple(_build(Core, c) for c in data["cores"]),
-            stages=tuple(_build(Stage, s) for s in data["stages"]))
+            stages=tuple(_build(Stage, s) for s in data["stages"]),
+            graph=None if data.get("graph") is None else Graph.from_dict(data["graph"]))
 
     @classmethod
     def from_json(cls, text):

@@ -73,6 +73,8 @@ def schedule(graph, resources, policy="intar"):
     Returns
     -------
     Schedule
+        Carrying ``graph`` (when a :class:`~intar_hw.graph.Graph`), so that
+        :func:`intar_hw.build` needs nothing else.
 
     Raises
     ------
@@ -90,10 +92,17 @@ def schedule(graph, resources, policy="intar"):
         raise ValueError(f"Policy must be one of {', '.join(POLICIES)}, not {policy!r}")
     tg = _as_task_graph(graph)
     if policy == "sequential":
-        return _sequential(tg, resources)
-    if policy == "dataflow":
-        return _dataflow(tg, resources)
-    return _intar(tg, resources)
+        result = _sequential(tg, resources)
+    elif policy == "dataflow":
+        result = _dataflow(tg, resources)
+    else:
+        result = _intar(tg, resources)
+    return _carrying(result, graph)
+
+
+def _carrying(result, graph):
+    """``result`` carrying ``graph`` when it is a :class:`~intar_hw.graph.Graph`."""
+    return result if isinstance(graph, TaskGraph) else result.with_graph(graph)
 
 
 def _as_task_graph(graph):
@@ -142,7 +151,7 @@ def evaluate(graph, resources, stages, policy="custom"):
     missing = [t.name for t in tg.tasks if t.name not in seen]
     if missing:
         raise ValueError(f"Tasks {', '.join(map(repr, missing))} are not scheduled")
-    return _realise(tg, resources, resources.pea, configs, policy)
+    return _carrying(_realise(tg, resources, resources.pea, configs, policy), graph)
 
 
 def pick(candidates, limit=None):
