@@ -84,7 +84,7 @@ def _cmd_sim(args):
         "model": graph.name, "scale": args.scale, "policy": args.policy,
         "backend": result.backend, "cycles": result.cycles,
         "predicted_cycles": result.predicted_cycles, "onchip_cycles": result.onchip_cycles,
-        "macs": result.macs, "pes": result.pes, "utilization": round(result.utilization, 6),
+        "macs": result.macs, "pes": result.pes, "utilisation": round(result.utilisation, 6),
         "match": match, "seconds": round(result.seconds, 3)}
     if args.json:
         print(json.dumps(report))
@@ -93,7 +93,7 @@ def _cmd_sim(args):
               f"{result.cycles} cycles; predicted {result.predicted_cycles} "
               f"({result.onchip_cycles} on chip); outputs "
               f"{'match' if match else 'DO NOT match'} the golden model; "
-              f"utilization {result.utilization:.3f}; {result.seconds:.2f} s")
+              f"utilisation {result.utilisation:.3f}; {result.seconds:.2f} s")
     return 0 if match else 1
 
 

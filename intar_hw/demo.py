@@ -241,10 +241,10 @@ def generator_table(scale="small", models=KERNELS, seed=0, out=None):
             seconds = time.perf_counter() - began
             diff = (r.cycles - r.predicted_cycles) / r.predicted_cycles
             rows.append(dict(model=model, policy=policy, cycles=r.cycles,
-                             predicted=r.predicted_cycles, utilization=r.utilization,
+                             predicted=r.predicted_cycles, utilisation=r.utilisation,
                              match=match, seconds=seconds))
             print(f"{model:15s} {policy:11s} {r.cycles:8d} {r.predicted_cycles:9d} "
-                  f"{diff:+7.2%} {r.utilization:6.3f} {str(match):>5s} {seconds:6.1f}", file=out)
+                  f"{diff:+7.2%} {r.utilisation:6.3f} {str(match):>5s} {seconds:6.1f}", file=out)
     print(file=out)
     return rows
 

@@ -51,7 +51,8 @@ class SimResult:
     macs : int
         Useful multiply-accumulates of the schedule.
     pes : int
-        MACs per cycle of the schedule's cores.
+        MACs per cycle of the schedule's budget (``resources.macs_per_cycle``), the divisor of
+        :attr:`utilisation`, as in :attr:`~intar_hw.schedule.Schedule.utilisation`.
     seconds : float
         Wall time of the simulation (loading and reading back included).
     """
@@ -65,8 +66,9 @@ class SimResult:
     seconds: float = field(default=0.0)
 
     @property
-    def utilization(self):
-        """``macs / (cycles * pes)``."""
+    def utilisation(self):
+        """``macs / (cycles * pes)``: useful MACs over what the budget's PEs could do in the
+        simulated cycles."""
         return self.macs / (max(self.cycles, 1) * self.pes)
 
 
@@ -217,7 +219,7 @@ def simulate(acc, inputs, params, backend="amaranth", vcd=None):
             outputs=plan.outputs_from_offchip(words, acc.bus_bytes, acc.output_base),
             cycles=cycles, predicted_cycles=plan.schedule.cycles,
             onchip_cycles=acc.onchip_cycles, backend=backend, macs=plan.schedule.macs,
-            pes=sum(c.macs for c in plan.schedule.cores), seconds=seconds)
+            pes=plan.schedule.resources.macs_per_cycle, seconds=seconds)
     sim = Simulator(_Board(acc, memory) if acc.offchip else acc)
     sim.add_clock(CLOCK_PERIOD)
     sim.add_testbench(bench)
@@ -240,4 +242,4 @@ def simulate(acc, inputs, params, backend="amaranth", vcd=None):
     return SimResult(
         outputs=outputs, cycles=measured["cycles"],
         predicted_cycles=schedule.cycles, onchip_cycles=acc.onchip_cycles, backend=backend,
-        macs=schedule.macs, pes=sum(c.macs for c in schedule.cores), seconds=seconds)
+        macs=schedule.macs, pes=schedule.resources.macs_per_cycle, seconds=seconds)

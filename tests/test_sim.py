@@ -43,7 +43,7 @@ def test_mlp_tiny_sequential(seed):
     assert result.cycles == 429
     assert abs(result.cycles - result.predicted_cycles) <= 0.01 * result.predicted_cycles
     assert (result.backend, result.macs, result.pes) == ("amaranth", 512, 128)
-    assert result.utilization == pytest.approx(512 / (429 * 128))
+    assert result.utilisation == pytest.approx(512 / (429 * 128))
 
 
 @pytest.mark.parametrize("scale, policy, predicted, measured", [
@@ -161,7 +161,7 @@ def test_cli_sim_json(capsys):
         "model": "mlp", "scale": "tiny", "policy": "sequential", "backend": "amaranth",
         "cycles": 429, "predicted_cycles": 429, "onchip_cycles": 59, "macs": 512, "pes": 128,
         "match": True}
-    assert data["utilization"] == pytest.approx(512 / (429 * 128), abs=1e-6)
+    assert data["utilisation"] == pytest.approx(512 / (429 * 128), abs=1e-6)
 
 
 def test_cli_sim_text(capsys):
