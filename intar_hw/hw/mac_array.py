@@ -127,6 +127,11 @@ class MACArray(wiring.Component):
         Longest reduction to support, in products summed into one output (``beats * depth``).
         It is rounded up to a whole number of beats. Longer reductions wrap modulo
         ``2**accumulator_width``.
+    live : tuple of 3 int, optional
+        ``(rows, cols, depth)`` of the elements and operand pairs anyone uses (default: all).
+        Only those are built: an element outside sums to zero, as do the operand pairs past
+        ``depth``, so a core whose programs never fill its array spends no multiplier on lanes
+        that only ever see padding.
 
     Members
     -------
@@ -167,11 +172,20 @@ class MACArray(wiring.Component):
 
     latency = 3
 
-    def __init__(self, rows, cols, *, depth=1, operand_width=8, max_reduction):
+    def __init__(self, rows, cols, *, depth=1, operand_width=8, max_reduction, live=None):
         for name, value in (("rows", rows), ("cols", cols), ("depth", depth)):
             check_count("MACArray", name, value)
         _check_operand_width("MACArray", "operand_width", operand_width)
         check_count("MACArray", "max_reduction", max_reduction)
+        if live is None:
+            live = (rows, cols, depth)
+        if (not isinstance(live, tuple) or len(live) != 3
+                or not all(isinstance(n, int) and not isinstance(n, bool) for n in live)):
+            raise TypeError(f"MACArray live must be a tuple of 3 integers, not {live!r}")
+        if not all(1 <= n <= full for n, full in zip(live, (rows, cols, depth))):
+            raise ValueError(f"MACArray live must lie within (1, 1, 1) and "
+                             f"{(rows, cols, depth)!r}, not {live!r}")
+        self._live = live
         self._rows = rows
         self._cols = cols
         self._depth = depth
@@ -208,6 +222,15 @@ class MACArray(wiring.Component):
     def accumulator_width(self):
         return self._accumulator_width
 
+    @property
+    def live(self):
+        return self._live
+
+    @property
+    def multipliers(self):
+        """Multipliers built: the live rows x columns x depth."""
+        return self._live[0] * self._live[1] * self._live[2]
+
     def elaborate(self, platform):
         m = Module()
         rows, cols, depth = self._rows, self._cols, self._depth
@@ -231,10 +254,11 @@ class MACArray(wiring.Component):
         # On an ECP5 the multiplier inputs and products are the DSP blocks' own registers
         # (same enable, same latency); the fabric copies above are then left unused.
         dsp_blocks = family_of(platform) == "ecp5"
+        live_rows, live_cols, live_depth = self._live
         if dsp_blocks:
-            for r in range(rows):
-                for c in range(cols):
-                    for k in range(depth):
+            for r in range(live_rows):
+                for c in range(live_cols):
+                    for k in range(live_depth):
                         ecp5_multiplier(m, f"mult_{r}_{c}_{k}", self.i.payload.a[r][k],
                                         self.i.payload.b[c][k], products[r][c][k], advance)
         # A last beat needs the result register; it is free if empty or being emptied now.
@@ -254,17 +278,17 @@ class MACArray(wiring.Component):
                 products_last.eq(operands.last),
             ]
             if not dsp_blocks:
-                for r in range(rows):
-                    for c in range(cols):
-                        for k in range(depth):
+                for r in range(live_rows):
+                    for c in range(live_cols):
+                        for k in range(live_depth):
                             m.d.sync += products[r][c][k].eq(operands.a[r][k] *
                                                              operands.b[c][k])
 
             with m.If(products_valid):
-                for r in range(rows):
-                    for c in range(cols):
+                for r in range(live_rows):
+                    for c in range(live_cols):
                         # Exact: the sum of at most max_reduction products fits (see Notes).
-                        total = sum(products[r][c], accumulators[r][c])
+                        total = sum(products[r][c][:live_depth], accumulators[r][c])
                         with m.If(products_last):
                             m.d.sync += [
                                 self.o.payload[r][c].eq(total),

@@ -237,3 +237,34 @@ def test_max_reduction_is_required():
 def test_beat_layout_errors(args, error, message):
     with pytest.raises(error, match=message):
         MACBeatLayout(*args)
+
+
+@pytest.mark.parametrize("live", [(2, 3, 2), (1, 5, 1), (3, 2, 3)])
+def test_live_elements_only(live):
+    """Elements and operand pairs outside ``live`` are not built: their sums are zero, the
+    others exact, under stalls."""
+    rows, cols, depth = 3, 5, 3
+    seed = sum(live)
+    dut = MACArray(rows, cols, depth=depth, max_reduction=4 * depth, live=live)
+    assert dut.multipliers == live[0] * live[1] * live[2]
+    reductions = random_reductions(np.random.default_rng(seed), rows, cols, depth, 8, 4, 12)
+    tiles = mac_array_rtl(dut, reductions, seed=seed, idle=0.3, backpressure=0.5)
+    for tile, (a, b) in zip(tiles, reductions):
+        keep = np.arange(a.shape[1]) % depth < live[2]
+        expected = np.zeros((rows, cols), dtype=np.int64)
+        expected[:live[0], :live[1]] = (a[:live[0], keep].astype(np.int64)
+                                        @ b[:live[1], keep].astype(np.int64).T)
+        np.testing.assert_array_equal(tile, expected)
+
+
+@pytest.mark.parametrize("live,error,message", [
+    ([1, 1, 1], TypeError, r"^MACArray live must be a tuple of 3 integers, not \[1, 1, 1\]$"),
+    ((1, 1), TypeError, r"^MACArray live must be a tuple of 3 integers, not \(1, 1\)$"),
+    ((3, 1, 1), ValueError, r"^MACArray live must lie within \(1, 1, 1\) and \(2, 2, 1\), "
+                            r"not \(3, 1, 1\)$"),
+    ((0, 1, 1), ValueError, r"^MACArray live must lie within \(1, 1, 1\) and \(2, 2, 1\), "
+                            r"not \(0, 1, 1\)$"),
+])
+def test_live_errors(live, error, message):
+    with pytest.raises(error, match=message):
+        MACArray(2, 2, max_reduction=4, live=live)

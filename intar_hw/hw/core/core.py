@@ -279,6 +279,11 @@ class ComputingCore(wiring.Component):
         self._window_peer = window_peer
         self._mirrored = mirrored
         self._max_reduction = max(p.kb * d3 for p in programs)
+        # The PEs some program's tiles reach: rows, columns and depth past every program's
+        # operands only ever multiply padding, so the array does not build them.
+        self._live_pes = (max(min(d1, p.p_rows) for p in programs),
+                          max(min(d2, p.q_rows) for p in programs),
+                          max(min(d3, p.K) for p in programs))
         members = {
             "start": In(1),
             "stage": In(range(len(programs))),
@@ -431,7 +436,7 @@ class ComputingCore(wiring.Component):
             addr_widths=addr_widths, peer_lanes=peer_lanes)
         m.submodules.array = array = MACArray(
             d1, d2, depth=d3, operand_width=self._operand_width,
-            max_reduction=self._max_reduction)
+            max_reduction=self._max_reduction, live=self._live_pes)
         join_shape = None
         if self._self_joined:
             join_shape = (addr_widths["results"], self._shapes["results"])
