@@ -189,6 +189,11 @@ class Accelerator(wiring.Component):
         return dict(self._cores)
 
     @property
+    def multipliers(self):
+        """Multipliers of all the cores' MAC arrays: one DSP each on a device with them."""
+        return sum(core.multipliers for core in self._cores.values())
+
+    @property
     def bus_bytes(self):
         return self._bus_bytes
 

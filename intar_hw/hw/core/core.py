@@ -335,6 +335,17 @@ class ComputingCore(wiring.Component):
         return self._pea
 
     @property
+    def live_pes(self):
+        """``(rows, cols, depth)`` of the PE array some program reaches: the part built."""
+        return self._live_pes
+
+    @property
+    def multipliers(self):
+        """Multipliers the core's MAC array builds (the product of :attr:`live_pes`)."""
+        rows, cols, depth = self._live_pes
+        return rows * cols * depth
+
+    @property
     def operand_width(self):
         return self._operand_width
 
