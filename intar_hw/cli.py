@@ -117,18 +117,19 @@ def _cmd_synth(args):
     graph, schedule = _scheduled(args)
     log = None if args.json or not sys.stderr.isatty() else (
         lambda line: print(f"intar synth: {line}", file=sys.stderr, flush=True))
-    report = ih.synthesize(ih.build(schedule, graph), args.device, freq_mhz=args.freq,
-                           seed=args.seed, hierarchy=args.modules, cache=not args.no_cache,
-                           log=log)
+    acc = ih.build(schedule, graph)
+    report = ih.synthesize(acc, args.device, freq_mhz=args.freq, seed=args.seed,
+                           hierarchy=args.modules, cache=not args.no_cache, log=log)
     cycles = schedule.cycles
     latency_us = cycles / report.fmax_mhz if report.fits and report.fmax_mhz else None
     if args.json:
         print(json.dumps({"model": graph.name, "scale": args.scale, "policy": args.policy,
                           "predicted_cycles": cycles, "latency_us": latency_us,
-                          **report.to_dict()}, indent=2))
+                          "multipliers": acc.multipliers, **report.to_dict()}, indent=2))
     else:
         print(f"{graph.name} ({args.scale}, {args.policy}): {cycles:,} predicted cycles" +
-              (f", {latency_us:,.1f} us at {report.fmax_mhz:.1f} MHz" if latency_us else ""))
+              (f", {latency_us:,.1f} us at {report.fmax_mhz:.1f} MHz" if latency_us else "") +
+              f"; {acc.multipliers} multipliers in the MAC arrays")
         print("\n".join(report.lines()))
     return 0 if report.fits else 1
 

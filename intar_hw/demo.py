@@ -249,9 +249,29 @@ def generator_table(scale="small", models=KERNELS, seed=0, out=None):
     return rows
 
 
-def main(scale="small"):
-    """Print the paper comparison, then the generator table at ``scale``
-    (:func:`generator_table`).
+def synthesis_report(model="gating_net", scale="tiny", policy="intar", device="ecp5-85k"):
+    """Put one generated accelerator through Yosys and nextpnr and print the report (about
+    three minutes the first time; the report is cached)."""
+    import intar_hw as ih
+    from intar_hw.schedule import Resources, schedule
+
+    graph = ih.model_graph(model, scale)
+    s = schedule(graph, Resources.for_model(model, scale), policy)
+    acc = ih.build(s)
+    print(f"From model to placed design: {model} ({scale}, {policy}) through Yosys and nextpnr "
+          f"on the {device} (`intar synth {model} --scale {scale}`):", flush=True)
+    report = ih.synthesize(acc, device, log=lambda line: print(f"  ... {line}", flush=True))
+    print("\n".join(report.lines()))
+    if report.fits:
+        print(f"  {s.cycles:,} predicted cycles: {s.cycles / report.fmax_mhz:,.2f} us at "
+              f"{report.fmax_mhz:.1f} MHz; {acc.multipliers} multipliers in the MAC arrays")
+    print()
+    return report
+
+
+def main(scale="small", synthesis=True):
+    """Print the paper comparison, the generator table at ``scale`` (:func:`generator_table`)
+    and, with ``synthesis``, one accelerator's synthesis report (:func:`synthesis_report`).
 
     Returns 0 if every generated accelerator matches the golden model, else 1.
     """
@@ -260,6 +280,8 @@ def main(scale="small"):
     began = time.perf_counter()
     paper_comparison()
     rows = generator_table(scale)
+    if synthesis:
+        synthesis_report()
     bad = [f"{r['model']}/{r['policy']}" for r in rows if "error" not in r and not r["match"]]
     generated = sum("error" not in r for r in rows)
     print(f"{generated} of {len(rows)} model x policy accelerators generated; "

@@ -1,6 +1,7 @@
 """``intar bench synth``: every kernel under every policy through synthesis, one table.
 
-Each row is one generated accelerator through :func:`.synth.synthesize`: its DSPs, block RAMs,
+Each row is one generated accelerator through :func:`.synth.synthesize`: its DSPs (beside the
+multipliers its MAC arrays build: they should be equal, one DSP per MAC), block RAMs,
 logic and flip-flops of the device, post-route Fmax, the schedule's predicted cycles, the
 latency those cycles take at that Fmax, and MACs per DSP per cycle (the graph's MACs over the
 DSPs used and the cycles). A design that cannot be generated, crashes a tool, runs past the
@@ -19,7 +20,7 @@ __all__ = ["KERNELS", "POLICIES", "synth_rows", "synth_table"]
 KERNELS = ("self_attention", "mlp", "cnn4l", "vae", "gating_net")
 POLICIES = ("sequential", "dataflow", "intar")
 
-_HEADER = (f"{'model':15s} {'policy':10s} {'DSP':>5s} {'BRAM':>5s} {'logic':>7s} {'%':>4s} "
+_HEADER = (f"{'model':15s} {'policy':10s} {'DSP':>5s} {'MACs':>5s} {'BRAM':>5s} {'logic':>7s} {'%':>4s} "
            f"{'FF':>7s} {'Fmax MHz':>8s} {'cycles':>9s} {'latency us':>10s} {'MAC/DSP/cyc':>11s} "
            f"{'tools s':>7s}")
 
@@ -37,8 +38,9 @@ def synth_rows(scale="small", models=KERNELS, policies=POLICIES, device="ecp5-85
             row = dict(model=model, policy=policy, cycles=s.cycles, macs=graph.macs)
             began = time.perf_counter()
             try:
-                report = synthesize(ih.build(s, graph), device, seed=seed, timeout=timeout,
-                                    log=log)
+                acc = ih.build(s, graph)
+                row["multipliers"] = acc.multipliers
+                report = synthesize(acc, device, seed=seed, timeout=timeout, log=log)
             except (ValueError, SynthError) as error:
                 row["error"] = str(error).splitlines()[0]
             else:
@@ -55,7 +57,7 @@ def _line(row):
     used = report.resources
     dsp = used["dsp"].used
     fmax = report.fmax_mhz
-    text = (f"{head} {dsp:5d} {used['bram'].used:5d} {used['logic'].used:7,d} "
+    text = (f"{head} {dsp:5d} {row['multipliers']:5d} {used['bram'].used:5d} {used['logic'].used:7,d} "
             f"{used['logic'].percent:4.0f} {used['ff'].used:7,d} ")
     if not report.fits:
         return text + f"does not fit: {report.error}"
