@@ -40,17 +40,24 @@ class LoaderStage:
 def buffer_bytes(stages, bus_bytes):
     """Bytes of staging the loader needs so the bus never waits on a memory write port.
 
-    A memory takes one word per cycle; a run of words shorter than the bus word builds up a
-    backlog, found here by stepping every stage's byte flow at full bus rate.
+    A memory takes one word per cycle, and a word broadcast to several memories takes a cycle
+    per memory; a run of words shorter than the bus word builds up a backlog. Found by stepping
+    every stage's byte flow at full bus rate: the largest number of bytes held at the end of a
+    cycle, plus the bus word that may arrive while they are held (the staging takes it in the
+    cycle it arrives, and a word is written in the cycle its last byte arrives).
     """
-    need = bus_bytes
+    need = 0
     for stage in stages:
         fill = 0
         for segment in stage.segments:
             for _ in range(segment.count):
                 while fill < segment.nbytes:
                     fill += bus_bytes
-                    need = max(need, fill)
+                need = max(need, fill)
+                # One cycle per target memory, the bus moving on in each of them.
+                for _ in range(len(segment.also)):
+                    fill += bus_bytes
+                need = max(need, fill)
                 fill -= segment.nbytes
                 fill += bus_bytes           # the bus moved on in the cycle of the write
                 need = max(need, fill)
@@ -103,8 +110,7 @@ class Loader(wiring.Component):
         self._stages = tuple(stages)
         self._bus_bytes = bus_bytes
         self._max_burst = max_burst
-        self._cap = buffer_bytes(self._stages, bus_bytes) + max(
-            [s.nbytes for st in self._stages for s in st.segments], default=0)
+        self._cap = buffer_bytes(self._stages, bus_bytes)
         members = {
             "start": In(1),
             "stage": In(range(max(1, len(self._stages)))),
