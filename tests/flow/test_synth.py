@@ -74,6 +74,7 @@ def test_ooc_shell_connects_every_port():
     ({"freq_mhz": "fast"}, TypeError,
      r"^Target frequency must be a number of MHz, not 'fast'$"),
     ({"seed": -1}, ValueError, r"^Seed must be in \[0, 2\*\*31\), not -1$"),
+    ({"router": "router3"}, ValueError, r"^Router must be router1 or router2, not 'router3'$"),
     ({"top": "no such"}, ValueError, r"^Top module name must be an identifier, not 'no such'$"),
     ({"top": "other"}, ValueError, r"^Module 'other' was not found in the Verilog$"),
 ])
