@@ -175,6 +175,80 @@ def _run(argv, cwd, log_name, step, timeout):
     return seconds, done.returncode
 
 
+def _synthesise(work, verilog, dev, top, yosys, timeout, say, seconds, notes):
+    """Flattened synthesis of ``design.v`` in ``work`` into ``netlist.json``; returns the cell
+    counts per kind of ``dev``. Adds the out-of-context shell where the device needs one."""
+    synth_top, reads = top, "read_verilog design.v\n"
+    if not dev.out_of_context:
+        shell, flops = ooc_shell(verilog, top)
+        (work / "shell.v").write_text(shell)
+        reads += "read_verilog shell.v\n"
+        synth_top = "intar_shell"
+        notes.append(f"{dev.name} has no out-of-context mode: the counts include a shell of "
+                     f"{flops:,} flip-flops serialising the ports onto 3 pins")
+    tail = "-json netlist.json\ntee -q -o stat.json stat -json\n"
+    (work / "flat.ys").write_text(reads + _synth_script(dev, synth_top) + tail)
+    say(f"synthesising with Yosys (synth_{dev.family})")
+    try:
+        seconds["yosys"], _ = _run([yosys, "flat.ys"], work, "yosys.log", "Yosys", timeout)
+    except SynthError as error:
+        # Yosys 0.70's abc9 flow trips an internal assertion on some designs (the
+        # accelerators' wide muxes) or dies inside ABC; classic ABC maps them. Anything
+        # else is a failure.
+        if dev.family != "ecp5" or not _abc9_failed(str(error)):
+            raise
+        (work / "flat.ys").write_text(reads + _synth_script(dev, synth_top, abc9=False) + tail)
+        say("abc9 failed; synthesising with classic ABC")
+        seconds["yosys"], _ = _run([yosys, "flat.ys"], work, "yosys.log", "Yosys", timeout)
+        notes.append("Yosys's abc9 failed on this design; LUTs were mapped with classic ABC "
+                     "(abc -lut 4)")
+    return cell_counts(json.loads((work / "stat.json").read_text()), dev.cells)
+
+
+def _block_areas(work, dev, top, yosys, timeout, say, seconds):
+    """Unflattened synthesis of ``design.v``: the cells of each block (instance path)."""
+    # Classic ABC: abc9 dies on the unflattened accelerators (Yosys 0.70).
+    (work / "hier.ys").write_text(
+        "read_verilog design.v\n" +
+        _synth_script(dev, top, flatten=False, abc9=dev.family != "ecp5") +
+        "\ntee -q -o hier.json stat -json\n")
+    say("synthesising each block (hierarchical)")
+    seconds["hierarchy"], _ = _run([yosys, "hier.ys"], work, "hierarchy.log", "Yosys", timeout)
+    return module_areas(json.loads((work / "hier.json").read_text()), dev.cells, top)
+
+
+def _place_and_route(work, dev, counts, nextpnr, freq_mhz, seed, router, timeout, seconds):
+    """nextpnr on ``netlist.json``; returns ``(fits, resources, fmax_mhz, path, error)``."""
+    argv = [nextpnr, *dev.nextpnr_args, "--json", "netlist.json", "--freq", f"{freq_mhz:g}",
+            "--seed", str(seed), "--timing-allow-fail", "--report", "report.json",
+            "--router", router, "-q", "-l", "nextpnr.log"]
+    if dev.out_of_context:
+        argv.append("--out-of-context")
+    seconds["nextpnr"], status = _run(argv, work, "nextpnr.out", "nextpnr", timeout)
+    log = (work / "nextpnr.log").read_text()
+    report_file = work / "report.json"
+    fits = status == 0 and report_file.is_file()
+    fmax_mhz = path = error = None
+    if fits:
+        report = json.loads(report_file.read_text())
+        used = nextpnr_usage(report, dev)
+        fmax = report.get("fmax", {})
+        clock = fmax.get("clk") or next(iter(fmax.values()), None)
+        fmax_mhz = round(clock["achieved"], 2) if clock else None
+        path = critical_path(report, None if dev.out_of_context else "dut")
+    else:
+        used = logged_usage(log, dev)
+    # Kinds nextpnr does not count separately (flip-flops on iCE40) come from Yosys's counts.
+    resources = {kind: used[kind] if kind in used else Usage(counts[kind], available)
+                 for kind, available in dev.capacity.items() if kind in used or kind in counts}
+    if not fits:
+        over = [f"{kind} {u.used:,} of {u.available:,} ({u.percent:.0f}%)"
+                for kind, u in resources.items() if u.overflows]
+        error = ("overflows " + ", ".join(over)) if over else (
+            logged_error(log) or f"nextpnr exit status {status}")
+    return fits, resources, fmax_mhz, path, error
+
+
 def synthesize(design, device="ecp5-85k", *, freq_mhz=100, seed=1, top="top", hierarchy=False,
                router="router1", cache=True, timeout=None, log=None):
     """Synthesise and place-and-route ``design`` on ``device``; return a
@@ -242,83 +316,18 @@ def synthesize(design, device="ecp5-85k", *, freq_mhz=100, seed=1, top="top", hi
     if cache and stored.is_file():
         return SynthReport.from_dict(json.loads(stored.read_text())).replace(cached=True)
 
+    notes = []
     with tempfile.TemporaryDirectory(prefix="intar-synth-") as work:
         work = Path(work)
         (work / "design.v").write_text(verilog)
-        notes, synth_top = [], top
-        reads = "read_verilog design.v\n"
-        if not dev.out_of_context:
-            shell, flops = ooc_shell(verilog, top)
-            (work / "shell.v").write_text(shell)
-            reads += "read_verilog shell.v\n"
-            synth_top = "intar_shell"
-            notes.append(f"{dev.name} has no out-of-context mode: the counts include a shell of "
-                         f"{flops:,} flip-flops serialising the ports onto 3 pins")
-        tail = "-json netlist.json\ntee -q -o stat.json stat -json\n"
-        (work / "flat.ys").write_text(reads + _synth_script(dev, synth_top) + tail)
-        say(f"synthesising with Yosys (synth_{dev.family})")
-        try:
-            seconds["yosys"], _ = _run([tools["yosys"], "flat.ys"], work, "yosys.log",
-                                       "Yosys", timeout)
-        except SynthError as error:
-            # Yosys 0.70's abc9 flow trips an internal assertion on some designs (the
-            # accelerators' wide muxes) or dies inside ABC; classic ABC maps them. Anything
-            # else is a failure.
-            if dev.family != "ecp5" or not _abc9_failed(str(error)):
-                raise
-            (work / "flat.ys").write_text(reads + _synth_script(dev, synth_top, abc9=False)
-                                          + tail)
-            say("abc9 failed; synthesising with classic ABC")
-            seconds["yosys"], _ = _run([tools["yosys"], "flat.ys"], work, "yosys.log",
-                                       "Yosys", timeout)
-            notes.append("Yosys's abc9 failed on this design; LUTs were mapped with classic "
-                         "ABC (abc -lut 4)")
-        stat = json.loads((work / "stat.json").read_text())
-        counts = cell_counts(stat, dev.cells)
-
+        counts = _synthesise(work, verilog, dev, top, tools["yosys"], timeout, say, seconds,
+                             notes)
         modules = None
         if hierarchy:
-            # Classic ABC: abc9 dies on the unflattened accelerators (Yosys 0.70).
-            (work / "hier.ys").write_text(
-                "read_verilog design.v\n" +
-                _synth_script(dev, top, flatten=False, abc9=dev.family != "ecp5") +
-                "\ntee -q -o hier.json stat -json\n")
-            say("synthesising each block (hierarchical)")
-            seconds["hierarchy"], _ = _run([tools["yosys"], "hier.ys"], work,
-                                           "hierarchy.log", "Yosys", timeout)
-            modules = module_areas(json.loads((work / "hier.json").read_text()), dev.cells, top)
-
-        argv = [tools[dev.family], *dev.nextpnr_args, "--json", "netlist.json",
-                "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--timing-allow-fail",
-                "--report", "report.json", "--router", router, "-q", "-l", "nextpnr.log"]
-        if dev.out_of_context:
-            argv.append("--out-of-context")
+            modules = _block_areas(work, dev, top, tools["yosys"], timeout, say, seconds)
         say(f"placing and routing with nextpnr-{dev.family} ({dev.name}, seed {seed})")
-        seconds["nextpnr"], status = _run(argv, work, "nextpnr.out", "nextpnr", timeout)
-        npr_log = (work / "nextpnr.log").read_text()
-        report_file = work / "report.json"
-        fits = status == 0 and report_file.is_file()
-        if fits:
-            npr = json.loads(report_file.read_text())
-            used = nextpnr_usage(npr, dev)
-            fmax = npr.get("fmax", {})
-            clock = fmax.get("clk") or next(iter(fmax.values()), None)
-            fmax_mhz = round(clock["achieved"], 2) if clock else None
-            path, error = critical_path(npr, None if dev.out_of_context else "dut"), None
-        else:
-            used = logged_usage(npr_log, dev)
-            fmax_mhz, path = None, None
-        resources = {}
-        for kind, available in dev.capacity.items():
-            if kind in used:
-                resources[kind] = used[kind]
-            elif kind in counts:
-                resources[kind] = Usage(counts[kind], available)
-        if not fits:
-            over = [f"{kind} {u.used:,} of {u.available:,} ({u.percent:.0f}%)"
-                    for kind, u in resources.items() if u.overflows]
-            error = ("overflows " + ", ".join(over)) if over else (
-                logged_error(npr_log) or f"nextpnr exit status {status}")
+        fits, resources, fmax_mhz, path, error = _place_and_route(
+            work, dev, counts, tools[dev.family], freq_mhz, seed, router, timeout, seconds)
     report = SynthReport(
         device=dev.name, top=top, fits=fits, resources=resources, cells=counts,
         fmax_mhz=fmax_mhz, target_mhz=freq_mhz, seed=seed, critical_path=path, modules=modules,
