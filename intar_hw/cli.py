@@ -137,10 +137,12 @@ def _cmd_synth(args):
 
 def _generator_options(parser):
     from intar_hw.schedule import POLICIES
+    from intar_hw.models import MODELS
     from intar_hw.schedule.commands import budget_options
 
     parser.add_argument("model", metavar="MODEL",
-                        help="a shipped model name or a path to a .py file defining graph(scale)")
+                        help=f"a shipped model ({', '.join(MODELS)}) or a path to a .py file "
+                             f"defining graph(scale)")
     parser.add_argument("--scale", default="tiny", metavar="S",
                         help="tiny, small or paper (default: tiny)")
     parser.add_argument("--policy", default="intar", choices=POLICIES,
@@ -161,9 +163,11 @@ def _parser():
     bench.add_argument("suites", nargs="*", metavar="SUITE", help="suites to run (default: all)")
     bench.set_defaults(run=_cmd_bench)
 
+    from intar_hw.models import MODELS
     info = commands.add_parser("info", help="print the task table of a model")
     info.add_argument("model", metavar="MODEL",
-                      help="a shipped model name or a path to a .py file defining graph(scale)")
+                      help=f"a shipped model ({', '.join(MODELS)}) or a path to a .py file "
+                           f"defining graph(scale)")
     info.add_argument("--scale", default="paper", metavar="S",
                       help="tiny, small or paper (default: paper)")
     info.add_argument("--json", action="store_true", help="print the table as JSON")
