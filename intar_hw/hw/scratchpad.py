@@ -146,7 +146,8 @@ class Scratchpad(wiring.Component):
     * **Read latency.** A response is valid on ``read[i].resp`` the cycle after its request was
       transferred (:attr:`latency` = 1). Each read port has room for one response: while a response
       waits on a sink that is not ready, the port accepts no new request (the word is held, never
-      dropped). A response transferred in the same cycle as a new request keeps the port at one
+      dropped: by the bank's read port itself when the scratchpad has one read port, else in a
+      hold register, since another port may read the bank meanwhile). A response transferred in the same cycle as a new request keeps the port at one
       access per cycle.
     * **Throughput.** One access per port per cycle when the read ports address distinct banks,
       the write ports address distinct banks and the response sinks are ready.
@@ -342,14 +343,20 @@ class Scratchpad(wiring.Component):
                     for b in range(banks):
                         with m.Case(b):
                             m.d.comb += port.resp.payload.data.eq(bank_reads[b].data)
-            m.d.sync += pending.eq(p_accept)
             with m.If(p_accept):
                 m.d.sync += sel.eq(p_bank)
-            with m.If(pending & ~port.resp.ready):
-                # The bank's read data changes once another request uses the bank: keep a copy.
-                m.d.sync += [held.eq(1), held_data.eq(port.resp.payload.data)]
-            with m.Elif(port.resp.ready):
-                m.d.sync += held.eq(0)
+            if self._read_ports == 1:
+                # Nothing else reads the bank while this port's response waits (the port takes
+                # no request until then), so the bank's read data holds by itself.
+                m.d.sync += pending.eq(p_accept | (pending & ~port.resp.ready))
+            else:
+                m.d.sync += pending.eq(p_accept)
+                with m.If(pending & ~port.resp.ready):
+                    # The bank's read data changes once another port's request uses the bank:
+                    # keep a copy.
+                    m.d.sync += [held.eq(1), held_data.eq(port.resp.payload.data)]
+                with m.Elif(port.resp.ready):
+                    m.d.sync += held.eq(0)
             free.append(p_free)
             accept.append(p_accept)
             req_bank.append(p_bank)
