@@ -232,7 +232,10 @@ def critical_path(report, inside=None):
     blocks = []
     for step in steps:
         for end in ("from", "to"):
-            block = _block(step[end]["cell"], inside)
+            cell = step[end]["cell"]
+            if cell.startswith("$"):
+                continue        # a cell Yosys or nextpnr made and named after no signal
+            block = _block(cell, inside)
             if not blocks or blocks[-1] != block:
                 blocks.append(block)
     kind = lambda *kinds: sum(s["delay"] for s in steps if s["type"] in kinds)  # noqa: E731

@@ -52,6 +52,7 @@ def test_critical_path_names_the_blocks_it_crosses():
         {"path": [_step("clk-to-q", 0.5, "a_FF")]},
         {"path": [_step("clk-to-q", 0.5, "loader.fill_FF"), _step("routing", 2.0, "x_LUT4"),
                   _step("logic", 0.25, "core0.fetch.step_LUT4"),
+                  _step("logic", 0.0, "$abc$123$auto$lut"),
                   _step("routing", 1.0, "core0.fetch.more_LUT4"),
                   _step("setup", 0.25, "core1.mac.acc.bit_FF")]},
     ]}
