@@ -57,7 +57,6 @@ def ecp5_multiplier(m, name, a, b, product, enable):
     (three seeds) against 126-130 MHz with fabric registers around a bare multiplier, and
     110 MHz with the input and pipeline registers (whose output nextpnr times as slow).
     """
-    registers = ("INPUT", "OUTPUT")
     for what, value in (("a", a), ("b", b)):
         if not value.shape().signed or value.shape().width > 18:
             raise ValueError(f"MULT18X18D operand {what} must be signed and at most 18 bits, "
@@ -69,14 +68,12 @@ def ecp5_multiplier(m, name, a, b, product, enable):
     ports.update({f"i_B{n}": wide_b[n] for n in range(18)})
     ports.update({f"i_C{n}": C(0, 1) for n in range(18)})
     ports.update({f"o_P{n}": p[n] for n in range(36)})
-    clocks = lambda reg: "CLK0" if reg in registers else "NONE"  # noqa: E731
     m.submodules[name] = Instance(
         "MULT18X18D",
-        p_REG_INPUTA_CLK=clocks("INPUT"), p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
-        p_REG_INPUTB_CLK=clocks("INPUT"), p_REG_INPUTB_CE="CE0", p_REG_INPUTB_RST="RST0",
-        p_REG_PIPELINE_CLK=clocks("PIPELINE"), p_REG_PIPELINE_CE="CE0",
-        p_REG_PIPELINE_RST="RST0",
-        p_REG_OUTPUT_CLK=clocks("OUTPUT"), p_REG_OUTPUT_CE="CE0", p_REG_OUTPUT_RST="RST0",
+        p_REG_INPUTA_CLK="CLK0", p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
+        p_REG_INPUTB_CLK="CLK0", p_REG_INPUTB_CE="CE0", p_REG_INPUTB_RST="RST0",
+        p_REG_PIPELINE_CLK="NONE",
+        p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE0", p_REG_OUTPUT_RST="RST0",
         p_GSR="DISABLED", p_RESETMODE="SYNC",
         i_SIGNEDA=C(1, 1), i_SIGNEDB=C(1, 1), i_SOURCEA=C(0, 1), i_SOURCEB=C(0, 1),
         i_CLK0=ClockSignal(), i_CE0=enable, i_RST0=ResetSignal(),
