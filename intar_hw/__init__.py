@@ -43,5 +43,5 @@ def synthesize(design, device="ecp5-85k", **options):
     return synthesize_(design, device, **options)
 
 
-__all__ += ["synthesize", "Resources", "Schedule", "Stage", "Pattern", "schedule", "build", "simulate",
-            "to_verilog"]
+__all__ += ["synthesize", "Resources", "Schedule", "Stage", "Pattern", "schedule", "build",
+            "simulate", "to_verilog"]

@@ -20,9 +20,9 @@ __all__ = ["KERNELS", "POLICIES", "synth_rows", "synth_table"]
 KERNELS = ("self_attention", "mlp", "cnn4l", "vae", "gating_net")
 POLICIES = ("sequential", "dataflow", "intar")
 
-_HEADER = (f"{'model':15s} {'policy':10s} {'DSP':>5s} {'MACs':>5s} {'BRAM':>5s} {'logic':>7s} {'%':>4s} "
-           f"{'FF':>7s} {'Fmax MHz':>8s} {'cycles':>9s} {'latency us':>10s} {'MAC/DSP/cyc':>11s} "
-           f"{'tools s':>7s}")
+_HEADER = (f"{'model':15s} {'policy':10s} {'DSP':>5s} {'MACs':>5s} {'BRAM':>5s} {'logic':>7s} "
+           f"{'%':>4s} {'FF':>7s} {'Fmax MHz':>8s} {'cycles':>9s} {'latency us':>10s} "
+           f"{'MAC/DSP/cyc':>11s} {'tools s':>7s}")
 
 
 def synth_rows(scale="small", models=KERNELS, policies=POLICIES, device="ecp5-85k", *,
@@ -57,8 +57,8 @@ def _line(row):
     used = report.resources
     dsp = used["dsp"].used
     fmax = report.fmax_mhz
-    text = (f"{head} {dsp:5d} {row['multipliers']:5d} {used['bram'].used:5d} {used['logic'].used:7,d} "
-            f"{used['logic'].percent:4.0f} {used['ff'].used:7,d} ")
+    text = (f"{head} {dsp:5d} {row['multipliers']:5d} {used['bram'].used:5d} "
+            f"{used['logic'].used:7,d} {used['logic'].percent:4.0f} {used['ff'].used:7,d} ")
     if not report.fits:
         return text + f"does not fit: {report.error}"
     per_dsp = row["macs"] / (dsp * row["cycles"]) if dsp else 0.0

@@ -4,7 +4,7 @@ from amaranth import *
 from amaranth.lib import memory
 
 
-__all__ = ["wrap_increment", "stage", "bank_ring", "rom_read_ports"]
+__all__ = ["wrap_increment", "stage", "bank_ring", "read_copies"]
 
 
 def wrap_increment(value, count):
@@ -24,22 +24,23 @@ def stage(m, enable, name, values):
     return regs
 
 
-def rom_read_ports(m, name, count, *, shape, init):
-    """``count`` synchronous read ports (latency 1) on copies of the ROM holding ``init``, two
-    ports a copy (submodules ``<name>_0``, ``<name>_1``, ...; ports ``2i`` and ``2i + 1`` share
-    copy ``i``).
+def read_copies(m, name, count, *, shape, depth, init=()):
+    """``count`` synchronous read ports (latency 1) on copies of one memory, two ports a copy
+    (submodules ``<name>_0``, ``<name>_1``, ...; ports ``2i`` and ``2i + 1`` share copy ``i``).
+    Returns ``(copies, ports)``; a memory that is written needs its writes on every copy.
 
-    A device's block RAM reads on at most its two ports, so a table read by every lane is
+    A device's block RAM reads on at most its two ports, so a memory read on every lane is
     built once per two lanes; that is what synthesis would make of one memory with a port per
     lane, without Yosys searching port assignments for a many-port memory (it runs out of
     memory past about ten ports).
     """
-    ports = []
+    copies, ports = [], []
     for copy in range(-(-count // 2)):
-        rom = memory.Memory(shape=shape, depth=len(init), init=init)
-        m.submodules[f"{name}_{copy}"] = rom
-        ports += [rom.read_port() for _ in range(min(2, count - 2 * copy))]
-    return ports
+        mem = memory.Memory(shape=shape, depth=depth, init=init)
+        m.submodules[f"{name}_{copy}"] = mem
+        copies.append(mem)
+        ports += [mem.read_port() for _ in range(min(2, count - 2 * copy))]
+    return copies, ports
 
 
 def bank_ring(m, names, banks):

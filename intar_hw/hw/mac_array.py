@@ -103,15 +103,15 @@ class MACArray(wiring.Component):
     A reduction of ``n`` beats thus computes ``A @ B.T`` for ``A`` of shape ``(rows, n * depth)``
     and ``B`` of shape ``(cols, n * depth)``.
 
-    The datapath is a three-stage pipeline shaped for FPGA DSP blocks: registered multiplier
-    inputs, registered products (elaborated for an ECP5, see :mod:`.tech`: the input and
-    output registers of one ``MULT18X18D`` per product), then the accumulators, whose sum on a ``last`` beat goes to a
+    The datapath is a three-stage pipeline shaped for FPGA DSP blocks: registered multiplier inputs,
+    registered products (elaborated for an ECP5, see :mod:`.tech`: the input and output registers of
+    one ``MULT18X18D`` per product), then the accumulators, whose sum on a ``last`` beat goes to a
     separate result register. That register lets a finished tile wait on ``o`` while the next
-    reduction accumulates, so with ``o`` always ready the array takes one beat per cycle, even
-    when every beat ends a reduction. The pipeline stalls (and ``i.ready`` falls) only when a
-    ``last`` beat reaches the accumulators while the result register holds a tile that ``o`` is
-    not taking this cycle; no tile is ever dropped or repeated. ``o.valid`` is a register output;
-    ``i.ready`` depends combinationally on ``o.ready``.
+    reduction accumulates, so with ``o`` always ready the array takes one beat per cycle, even when
+    every beat ends a reduction. The pipeline stalls (and ``i.ready`` falls) only when a ``last``
+    beat reaches the accumulators while the result register holds a tile that ``o`` is not taking
+    this cycle; no tile is ever dropped or repeated. ``o.valid`` is a register output; ``i.ready``
+    depends combinationally on ``o.ready``.
 
     Parameters
     ----------

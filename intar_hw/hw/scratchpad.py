@@ -147,8 +147,8 @@ class Scratchpad(wiring.Component):
       transferred (:attr:`latency` = 1). Each read port has room for one response: while a response
       waits on a sink that is not ready, the port accepts no new request (the word is held, never
       dropped: by the bank's read port itself when the scratchpad has one read port, else in a
-      hold register, since another port may read the bank meanwhile). A response transferred in the same cycle as a new request keeps the port at one
-      access per cycle.
+      hold register, since another port may read the bank meanwhile). A response transferred in
+      the same cycle as a new request keeps the port at one access per cycle.
     * **Throughput.** One access per port per cycle when the read ports address distinct banks,
       the write ports address distinct banks and the response sinks are ready.
     * **Ordering.** A write takes effect at the end of the cycle in which it is transferred. A

@@ -3,10 +3,11 @@
 import dataclasses
 
 from amaranth import *
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from ..logic import read_copies
 from ..scratchpad import WriteRequest
 from .operand_fetch import window_port
 from .window import Window
@@ -39,14 +40,14 @@ class WindowReader(wiring.Component):
     :class:`~intar_hw.hw.scratchpad.Scratchpad` read port): taps outside the input are zeros,
     pooled elements the largest of their reads, lanes past ``M`` and elements past ``K`` zeros.
 
-    Storage: copies of the input's memory, one per two of the read ports (one per element and
-    pooled read, :attr:`ports`; a block RAM reads on two ports at most), kept current by
-    mirroring that memory's writes (``write``, always ready). With ``gated``, a word is served once every word it
-    reads is below ``level`` (the words written so far), so a convolution can follow its input
-    as it is loaded or computed. With ``peer``, the copy also holds a peer core's result memory
-    (from word :attr:`peer_offset`, mirroring ``peer_write``): windows whose parts live there
-    read it, each such word waiting until it is below ``peer_level``; the core's own region
-    is left out when no window reads it.
+    Storage: copies of the input's memory, one per two of the read ports (one per element and pooled
+    read, :attr:`ports`; a block RAM reads on two ports at most), kept current by mirroring that
+    memory's writes (``write``, always ready). With ``gated``, a word is served once every word it
+    reads is below ``level`` (the words written so far), so a convolution can follow its input as it
+    is loaded or computed. With ``peer``, the copy also holds a peer core's result memory (from word
+    :attr:`peer_offset`, mirroring ``peer_write``): windows whose parts live there read it, each
+    such word waiting until it is below ``peer_level``; the core's own region is left out when no
+    window reads it.
 
     Parameters
     ----------
@@ -167,13 +168,9 @@ class WindowReader(wiring.Component):
 
         # Writes enable whole elements (a slotted region's slots are runs of elements).
         sliced = any(slots > 1 for _, _, slots, _, _ in regions) or len(regions) > 1
-        # One copy of the mirror per two read ports, all written alike: a block RAM reads on
-        # at most two ports, and Yosys cannot search port assignments for a memory of many.
-        mirrors = []
-        for copy in range(-(-self._ports // 2)):
-            mirror = memory.Memory(shape=unsigned(total), depth=depth, init=init)
-            m.submodules[f"mirror_{copy}"] = mirror
-            mirrors.append(mirror)
+        # One copy of the mirror per two read ports, all written alike.
+        mirrors, readers = read_copies(m, "mirror", self._ports, shape=unsigned(total),
+                                       depth=depth, init=init)
         for write, shape, slots, offset, _ in regions:
             count = Shape.cast(shape).width // width
             if slots > 1:
@@ -188,7 +185,6 @@ class WindowReader(wiring.Component):
                     writer.data.eq(write.payload.data.as_value()),
                     writer.en.eq(Mux(write.valid, en if sliced else 1, 0)),
                 ]
-        readers = [mirrors[n // 2].read_port() for n in range(self._ports)]
 
         # The program: latched on start, the input's in the cycle of start.
         count = len(self._windows)

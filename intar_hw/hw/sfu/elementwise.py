@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 from ... import numerics
 from .layouts import VectorLayout
 from ..checks import check_bool, check_format
-from ..logic import rom_read_ports
+from ..logic import read_copies
 
 
 __all__ = ["ACTIVATIONS", "Requantize", "Activation", "Add", "Mul", "MulAdd"]
@@ -222,7 +222,7 @@ class Activation(wiring.Component):
 
     The ROM has one synchronous, non-transparent read port per lane (the table is shared, the
     reads are not), built as ``ceil(lanes / 2)`` copies read on both ports
-    (:func:`~intar_hw.hw.logic.rom_read_ports`): e.g. as many ECP5 DP16KD block RAMs, or LUTs
+    (:func:`~intar_hw.hw.logic.read_copies`): e.g. as many ECP5 DP16KD block RAMs, or LUTs
     if synthesis decides the 256-entry ROM is small enough. Serving several lanes from one port
     would cost throughput.
 
@@ -357,7 +357,7 @@ class Activation(wiring.Component):
             slope_bits = max(max(s.bit_length() for s in slopes), 1) + 1
             entry = data.StructLayout({"base": signed(16), "slope": signed(slope_bits)})
             init = [{"base": table[k], "slope": slopes[k]} for k in range(256)]
-        ports = rom_read_ports(m, "rom", lanes, shape=entry, init=init)
+        _, ports = read_copies(m, "rom", lanes, shape=entry, depth=256, init=init)
         for n, port in enumerate(ports):
             m.d.comb += [port.addr.eq(address(self.i.payload.data[n])), port.en.eq(advance)]
 

@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 from ... import numerics
 from .layouts import VectorLayout
 from ..checks import check_count, check_format
-from ..logic import bank_ring, rom_read_ports, stage, wrap_increment
+from ..logic import bank_ring, read_copies, stage, wrap_increment
 
 
 __all__ = ["Softmax"]
@@ -270,12 +270,12 @@ class Softmax(wiring.Component):
         m.submodules.buffer = buffer = memory.Memory(
             shape=data.ArrayLayout(signed(bits), lanes), depth=depth, init=[])
         # Both exponential pipelines read the tables on every lane: lane n's two reads share
-        # the n-th copy of each table (rom_read_ports pairs ports 2n and 2n + 1).
-        lo_roms = rom_read_ports(m, "exp_lo", 2 * lanes, shape=unsigned(16),
+        # the n-th copy of each table (read_copies pairs ports 2n and 2n + 1).
+        _, lo_roms = read_copies(m, "exp_lo", 2 * lanes, shape=unsigned(16), depth=256,
                                  init=numerics.exp_table(self._frac).tolist())
-        hi_roms = None if bits != 16 else rom_read_ports(
-            m, "exp_hi", 2 * lanes, shape=unsigned(16),
-            init=numerics.EXP_HI_TABLES[self._frac].tolist())
+        hi_roms = None if bits != 16 else read_copies(
+            m, "exp_hi", 2 * lanes, shape=unsigned(16), depth=256,
+            init=numerics.EXP_HI_TABLES[self._frac].tolist())[1]
 
         # Bank tokens: how many banks each stage may start on. A bank goes input -> exp -> div ->
         # output -> input; each stage takes a token when it starts (or finishes) with a bank and
@@ -404,8 +404,8 @@ class Softmax(wiring.Component):
                 # The last read is issued: the bank is free (later stages carry what they need).
                 m.d.comb += [take["output"].eq(1), give["output"].eq(1), step["output"].eq(1)]
                 m.d.sync += out_row.eq(wrap_increment(out_row, row_count))
-        final, exps = self._exp_pipeline(m, "out", buffer, lo_roms[1::2], hi_roms and hi_roms[1::2],
-                                          advance, {
+        final, exps = self._exp_pipeline(m, "out", buffer, lo_roms[1::2],
+                                         hi_roms and hi_roms[1::2], advance, {
             "valid": out_go, "addr": out_addr, "max": row_max[ptr["output"]],
             "mask": self._mask(out_beat * lanes, out_row), "last": out_beat == beats - 1,
             "recip": row_recip[ptr["output"]]})
