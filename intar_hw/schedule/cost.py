@@ -175,7 +175,7 @@ def softmax_busy(pea, batch, M, N, K, bits, busy):
 #: Cycles from the loader writing an off-chip word into a core's memory to the core reading it
 #: (the loader's level register, :class:`~intar_hw.compose.loader.Loader`); paid once by a stage
 #: that reads off-chip.
-LOADER_LATENCY = 1
+LOADER_LATENCY = 2
 #: Cycles a stage writing results off-chip adds beyond their bus time: the storer
 #: (:class:`~intar_hw.compose.storer.Storer`) starts after the cores are done, reads the first
 #: result word (memory latency 1) and is seen idle the cycle after its last write.

@@ -7,7 +7,7 @@ import pytest
 from amaranth import *
 from amaranth.lib import data, stream, wiring
 
-from intar_hw.compose.loader import Loader, LoaderStage, Segment, buffer_bytes
+from intar_hw.compose.loader import Loader, LoaderStage, Segment, Staging, staging
 from intar_hw.hw.offchip import OffchipPort
 from intar_hw.hw.scratchpad import WriteRequest
 from intar_hw.testbench import get, run, seeded
@@ -97,11 +97,16 @@ def test_unpack(bus_bytes, bandwidth, backpressure):
             assert word[:len(want)] == want and not any(word[len(want):])
 
 
-def test_buffer_bytes_covers_the_backlog():
-    # One-byte words behind a four-byte bus pile up three bytes a cycle.
+def test_staging_covers_the_backlog():
+    # One-byte words behind a four-byte bus pile up three a cycle: the ring keeps the bus
+    # words from the oldest unwritten one (16 words written in cycles 1-16, 4 bus words).
     stage = LoaderStage(0, 4, (Segment(0, 0, 16, 1),))
-    assert buffer_bytes((stage,), 4) >= 16
-    assert buffer_bytes((LoaderStage(0, 8, (Segment(0, 0, 2, 16),)),), 4) == 20
+    assert staging((stage,), 4) == Staging(slots=0, groups=0, ring=4)
+    # Two words of four bus words each: the second begins in the cycle the first is written
+    # (the count of free slots is a register), so two slots.
+    assert staging((LoaderStage(0, 8, (Segment(0, 0, 2, 16),)),), 4) == Staging(2, 4, 0)
+    # A 5-byte word straddling bus words 0-2 of 2 bytes, then one starting in bus word 2.
+    assert staging((LoaderStage(0, 5, (Segment(0, 0, 2, 5),)),), 2).groups == 3
 
 
 @pytest.mark.parametrize("backpressure", [0.0, 0.5])
