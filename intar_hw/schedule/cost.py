@@ -140,7 +140,7 @@ def softmax_timing(N, lanes, bits):
     beats = -(-N // lanes)
     quotient_bits = 16 if bits == 8 else 24
     exp_latency = 2 if bits == 8 else 3
-    return beats, max(beats, quotient_bits + 1), beats + 2 * exp_latency + quotient_bits + 4
+    return beats, max(beats, quotient_bits + 1), beats + 2 * exp_latency + quotient_bits + 5
 
 
 #: Cycles from a P tile's last row piece entering a row reorder buffer to its first row piece

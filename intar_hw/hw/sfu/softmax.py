@@ -96,11 +96,11 @@ class Softmax(wiring.Component):
     row_period : int
         Cycles per row in steady state: ``max(N, divider_cycles)``.
     banks : int
-        Row buffers in the ring: ``ceil(T / row_period)`` for ``T = 3 * N + L + R - 13``, the
+        Row buffers in the ring: ``ceil(T / row_period)`` for ``T = 3 * N + L + R - 12``, the
         cycles a bank is held by one row.
     latency : int
         Cycles from the transfer of a row's last beat on ``i`` to its first beat being valid on
-        ``o``, the unit being idle: ``N + 2 * L + R - 10``.
+        ``o``, the unit being idle: ``N + 2 * L + R - 9``.
     storage_bytes : int
         Bytes of the row buffer ring, ``banks * row_length * bits / 8``. The exponential ROMs
         (256 x 16 bits, one or two tables, replicated per read port by synthesis) are extra.
@@ -185,8 +185,9 @@ class Softmax(wiring.Component):
 
     @property
     def _bank_hold(self):
-        # Input N, exponentials N + L, handover 1, divider R - 13, output N (see elaborate).
-        return 3 * self.beats + self.exp_latency + self._quotient_bits + 1
+        # Input N + 1 (the pipelined maximum), exponentials N + L, handover 1, divider R - 13,
+        # output N (see elaborate).
+        return 3 * self.beats + self.exp_latency + self._quotient_bits + 2
 
     @property
     def banks(self):
@@ -194,7 +195,7 @@ class Softmax(wiring.Component):
 
     @property
     def latency(self):
-        return self.beats + 2 * self.exp_latency + self._quotient_bits + 4
+        return self.beats + 2 * self.exp_latency + self._quotient_bits + 5
 
     @property
     def storage_bytes(self):
@@ -302,26 +303,32 @@ class Softmax(wiring.Component):
             write.data.eq(self.i.payload.data),
             write.en.eq(taken),
         ]
+        # The maximum is pipelined: a beat's lanes meet in a tree of comparisons into a
+        # register, which joins the row's running maximum in the next cycle; the bank goes to
+        # the exponentials a cycle after the row's last beat, with its maximum.
         mask = self._mask(in_beat * lanes, in_row)
-        candidates = [Mux(mask[n], self._format.lo, self.i.payload.data[n]) for n in range(lanes)]
-        candidates.append(Mux(in_beat == 0, self._format.lo, in_max))
-        running = candidates[0]
-        for value in candidates[1:]:
-            running = Mux(value > running, value, running)
-        new_max = Signal(signed(bits), name="input_new_max")
-        m.d.comb += new_max.eq(running)
+        level = [Mux(mask[n], self._format.lo, self.i.payload.data[n]) for n in range(lanes)]
+        while len(level) > 1:
+            level = [Mux(a > b, a, b) for a, b in zip(level[0::2], level[1::2])] + (
+                [level[-1]] if len(level) % 2 else [])
+        beat = stage(m, C(1), "input_beat", {
+            "valid": taken, "max": level[0], "first": in_beat == 0,
+            "last": in_beat == beats - 1, "bank": ptr["input"]})
         with m.If(taken):
             m.d.sync += [
                 in_addr.eq(wrap_increment(in_addr, depth)),
                 in_beat.eq(wrap_increment(in_beat, beats)),
-                in_max.eq(new_max),
             ]
             with m.If(in_beat == beats - 1):
-                m.d.comb += [take["input"].eq(1), give["input"].eq(1), step["input"].eq(1)]
-                m.d.sync += [
-                    row_max[ptr["input"]].eq(new_max),
-                    in_row.eq(wrap_increment(in_row, row_count)),
-                ]
+                m.d.comb += [take["input"].eq(1), step["input"].eq(1)]
+                m.d.sync += in_row.eq(wrap_increment(in_row, row_count))
+        new_max = Signal(signed(bits), name="input_new_max")
+        m.d.comb += new_max.eq(Mux(beat["first"] | (beat["max"] > in_max), beat["max"], in_max))
+        with m.If(beat["valid"]):
+            m.d.sync += in_max.eq(new_max)
+            with m.If(beat["last"]):
+                m.d.comb += give["input"].eq(1)
+                m.d.sync += row_max[beat["bank"]].eq(new_max)
 
         # --- exponentials: read the bank back, sum e ---
         exp_addr = Signal(range(depth), name="exp_addr")

@@ -133,12 +133,12 @@ def test_derived_sizes():
     dut = Softmax(64, 4)
     assert (dut.beats, dut.divider_cycles, dut.exp_latency) == (16, 17, 2)
     assert dut.row_period == 17
-    assert dut.banks == -(-(3 * 16 + 2 + 16 + 1) // 17) == 4
+    assert dut.banks == -(-(3 * 16 + 2 + 16 + 2) // 17) == 4
     assert dut.storage_bytes == 4 * 64
     wide = Softmax(1024, 8, format="int16")
     assert (wide.divider_cycles, wide.exp_latency, wide.row_period, wide.banks) == (25, 3, 128, 4)
     assert wide.storage_bytes == 4 * 1024 * 2
-    assert dut.latency == 16 + 2 * 2 + 16 + 4
+    assert dut.latency == 16 + 2 * 2 + 16 + 5
 
 
 # --- errors ---------------------------------------------------------------------------------------
