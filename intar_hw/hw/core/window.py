@@ -9,8 +9,9 @@ computes it: the address pattern of the
 :class:`~intar_hw.hw.core.window_read.WindowReader` that serves ``A`` to the operand fetch.
 
 The arithmetic is written once, with operators that mean the same on Python integers and on
-Amaranth values (``+ - * // %``, comparisons, ``&``): :meth:`Window.locate` on integers is the
-reference the hardware is tested against, and on signals it *is* the hardware.
+Amaranth values (``+ - * // % >>``, comparisons, ``&``; a division by a power of two is a
+shift): :meth:`Window.locate` on integers is the reference the hardware is tested against, and
+on signals it *is* the hardware.
 
 Patterns (each a constant of the program):
 
@@ -57,6 +58,17 @@ __all__ = ["Window"]
 
 def _cdiv(a, b):
     return -(-a // b)
+
+
+def _div(a, b):
+    """``a // b`` (floor) for an integer or an Amaranth value and a positive constant ``b``: a
+    shift when ``b`` is a power of two (a divider otherwise)."""
+    return a >> (b.bit_length() - 1) if b & (b - 1) == 0 else a // b
+
+
+def _mod(a, b):
+    """``a % b`` (floor), as :func:`_div`: a mask when ``b`` is a power of two."""
+    return a & (b - 1) if b & (b - 1) == 0 else a % b
 
 
 @dataclass(frozen=True)
@@ -280,30 +292,34 @@ class Window:
         element)``, the element being the largest of the valid reads, an invalid read counting
         as :attr:`pool_fill` (without pooling, the one read is valid with the tap).
 
-        ``keep(value, name)``, if given, is applied to every intermediate value and its result
-        used in its place: hardware passes one that stores a value in a named signal, so each
-        is computed once rather than inlined into every use.
+        ``keep(value, name, bound)``, if given, is applied to every intermediate value and its
+        result used in its place: hardware passes one that stores a value in a named signal, so
+        each is computed once rather than inlined into every use. A ``bound`` (else ``None``)
+        says that the value lies in ``range(bound)`` whenever the element is read at all
+        (inside its input, in a real row and column), so hardware may keep it in that many
+        bits: a value used outside those elements is masked.
         """
-        keep = keep or (lambda value, name: value)
+        keep = keep or (lambda value, name, bound=None: value)
         (kh, kw), (sy, sx), (py, px), (dy, dx) = (self.kernel, self.stride, self.padding,
                                                   self.dilation)
         plane = self.out_height * self.out_width
-        n, rem = keep(m // plane, "n"), keep(m % plane, "rem")
-        oy, ox = keep(rem // self.out_width, "oy"), keep(rem % self.out_width, "ox")
-        c, tap = keep(t // (kh * kw), "c"), keep(t % (kh * kw), "tap")
-        ty, tx = keep(tap // kw, "ty"), keep(tap % kw, "tx")
+        n, rem = keep(_div(m, plane), "n", self.images), keep(_mod(m, plane), "rem", plane)
+        oy = keep(_div(rem, self.out_width), "oy", self.out_height)
+        ox = keep(_mod(rem, self.out_width), "ox", self.out_width)
+        c, tap = keep(_div(t, kh * kw), "c", self.channels), keep(_mod(t, kh * kw), "tap", kh * kw)
+        ty, tx = keep(_div(tap, kw), "ty", kh), keep(_mod(tap, kw), "tx", kw)
         if self.transposed:
             zy = oy + ty * dy - (dy * (kh - 1) - py)
             zx = ox + tx * dx - (dx * (kw - 1) - px)
-            y, x = zy // sy, zx // sx
-            inside = ((zy >= 0) & (zx >= 0) & (zy % sy == 0) & (zx % sx == 0)
+            y, x = _div(zy, sy), _div(zx, sx)
+            inside = ((zy >= 0) & (zx >= 0) & (_mod(zy, sy) == 0) & (_mod(zx, sx) == 0)
                       & (y < self.height) & (x < self.width))
         else:
             y, x = oy * sy - py + ty * dy, ox * sx - px + tx * dx
             inside = (y >= 0) & (x >= 0) & (y < self.height) & (x < self.width)
         y, x, inside = keep(y, "y"), keep(x, "x"), keep(inside, "inside")
         if self.upsample is not None:
-            y, x = keep(y // self.upsample[0], "uy"), keep(x // self.upsample[1], "ux")
+            y, x = keep(_div(y, self.upsample[0]), "uy"), keep(_div(x, self.upsample[1]), "ux")
         if self.pool is None:
             return inside, [(inside, *self._address(n, c, y, x, keep))]
         (pkh, pkw), (psy, psx), (ppy, ppx) = self.pool
@@ -318,26 +334,26 @@ class Window:
 
     def _address(self, n, c, y, x, keep):
         """``(word, element)`` of stored element ``(n, c, y, x)`` (in range)."""
-        _, channels, hs, ws = self.stored
+        images, channels, hs, ws = self.stored
         if self.layout == "flat":
-            e = keep(((n * channels + c) * hs + y) * ws + x, "flat")
-            return self.base + e // self.word_elements, e % self.word_elements
-        pixel = keep((n * hs + y) * ws + x, "pixel")
+            e = keep(((n * channels + c) * hs + y) * ws + x, "flat", images * channels * hs * ws)
+            return (self.base + _div(e, self.word_elements), _mod(e, self.word_elements))
+        pixel = keep((n * hs + y) * ws + x, "pixel", images * hs * ws)
         row, col = (pixel, c) if self.orientation == "MN" else (c, pixel)
-        element = (row % self.slots) * self.lanes + col % self.lanes
-        prow, q = keep(row // self.slots, "prow"), keep(col // self.lanes, "q")
+        element = _mod(row, self.slots) * self.lanes + _mod(col, self.lanes)
+        prow, q = keep(_div(row, self.slots), "prow"), keep(_div(col, self.lanes), "q")
         if self.parts is None:
             return self.base + prow * self.q_tiles + q, element
         count = len(self.parts)
         if count == 1:
             part = 0
         elif self.deal == "Q":
-            part, q = keep(q % count, "part"), keep(q // count, "part_q")
+            part, q = keep(_mod(q, count), "part"), keep(_div(q, count), "part_q")
         else:
             unit = self.deal[1]
-            block = keep(prow // unit, "block")
-            part = keep(block % count, "part")
-            prow = keep((block // count) * unit + prow % unit, "part_row")
+            block = keep(_div(prow, unit), "block")
+            part = keep(_mod(block, count), "part")
+            prow = keep(_div(block, count) * unit + _mod(prow, unit), "part_row")
         bases = [base + (self.peer_offset if peer else 0) for peer, base, _ in self.parts]
         tiles = [q_tiles for _, _, q_tiles in self.parts]
         if isinstance(part, int):

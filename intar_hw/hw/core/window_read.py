@@ -16,15 +16,22 @@ from .window import Window
 __all__ = ["WindowReader"]
 
 
-def _keeper(m, prefix):
-    """A ``keep`` for :meth:`.window.Window.locate`: each value in a signal of its own."""
-    def keep(value, name):
+def _keeper(m, prefix, kept):
+    """A ``keep`` for :meth:`.window.Window.locate`: each value in a signal of its own, one
+    signal for every equal expression (``kept``, shared by the elements of a word: what
+    depends only on an element's row is computed once per row, only on its column once per
+    column, instead of once per element)."""
+    def keep(value, name, bound=None):
         if isinstance(value, (int, bool)):
             return value
         value = Value.cast(value)
-        kept = Signal(value.shape(), name=f"{prefix}_{name}")
-        m.d.comb += kept.eq(value)
-        return kept
+        key = (repr(value), bound)
+        if key not in kept:
+            # A bounded value needs only its bits (the shapes of the arithmetic are wider).
+            shape = value.shape() if bound is None else range(max(bound, 1))
+            kept[key] = Signal(shape, name=f"{prefix}_{name}{len(kept)}")
+            m.d.comb += kept[key].eq(value)
+        return kept[key]
     return keep
 
 
@@ -221,6 +228,7 @@ class WindowReader(wiring.Component):
                     tile = Signal.like(addr, name=f"tile{s}")
                     beat = Signal.like(addr, name=f"beat{s}")
                     m.d.comb += [tile.eq(addr // kb), beat.eq(addr % kb)]
+                    kept = {}
                     for e, (r, k) in enumerate(lanes):
                         if r >= block:
                             m.d.comb += next_zero[e].eq(1)
@@ -229,7 +237,7 @@ class WindowReader(wiring.Component):
                                else window.tile_row(tile, r))
                         col = beat * d3 + k
                         inside, located = window.locate(row, col, keep=_keeper(
-                            m, f"p{s}_{r}_{k}"))
+                            m, f"p{s}", kept))
                         real = (row < window.pixels) & (col < window.K)
                         m.d.comb += next_zero[e].eq(~(real & inside))
                         for j, (valid, word, element) in enumerate(located):
