@@ -14,8 +14,8 @@ PE array
     a finished tile drains through the result path one PE row (``d2`` values) per cycle while the
     next tile accumulates, so tile ``t`` costs ``max(kb, rows_t)`` and a run of ``T`` tiles costs
     ``kb + sum(max(kb, rows_t) for t < T - 1) + rows_last``. The array's pipeline latency
-    (:data:`ARRAY_LATENCY`, 3 cycles: registered operands, products, accumulators) is paid once
-    per stage.
+    (:data:`ARRAY_LATENCY`, 4 cycles: the operand register between fetch and array, registered
+    operands, products, accumulators) is paid once per stage.
 Core groups
     A task on several cores deals tiles of one dimension (``split``, M or N) round-robin to them;
     with equal cores each gets ``floor`` or ``ceil`` of the tile count, with unequal cores (the
@@ -106,8 +106,9 @@ __all__ = ["ARRAY_LATENCY", "BIAS_LATENCY", "LOADER_LATENCY", "STORE_LATENCY", "
            "deal", "Member", "StageEval", "evaluate_stage", "mandatory_bytes", "InfeasibleError"]
 
 
-#: Pipeline latency of a PE array (registered operands, products, accumulators).
-ARRAY_LATENCY = 3
+#: Pipeline latency of a PE array: the operand register after the fetch
+#: (:class:`~intar_hw.hw.pipe.ForwardRegister`), registered operands, products, accumulators.
+ARRAY_LATENCY = 4
 #: Extra result-path cycle of a task with a bias: ``acc + bias`` is registered before rounding.
 BIAS_LATENCY = 1
 #: Result-path cycles of the elementwise SFUs a result link applies after requantisation (ReLU is
