@@ -4,7 +4,7 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..schedule.cost import RECONFIG_CYCLES
+from ..timing import RECONFIG_CYCLES
 
 
 __all__ = ["ModeController"]
@@ -35,7 +35,7 @@ class ModeController(wiring.Component):
         Per stage, ``(core, program)`` of every core working in it; at least one per stage.
     reconfig : int
         Cycles between stages, at least 1 (a core takes ``start`` the cycle after ``done``);
-        default :data:`~intar_hw.schedule.cost.RECONFIG_CYCLES`.
+        default :data:`~intar_hw.timing.RECONFIG_CYCLES`.
     writeback : tuple of bool, optional
         Per stage, whether results leave for off-chip after its cores are done: ``store`` is
         raised in the barrier's cycle and the stage ends in the first later cycle

@@ -141,7 +141,7 @@ class ComputingCore(wiring.Component):
         The PE array.
     cycles : tuple of int
         Per program, cycles from the one ``start`` is honoured in (cycle 0) to the one ``done``
-        is high in: :attr:`.GemmProgram.cycles` (``cost.core_cycles(...) + ARRAY_LATENCY``, plus
+        is high in: :attr:`.GemmProgram.cycles` (``timing.core_cycles(...) + ARRAY_LATENCY``, plus
         the bias and SFU latencies; a softmax stretches it).
     lanes : dict of str to int
         Word width, in ``d3``-vectors, of each operand memory.

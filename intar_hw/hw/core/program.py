@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import numerics
-from ...schedule import cost
+from ... import timing
 
 
 __all__ = ["Source", "Destination", "MEMORIES", "MAX_SHIFT", "BIAS_FORMAT", "BIAS_LATENCY",
@@ -100,7 +100,7 @@ ACTIVATIONS = ("gelu", "silu")
 JOINS = ("add", "mul", "mul_add")
 #: Cycles a bias adds to a stage, owned by the cost model (the contract this core meets):
 #: :class:`~intar_hw.hw.sfu.elementwise.Requantize` registers the biased sum before rounding.
-BIAS_LATENCY = cost.BIAS_LATENCY
+BIAS_LATENCY = timing.BIAS_LATENCY
 
 
 def _is_int(value):
@@ -238,12 +238,12 @@ class GemmProgram:
     tiles : (int, int, int)
         ``(i, j, k)``: tiles along M and N, beats per tile; as :class:`~.plan.Loop`.
     busy_cycles : int
-        :func:`intar_hw.schedule.cost.core_cycles` of the program.
+        :func:`intar_hw.timing.core_cycles` of the program.
     cycles : int
         Cycles the core takes from ``start`` to ``done``: ``busy_cycles + ARRAY_LATENCY``, plus
         :data:`BIAS_LATENCY` with a bias, plus the epilogue's SFU latency
-        (:func:`intar_hw.schedule.cost.sfu_latency`); with a softmax, ``busy_cycles`` stretched
-        by :func:`intar_hw.schedule.cost.softmax_busy`.
+        (:func:`intar_hw.timing.sfu_latency`); with a softmax, ``busy_cycles`` stretched
+        by :func:`intar_hw.timing.softmax_busy`.
     result_format : Format
         Format of the written result: ``join_format`` with a join, else ``out_format``.
 
@@ -568,7 +568,7 @@ class GemmProgram:
     @property
     def sfu_latency(self):
         """Cycles the activation and the join add to the result path."""
-        return cost.sfu_latency(self.activation, self.join, self.out_format.bits)
+        return timing.sfu_latency(self.activation, self.join, self.out_format.bits)
 
     @property
     def softmax_lanes(self):
@@ -712,16 +712,16 @@ class GemmProgram:
 
     @property
     def busy_cycles(self):
-        return cost.core_cycles(self.pea, self.orientation, self.batch, self.M, self.N,
+        return timing.core_cycles(self.pea, self.orientation, self.batch, self.M, self.N,
                                 self.K)[0]
 
     @property
     def cycles(self):
         busy = self.busy_cycles
         if self.softmax:
-            busy = cost.softmax_busy(self.pea, self.batch, self.M, self.N, self.K,
+            busy = timing.softmax_busy(self.pea, self.batch, self.M, self.N, self.K,
                                      self.out_format.bits, busy)
-        return (busy + cost.ARRAY_LATENCY + (BIAS_LATENCY if self.bias_base is not None else 0)
+        return (busy + timing.ARRAY_LATENCY + (BIAS_LATENCY if self.bias_base is not None else 0)
                 + self.sfu_latency)
 
     # --- memory layouts -----------------------------------------------------------------------

@@ -8,7 +8,7 @@ from ..scratchpad import ReadPortSignature, WriteRequest
 from ..sfu.elementwise import Activation, Add, Mul, MulAdd, Requantize
 from ..sfu.softmax import Softmax
 from .operand_fetch import by_program
-from ...schedule import cost
+from ... import timing
 from .program import BIAS_FORMAT, BIAS_LATENCY, result_bits
 from .row_reorder import RowReorder
 
@@ -217,7 +217,7 @@ class ResultPath(wiring.Component):
     latencies : tuple of int
         Per program, cycles from a row leaving ``i`` to its word being written: 1, plus
         :data:`BIAS_LATENCY` with a bias, plus :attr:`.GemmProgram.sfu_latency` (a softmax
-        paces rows instead: see :func:`intar_hw.schedule.cost.softmax_busy`).
+        paces rows instead: see :func:`intar_hw.timing.softmax_busy`).
     """
 
     def __init__(self, programs, *, accumulator_width, bias_addr_width, result_addr_width,
@@ -297,7 +297,7 @@ class ResultPath(wiring.Component):
         for n, (N, lanes, fmt, frac, causal, rows) in enumerate(self._softmaxes):
             unit = Softmax(N, lanes, format=fmt, frac=frac, causal=causal, rows=rows)
             # The cycle counts of the cost model assume this unit's timing.
-            assert cost.softmax_timing(N, lanes, fmt.bits) == (unit.beats, unit.row_period,
+            assert timing.softmax_timing(N, lanes, fmt.bits) == (unit.beats, unit.row_period,
                                                                unit.latency)
             m.submodules[f"softmax_{n}"] = unit
             softmaxes.append(unit)

@@ -10,7 +10,7 @@ from amaranth import *
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ...schedule import cost
+from ... import timing
 from ..checks import check_count
 from ..logic import wrap_increment
 from ..sfu.layouts import VectorLayout
@@ -53,8 +53,8 @@ class RowReorder(wiring.Component):
         Cycles from a group's last piece in to its first piece valid on ``o``: 2.
     """
 
-    #: The cost model's (:data:`intar_hw.schedule.cost.REORDER_LATENCY`).
-    latency = cost.REORDER_LATENCY
+    #: The cost model's (:data:`intar_hw.timing.REORDER_LATENCY`).
+    latency = timing.REORDER_LATENCY
 
     def __init__(self, lanes, width, *, rows, tiles, groups, last_rows):
         for name, value in (("lanes", lanes), ("width", width), ("rows", rows),

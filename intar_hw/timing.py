@@ -1,0 +1,141 @@
+"""Cycle facts the hardware and the cost model share: the latencies of the generated blocks and
+the cycle formulas of a core, in one place that imports neither Amaranth nor the scheduler.
+
+The hardware blocks (:mod:`intar_hw.hw`, :mod:`intar_hw.compose`) state their latencies from
+here and the cost model (:mod:`intar_hw.schedule.cost`, whose docs describe the execution model)
+adds them up; a block that changes its pipeline changes the number here, and both sides move
+together.
+"""
+
+
+__all__ = ["ARRAY_LATENCY", "BIAS_LATENCY", "LOADER_LATENCY", "STORE_LATENCY", "RECONFIG_CYCLES",
+           "FIFO_DEPTH", "KOUTER_MAX_ROWS", "REORDER_LATENCY", "sfu_latency", "softmax_timing",
+           "softmax_busy", "core_cycles"]
+
+
+#: Pipeline latency of a PE array: the operand register after the fetch
+#: (:class:`~intar_hw.hw.pipe.ForwardRegister`), registered operands, products, accumulators.
+ARRAY_LATENCY = 4
+#: Extra result-path cycle of a task with a bias: ``acc + bias`` is registered before rounding.
+BIAS_LATENCY = 1
+#: Result-path cycles of the elementwise SFUs a result link applies after requantisation (ReLU is
+#: fused into the requantiser): a table activation, 1 cycle on int8 (its ROM read) and 3 on int16
+#: (plus interpolation); a join, 1 for an add, 2 for a mul (product, then rounding) and 3 for a
+#: mul whose product is added back to its first factor (``"mul_add"``).
+_ACTIVATION_LATENCY = {8: 1, 16: 3}
+_JOIN_LATENCY = {"add": 1, "mul": 2, "mul_add": 3}
+
+
+def sfu_latency(activation, join, bits):
+    """Cycles an ``activation`` (``"gelu"``/``"silu"`` or ``None``) of ``bits``-bit values and a
+    ``join`` (``"add"``/``"mul"``/``"mul_add"`` or ``None``) add to a task's result path; paid after
+    the task's end, like :data:`BIAS_LATENCY` (on an edge to a reader in the stage, or in the
+    stage's fill)."""
+    cycles = 0
+    if activation is not None:
+        cycles += _ACTIVATION_LATENCY.get(bits, 3)
+    if join is not None:
+        cycles += _JOIN_LATENCY[join]
+    return cycles
+
+
+def softmax_timing(N, lanes, bits):
+    """``(beats, row_period, latency)`` of the row-wise softmax unit
+    (:class:`~intar_hw.hw.sfu.softmax.Softmax`) on rows of ``N`` elements taken ``lanes`` at a
+    time: beats per row, cycles per row in steady state (the reciprocal's divider takes 17
+    cycles for int8 and 25 for int16) and cycles from a row's last beat in to its
+    first beat out."""
+    beats = -(-N // lanes)
+    quotient_bits = 16 if bits == 8 else 24
+    exp_latency = 2 if bits == 8 else 3
+    return beats, max(beats, quotient_bits + 1), beats + 2 * exp_latency + quotient_bits + 5
+
+
+#: Cycles from a P tile's last row piece entering a row reorder buffer to its first row piece
+#: leaving (:class:`~intar_hw.hw.core.row_reorder.RowReorder`): bank handover, registered read.
+REORDER_LATENCY = 2
+
+
+def softmax_busy(pea, batch, M, N, K, bits, busy):
+    """Busy cycles of a core computing ``batch`` GEMMs ``M x N x K`` in orientation ``"MN"``
+    (taking ``busy`` without it) whose rows pass a softmax of ``bits``-bit values on their way to
+    memory.
+
+    Either the last rows arrive late (``busy`` plus the unit's latency) or the unit's row period
+    sets the pace from the first row on; the first row's last tile ends
+    ``kb + (q_tiles - 1) * max(kb, rows)`` beats in and the row leaves the array a cycle later.
+    Rows drained in several Q tiles from P tiles of several rows pass a row reorder buffer first
+    (:data:`REORDER_LATENCY`): a P tile's rows leave it once the whole tile is in."""
+    d1, d2, d3 = pea
+    kb = -(-K // d3)
+    q_tiles = -(-N // d2)
+    rows = min(d1, M)
+    first = kb + 1 + (q_tiles - 1) * max(kb, rows)
+    beats, period, latency = softmax_timing(N, min(N, d2), bits)
+    last = busy
+    if q_tiles > 1 and rows > 1:
+        first += rows - 1 + REORDER_LATENCY + q_tiles - 1
+        last_rows = M - (-(-M // d1) - 1) * d1
+        last = busy + REORDER_LATENCY + q_tiles - 1 + (last_rows - 1) * period
+    return max(last, first + (batch * M - 1) * period) + latency + beats - 1
+
+
+#: Cycles the loader adds between a bus word arriving and a core reading the memory word it
+#: completes (:class:`~intar_hw.compose.loader.Loader`): the bus word is registered, the memory
+#: word written the cycle after, and the loader's level register follows; paid once by a stage
+#: that reads off-chip.
+LOADER_LATENCY = 2
+#: Cycles a stage writing results off-chip adds beyond their bus time: the storer
+#: (:class:`~intar_hw.compose.storer.Storer`) starts after the cores are done, reads the first
+#: result word (memory latency 1) and is seen idle the cycle after its last write.
+STORE_LATENCY = 3
+#: Rows a ``KOUTER`` (rank-d update) task may have: the generator keeps the partial sums in the
+#: PE array, so one row; more need an accumulator buffer it does not build yet.
+KOUTER_MAX_ROWS = 1
+#: Cycles to switch stages: the mode controller steps its state and restarts address generators.
+RECONFIG_CYCLES = 2
+#: Depth of the FIFO on every stream link (>= 3 keeps a stream at one beat per cycle).
+FIFO_DEPTH = 4
+
+
+# --- a core's cycles ------------------------------------------------------------------------------------
+
+def _tiles(pea, orientation, M, N):
+    d1, d2, _ = pea
+    dm, dn = (d1, d2) if orientation == "MN" else (d2, d1)
+    tm, tn = -(-M // dm), -(-N // dn)
+    on_rows = M if orientation == "MN" else N
+    full_rows = d1
+    rem_rows = on_rows - ((tm if orientation == "MN" else tn) - 1) * d1
+    n_rem = tn if orientation == "MN" else tm
+    return dm, dn, tm, tn, full_rows, rem_rows, n_rem
+
+
+def core_cycles(pea, orientation, batch, M, N, K, chunk=None):
+    """Busy cycles of one core computing ``batch`` GEMMs ``M x N x K`` (see
+    :mod:`intar_hw.schedule.cost`).
+
+    With ``chunk``, the reduction runs outermost in chunks of ``chunk`` (``KOUTER``).
+    Returns ``(cycles, (i, j, k))`` with the loop bounds: tiles along M and N, beats per tile.
+    """
+    if M <= 0 or N <= 0:
+        return 0, (0, 0, 0)
+    d3 = pea[2]
+    dm, dn, tm, tn, r_full, r_rem, n_rem = _tiles(pea, orientation, M, N)
+    n_rem *= batch
+    n_full = batch * tm * tn - n_rem
+    if chunk is None or chunk >= K:
+        chunks = [(K, 1)]
+    else:
+        count = -(-K // chunk)
+        last = K - (count - 1) * chunk
+        chunks = [(chunk, count - 1), (last, 1)] if last != chunk else [(chunk, count)]
+    total = 0
+    for size, count in chunks:
+        kb = -(-size // d3)
+        total += count * (n_full * max(kb, r_full) + n_rem * max(kb, r_rem))
+    kb_first = -(-chunks[0][0] // d3)
+    kb_last = -(-chunks[-1][0] // d3)
+    r_last = r_rem
+    total += kb_first - max(kb_last, r_last) + r_last
+    return total, (tm, tn, -(-min(K, chunk or K) // d3))
