@@ -20,10 +20,10 @@ ARRAY_LATENCY = 4
 BIAS_LATENCY = 1
 #: Result-path cycles of the elementwise SFUs a result link applies after requantisation (ReLU is
 #: fused into the requantiser): a table activation, 1 cycle on int8 (its ROM read) and 3 on int16
-#: (plus interpolation); a join, 1 for an add, 2 for a mul (product, then rounding) and 3 for a
-#: mul whose product is added back to its first factor (``"mul_add"``).
+#: (plus interpolation); a join, 1 for an add, 3 for a mul (operands, product, then rounding)
+#: and 4 for a mul whose product is added back to its first factor (``"mul_add"``).
 _ACTIVATION_LATENCY = {8: 1, 16: 3}
-_JOIN_LATENCY = {"add": 1, "mul": 2, "mul_add": 3}
+_JOIN_LATENCY = {"add": 1, "mul": 3, "mul_add": 4}
 
 
 def sfu_latency(activation, join, bits):

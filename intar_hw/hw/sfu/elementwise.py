@@ -22,6 +22,7 @@ from ... import numerics
 from .layouts import VectorLayout
 from ..checks import check_bool, check_format
 from ..logic import read_copies
+from ..tech import ecp5_multiplier, family_of
 
 
 __all__ = ["ACTIVATIONS", "Requantize", "Activation", "Add", "Mul", "MulAdd"]
@@ -81,6 +82,28 @@ def _join(m, advance, a, b):
         b.ready.eq(advance & a.valid),
     ]
     return a.valid & b.valid
+
+
+def _multiply(m, platform, advance, a, b, lanes):
+    """Per lane, the product of ``a`` and ``b``'s payloads of two advancing cycles ago: their
+    registered operands, then the registered product (on an ECP5, when both fit, the
+    ``MULT18X18D``'s own input and output registers, so the multiplier sits between registers
+    inside its DSP block). Returns the product signals."""
+    a_shape, b_shape = a.payload.data[0].shape(), b.payload.data[0].shape()
+    products = [Signal(signed(a_shape.width + b_shape.width), name=f"product_{n}")
+                for n in range(lanes)]
+    if family_of(platform) == "ecp5" and max(a_shape.width, b_shape.width) <= 18:
+        for n in range(lanes):
+            ecp5_multiplier(m, f"mult_{n}", a.payload.data[n], b.payload.data[n], products[n],
+                            advance)
+        return products
+    with m.If(advance):
+        for n in range(lanes):
+            x = Signal(a_shape, name=f"operand_a_{n}")
+            y = Signal(b_shape, name=f"operand_b_{n}")
+            m.d.sync += [x.eq(a.payload.data[n]), y.eq(b.payload.data[n]),
+                         products[n].eq(x * y)]
+    return products
 
 
 # --- requantisation -------------------------------------------------------------------------------
@@ -525,7 +548,7 @@ class Mul(_Binary):
     ----------
     latency : int
         Cycles from an input transfer to its result being valid on ``o``, the pipeline being
-        free: 2 (product register, output register).
+        free: 3 (operand registers, product register, output register).
 
     Raises
     ------
@@ -537,7 +560,7 @@ class Mul(_Binary):
         64 bits.
     """
 
-    latency = 2
+    latency = 3
 
     def __init__(self, lanes, *, a_format="int8", b_format=None, shift=0, out_format=None):
         owner = type(self).__name__
@@ -553,20 +576,18 @@ class Mul(_Binary):
         advance = _advance(m, self.o)
         taken = _join(m, advance, self.a, self.b)
         fmt = self._out_format
-        width = self._a_format.bits + self._b_format.bits
-        products = [Signal(signed(width), name=f"product_{n}") for n in range(self._lanes)]
-        valid, last = Signal(name="product_valid"), Signal(name="product_last")
+        products = _multiply(m, platform, advance, self.a, self.b, self._lanes)
+        valid = [Signal(name=f"{stage}_valid") for stage in ("operand", "product")]
+        last = [Signal(name=f"{stage}_last") for stage in ("operand", "product")]
         with m.If(advance):
             m.d.sync += [
-                valid.eq(taken), last.eq(self.a.payload.last),
-                self.o.valid.eq(valid), self.o.payload.last.eq(last),
+                valid[0].eq(taken), last[0].eq(self.a.payload.last),
+                valid[1].eq(valid[0]), last[1].eq(last[0]),
+                self.o.valid.eq(valid[1]), self.o.payload.last.eq(last[1]),
             ]
             for n in range(self._lanes):
-                m.d.sync += [
-                    products[n].eq(self.a.payload.data[n] * self.b.payload.data[n]),
-                    self.o.payload.data[n].eq(
-                        _clamp(_round_shift(products[n], self._shift), fmt.lo, fmt.hi)),
-                ]
+                m.d.sync += self.o.payload.data[n].eq(
+                    _clamp(_round_shift(products[n], self._shift), fmt.lo, fmt.hi))
         return m
 
 
@@ -591,10 +612,11 @@ class MulAdd(Mul):
     ----------
     latency : int
         Cycles from an input transfer to its result being valid on ``o``, the pipeline being
-        free: 3 (product register, requantised product register, output register).
+        free: 4 (operand registers, product register, requantised product register, output
+        register).
     """
 
-    latency = 3
+    latency = 4
 
     def __init__(self, lanes, *, a_format="int8", b_format=None, shift=0, product_format=None,
                  out_format=None):
@@ -610,27 +632,27 @@ class MulAdd(Mul):
         advance = _advance(m, self.o)
         taken = _join(m, advance, self.a, self.b)
         mid, fmt = self._product_format, self._out_format
-        width = self._a_format.bits + self._b_format.bits
         a_bits = self._a_format.bits
         stages = []
-        for name in ("product", "term"):
+        for name in ("operand", "product", "term"):
             stages.append((Signal(name=f"{name}_valid"), Signal(name=f"{name}_last"),
                            [Signal(signed(a_bits), name=f"{name}_a_{n}")
                             for n in range(self._lanes)]))
-        products = [Signal(signed(width), name=f"product_{n}") for n in range(self._lanes)]
+        products = _multiply(m, platform, advance, self.a, self.b, self._lanes)
         terms = [Signal(signed(mid.bits), name=f"term_{n}") for n in range(self._lanes)]
-        (p_valid, p_last, p_a), (t_valid, t_last, t_a) = stages
+        (o_valid, o_last, o_a), (p_valid, p_last, p_a), (t_valid, t_last, t_a) = stages
         with m.If(advance):
             m.d.sync += [
-                p_valid.eq(taken), p_last.eq(self.a.payload.last),
+                o_valid.eq(taken), o_last.eq(self.a.payload.last),
+                p_valid.eq(o_valid), p_last.eq(o_last),
                 t_valid.eq(p_valid), t_last.eq(p_last),
                 self.o.valid.eq(t_valid), self.o.payload.last.eq(t_last),
             ]
             for n in range(self._lanes):
                 total = t_a[n] + terms[n]
                 m.d.sync += [
-                    products[n].eq(self.a.payload.data[n] * self.b.payload.data[n]),
-                    p_a[n].eq(self.a.payload.data[n]),
+                    o_a[n].eq(self.a.payload.data[n]),
+                    p_a[n].eq(o_a[n]),
                     terms[n].eq(_clamp(_round_shift(products[n], self._shift), mid.lo, mid.hi)),
                     t_a[n].eq(p_a[n]),
                     self.o.payload.data[n].eq(_clamp(total, fmt.lo, fmt.hi)),

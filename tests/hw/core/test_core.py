@@ -630,7 +630,7 @@ def test_side_join(pea, orientation, M, N, K, slots, join):
     np.testing.assert_array_equal(read_results(core, program, words),
                                   reference_epilogue(program, y, side))
     assert cycles == [predicted(program) + program.sfu_latency]
-    assert program.sfu_latency == {"mul_add": 3, "add": 1}[join]
+    assert program.sfu_latency == {"mul_add": 4, "add": 1}[join]
 
 
 def test_side_image_layout():

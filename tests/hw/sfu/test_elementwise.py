@@ -383,8 +383,8 @@ UNITS = {
     "gelu_int8": (lambda: Activation(2, "gelu"), ("i",), 1),
     "silu_int16": (lambda: Activation(2, "silu", format="int16"), ("i",), 3),
     "add": (lambda: Add(2), ("a", "b"), 1),
-    "mul": (lambda: Mul(2, shift=3), ("a", "b"), 2),
-    "mul_add": (lambda: MulAdd(2, shift=3), ("a", "b"), 3),
+    "mul": (lambda: Mul(2, shift=3), ("a", "b"), 3),
+    "mul_add": (lambda: MulAdd(2, shift=3), ("a", "b"), 4),
 }
 
 
