@@ -836,16 +836,21 @@ def evaluate_stage(tg, resources, peas, members, spill, room, first, readers_ins
     bus = resources.offchip_bytes_per_cycle
     arrived = written = 0
     arrival = {}
+    # Nor can it end before its first operand word is in and all its work done after it (a
+    # task whose words come after another task's starts late; both bounds are exact when words
+    # arrive and are consumed at steady rates).
     for m in members:
         te = evals[m.task]
         if sum(i.spilled * i.passes for i in te.inputs):
+            first_word = max(written, int(math.ceil(arrived / bus))) + 1
             for words, nbytes in _loader_runs(tg.tasks[m.task], te.deal, peas, m.cores,
                                               te.inputs):
                 written = max(max(written, int(math.ceil(arrived / bus))) + words,
                               int(math.ceil((arrived + nbytes) / bus)))
                 arrived += nbytes
             weights = any(i.role == "weight" and i.spilled for i in te.inputs)
-            arrival[m.task] = written + _load_tail(te.deal, peas, m.cores, weights)
+            arrival[m.task] = max(written + _load_tail(te.deal, peas, m.cores, weights),
+                                  first_word + te.busy)
 
     def result_tail():
         # Result-path cycles (bias, SFUs) after the last task's end: the latest end + latency.
