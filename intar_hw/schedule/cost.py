@@ -56,7 +56,8 @@ Stages
     which follow the compute (the storer starts when the cores are done and moves at the bus rate,
     at most one result word, a drained row's tile of ``d2`` columns, per cycle), and each task ends
     no earlier than its last off-chip operand word arrives (reads arrive in task order, at the bus
-    rate and at most one memory word per cycle) plus the tiles it computes after that word.
+    rate and at most one memory word per cycle) plus the tiles it computes after that word, nor
+    before its first operand word arrives plus all its work.
     ``bound`` names the dominating term: ``compute``, ``pipeline-fill`` (the span exceeds the
     busiest task by more than 1%: tasks waited for producers), ``offchip`` (also when the
     results written off-chip take more than 1% of the span) or ``scratchpad``.
