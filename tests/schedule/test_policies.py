@@ -67,8 +67,9 @@ def test_mlp_schedule_against_the_paper_structure():
     found = schedule(graph, resources, "intar")
     # The authors' structure: fc1 on both cores, then fc2 streamed into fc3 with rank-16
     # updates, one core each. Our one loader writes one weight word (16 int16 lanes) per cycle
-    # and streams fc3's weights after fc2's, so fc3 waits for them: 180,910 cycles predicted,
-    # and the generated accelerator runs it in 180,925 (Verilator, bit-exact).
+    # and streams fc3's weights after fc2's, so fc3 waits for them: 180,910 cycles predicted;
+    # the generated accelerator of the int8 graph, whose weight words are half as wide but also
+    # written one a cycle, runs it in 180,925 (Verilator, bit-exact).
     paper = evaluate(graph, resources, [[("fc1", (0, 1), "rows")],
                                         [("fc2", (0,), "rows"), ("fc3", (1,), "kouter")]])
     assert paper.cycles == pytest.approx(180_925, rel=0.001)
