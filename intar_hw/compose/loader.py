@@ -61,6 +61,21 @@ def _words(stage, bus_bytes):
             pos += segment.nbytes
 
 
+def _last_bus_word(first, offset, nbytes, bus_bytes):
+    """The bus word holding the last byte of a word of ``nbytes`` bytes that starts at byte
+    ``offset`` of bus word ``first`` (integers or Amaranth values)."""
+    return (first + (nbytes - 1) // bus_bytes
+            + (offset + (nbytes - 1) % bus_bytes >= bus_bytes))
+
+
+def _next_word(first, offset, nbytes, bus_bytes):
+    """``(first, offset)`` of the word that follows a word of ``nbytes`` bytes starting at byte
+    ``offset`` of bus word ``first`` (Amaranth values)."""
+    carry = offset + nbytes % bus_bytes >= bus_bytes
+    return (first + nbytes // bus_bytes + carry,
+            Mux(carry, offset + nbytes % bus_bytes - bus_bytes, offset + nbytes % bus_bytes))
+
+
 def staging(stages, bus_bytes):
     """The :class:`Staging` that lets the loader take a bus word in every cycle one arrives.
 
@@ -184,9 +199,12 @@ class Loader(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        requesting = self._requests(m)
+        starting = Signal()
+        m.d.comb += starting.eq(self.start & ~self.busy)
+        requesting = self._requests(m, starting)
         W = self._bus_bytes
         segments = [s for st in self._stages for s in st.segments]
+        stage_of = [s for s, st in enumerate(self._stages) for _ in st.segments]
         firsts, index = [], 0
         for st in self._stages:
             firsts.append(index)
@@ -230,10 +248,8 @@ class Loader(wiring.Component):
             m.d.sync += [limit.eq(Mux(w_wide, w_last, w_first) + E),
                          ring_room.eq(beats + 1 < limit)]
 
-        starting = Signal()
         wrote = Signal()
-        m.d.comb += starting.eq(self.start & ~self.busy)
-        slot_data, slot_room = self._slots(m, segments, starts, starting, took, beats,
+        slot_data, slot_room = self._slots(m, segments, starts, stage_of, starting, took, beats,
                                            wrote & w_wide)
         window = self._ring(m, took, beats, w_first)
         # A word's bytes start at its offset in the slot or the window: a constant for a
@@ -297,16 +313,13 @@ class Loader(wiring.Component):
         with m.Else():
             m.d.sync += taken.eq(taken | now)
 
-        def last_of(n, first, offset):
-            return first + (n - 1) // W + (offset + (n - 1) % W >= W)
-
         def follow(segment, first, offset, same=False):
             """The registers' next values for a word of ``segment`` at ``first``/``offset``
             (the first of the segment unless ``same``)."""
             n = segment.nbytes
             wide = n > W
             last = Signal.like(w_last, name="next_last")
-            m.d.comb += last.eq(last_of(n, first, offset))
+            m.d.comb += last.eq(_last_bus_word(first, offset, n, W))
             statements = [w_last.eq(last), w_wide.eq(wide)]
             if not same:
                 statements += [w_left.eq(segment.count - 1), w_addr.eq(segment.base)]
@@ -325,12 +338,11 @@ class Loader(wiring.Component):
                             now[n].eq(port.valid & port.ready),
                         ]
                         written.append(taken[n] | now[n])
-                    carry = w_offset + s.nbytes % W >= W
+                    following = _next_word(w_first, w_offset, s.nbytes, W)
                     m.d.comb += [
                         wrote.eq(Cat(*written).all()),
-                        n_first.eq(w_first + s.nbytes // W + carry),
-                        n_offset.eq(Mux(carry, w_offset + s.nbytes % W - W,
-                                        w_offset + s.nbytes % W)),
+                        n_first.eq(following[0]),
+                        n_offset.eq(following[1]),
                     ]
                     last_segment = i + 1 == len(segments) or i + 1 in firsts
                     with m.If(wrote):
@@ -361,10 +373,9 @@ class Loader(wiring.Component):
                             m.d.sync += follow(st.segments[0], 0, 0)
         return m
 
-    def _requests(self, m):
+    def _requests(self, m, starting):
         """Burst requests for the started stage's bus words; the first goes out in the cycle of
-        ``start``. Returns a signal high while words remain to be requested."""
-        starting = Signal()
+        ``start`` (``starting``). Returns a signal high while words remain to be requested."""
         req_addr = Signal.like(self.read_req.payload.addr, name="req_addr")
         req_left = Signal(range(max([st.words for st in self._stages], default=0) + 1),
                           name="req_left")
@@ -377,7 +388,6 @@ class Loader(wiring.Component):
                 with m.Case(s):
                     m.d.comb += [first_addr.eq(st.start), first_left.eq(st.words)]
         m.d.comb += [
-            starting.eq(self.start & ~self.busy),
             cur_addr.eq(Mux(starting, first_addr, req_addr)),
             cur_left.eq(Mux(starting, first_left, req_left)),
             self.read_req.valid.eq(cur_left != 0),
@@ -394,7 +404,7 @@ class Loader(wiring.Component):
         m.d.comb += requesting.eq(req_left != 0)
         return requesting
 
-    def _slots(self, m, segments, starts, starting, took, beats, wrote_wide):
+    def _slots(self, m, segments, starts, stage_of, starting, took, beats, wrote_wide):
         """The slots of the words wider than a bus word, and the walk that fills them: a bus
         word taken in the span of the word being assembled lands in its next group; one that
         ends a word and starts the next lands in both. Returns the contents of the slot the
@@ -407,18 +417,13 @@ class Loader(wiring.Component):
             return slot_data, room
         beat = self.read_data.payload.data
         wide = [i for i, s in enumerate(segments) if s.nbytes > W]
-        stage_of = {}
-        for s, st in enumerate(self._stages):
-            for i in range(sum(len(x.segments) for x in self._stages[:s]),
-                           sum(len(x.segments) for x in self._stages[:s + 1])):
-                stage_of[i] = s
         position = dict(shape=len(beats))
 
         def locate(i, first, offset, last):
             """Statements putting segment ``i``'s first word at ``first``/``offset``/``last``."""
             n = segments[i].nbytes
             f, o = divmod(starts[i], W)
-            return [first.eq(f), offset.eq(o), last.eq(f + (o + n - 1) // W)]
+            return [first.eq(f), offset.eq(o), last.eq(_last_bus_word(f, o, n, W))]
 
         # The word being assembled, and the one after it.
         a_ws = Signal(range(len(wide)), name="a_segment")
@@ -439,14 +444,11 @@ class Loader(wiring.Component):
                 s = segments[i]
                 with m.Case(k):
                     with m.If(a_left != 0):
-                        carry = a_offset + s.nbytes % W >= W
-                        offset = Mux(carry, a_offset + s.nbytes % W - W, a_offset + s.nbytes % W)
-                        first = a_first + s.nbytes // W + carry
+                        first, offset = _next_word(a_first, a_offset, s.nbytes, W)
                         m.d.comb += [
                             n_exists.eq(1), n_ws.eq(k), n_left.eq(a_left - 1),
                             n_first.eq(first), n_offset.eq(offset),
-                            n_last.eq(first + (s.nbytes - 1) // W
-                                      + (offset + (s.nbytes - 1) % W >= W)),
+                            n_last.eq(_last_bus_word(first, offset, s.nbytes, W)),
                         ]
                     if k + 1 < len(wide) and stage_of[wide[k + 1]] == stage_of[i]:
                         with m.Else():
