@@ -3,14 +3,15 @@
 import dataclasses
 
 from amaranth import *
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In
 from amaranth.utils import ceil_log2
 
 from ..logic import read_copies
 from ..scratchpad import WriteRequest
 from .operand_fetch import window_port
 from .window import Window
+from .window_banks import plan_banks
 
 
 __all__ = ["WindowReader"]
@@ -47,9 +48,12 @@ class WindowReader(wiring.Component):
     :class:`~intar_hw.hw.scratchpad.Scratchpad` read port): taps outside the input are zeros,
     pooled elements the largest of their reads, lanes past ``M`` and elements past ``K`` zeros.
 
-    Storage: copies of the input's memory, one per two of the read ports (one per element and pooled
-    read, :attr:`ports`; a block RAM reads on two ports at most), kept current by mirroring that
-    memory's writes (``write``, always ready). With ``gated``, a word is served once every word it
+    Storage: a copy of the input's memory kept current by mirroring that memory's writes
+    (``write``, always ready). The copy is dealt over banks (:mod:`.window_banks`: a layout,
+    proved before the hardware is built, in which no request reads two words of one bank), each
+    bank read once a request and each element picking its value from the bank holding its word;
+    where no such layout is found (or ``banking`` is off), the copy is built once per two element
+    reads (:attr:`ports`; a block RAM reads on two ports at most). With ``gated``, a word is served once every word it
     reads is below ``level`` (the words written so far), so a convolution can follow its input as it
     is loaded or computed. With ``peer``, the copy also holds a peer core's result memory (from word
     :attr:`peer_offset`, mirroring ``peer_write``): windows whose parts live there read it, each
@@ -75,6 +79,8 @@ class WindowReader(wiring.Component):
         Initial words, as raw integers (what the mirrored memory starts with).
     gated : bool
         Wait on ``level`` (see above).
+    banking : bool
+        Bank the copy when a layout is found (else a copy per two element reads).
     peer : (data.ArrayLayout, int, int) or None
         ``(shape, depth, slots)`` of the peer's result memory.
 
@@ -95,7 +101,7 @@ class WindowReader(wiring.Component):
     """
 
     def __init__(self, windows, *, pea, operand_width, shape, depth, slots=1, init=(),
-                 gated=False, peer=None):
+                 gated=False, peer=None, banking=True):
         windows = tuple(windows)
         if not any(windows):
             raise ValueError("WindowReader needs at least one program with a window")
@@ -124,6 +130,11 @@ class WindowReader(wiring.Component):
         self._block = max(block for _, block, _ in used)
         self._reads = max(window.reads for window, _, _ in used)
         self._ports = self._block * d3 * self._reads
+        widths = ([Shape.cast(shape).width] if self._own else []) + (
+            [Shape.cast(peer[0]).width] if peer is not None else [])
+        self._elements = max(widths) // operand_width
+        self._plan = plan_banks(self._windows, d3=d3, block=self._block,
+                                elements_per_word=self._elements) if banking else None
         addr_width = ceil_log2(depth)
         members = {
             "start": In(1),
@@ -151,8 +162,14 @@ class WindowReader(wiring.Component):
 
     @property
     def ports(self):
-        """Read ports of the mirrored memory (elements a word times pooled reads)."""
+        """Element reads a word (elements a word times pooled reads)."""
         return self._ports
+
+    @property
+    def plan(self):
+        """The :class:`.window_banks.BankPlan` of the copy, or ``None`` (a copy per two
+        element reads)."""
+        return self._plan
 
     def elaborate(self, platform):
         m = Module()
@@ -168,16 +185,32 @@ class WindowReader(wiring.Component):
             peer_shape, peer_depth, peer_slots = self._peer
             regions.append((self.peer_write, peer_shape, peer_slots, self._peer_offset,
                             peer_depth))
-        total = max(Shape.cast(shape).width for _, shape, _, _, _ in regions)
-        elements = total // width
+        elements = self._elements
+        total = elements * width
         depth = sum(region[4] for region in regions)
         init = self._init if self._own else ()
+        plan = self._plan
+        lanes = [(r, k) for r in range(self._block) for k in range(d3)]
+        reads = self._reads
+        ports = len(lanes) * reads
+
+        # The copy: banks of the plan, each read once a request, or else a copy per two ports.
+        if plan is not None:
+            contents = plan.deal(init, depth)
+            memories = []
+            for b in range(plan.banks):
+                memories.append(memory.Memory(shape=unsigned(total), depth=plan.rows(depth),
+                                              init=contents[b]))
+                m.submodules[f"bank_{b}"] = memories[-1]
+            bank_reads = [mem.read_port() for mem in memories]
+            copy_reads = None
+        else:
+            memories, copy_reads = read_copies(m, "mirror", ports, shape=unsigned(total),
+                                               depth=depth, init=init)
+            bank_reads = None
 
         # Writes enable whole elements (a slotted region's slots are runs of elements).
         sliced = any(slots > 1 for _, _, slots, _, _ in regions) or len(regions) > 1
-        # One copy of the mirror per two read ports, all written alike.
-        mirrors, readers = read_copies(m, "mirror", self._ports, shape=unsigned(total),
-                                       depth=depth, init=init)
         for write, shape, slots, offset, _ in regions:
             count = Shape.cast(shape).width // width
             if slots > 1:
@@ -185,12 +218,14 @@ class WindowReader(wiring.Component):
             else:
                 en = Const(2 ** count - 1, count)
             m.d.comb += write.ready.eq(1)
-            for mirror in mirrors:
-                writer = mirror.write_port(granularity=width if sliced else None)
+            word = write.payload.addr + offset
+            for b, mem in enumerate(memories):
+                writer = mem.write_port(granularity=width if sliced else None)
+                here = write.valid if plan is None else write.valid & (plan.bank(word) == b)
                 m.d.comb += [
-                    writer.addr.eq(write.payload.addr + offset),
+                    writer.addr.eq(word if plan is None else plan.row(word)),
                     writer.data.eq(write.payload.data.as_value()),
-                    writer.en.eq(Mux(write.valid, en if sliced else 1, 0)),
+                    writer.en.eq(Mux(here, en if sliced else 1, 0)),
                 ]
 
         # The program: latched on start, the input's in the cycle of start.
@@ -201,18 +236,18 @@ class WindowReader(wiring.Component):
         with m.If(self.start):
             m.d.sync += sel.eq(self.stage)
 
-        # Per element: is it a zero; per read: is it used, which element of its word.
-        lanes = [(r, k) for r in range(self._block) for k in range(d3)]
-        reads = self._reads
+        # Per element: is it a zero; per read port: is it used, its word and element, and (the
+        # response's) which bank and element it picks.
+        addr_shape = unsigned(max(1, ceil_log2(depth)))
         zero = [Signal(name=f"zero_{r}_{k}") for r, k in lanes]
-        use = [[Signal(name=f"use_{r}_{k}_{j}") for j in range(reads)] for r, k in lanes]
-        pick = [[Signal(range(elements), name=f"pick_{r}_{k}_{j}") for j in range(reads)]
-                for r, k in lanes]
         next_zero = [Signal(name=f"next_zero_{r}_{k}") for r, k in lanes]
-        next_use = [[Signal(name=f"next_use_{r}_{k}_{j}") for j in range(reads)]
-                    for r, k in lanes]
-        next_pick = [[Signal(range(elements), name=f"next_pick_{r}_{k}_{j}")
-                      for j in range(reads)] for r, k in lanes]
+        names = [f"{r}_{k}_{j}" for r, k in lanes for j in range(reads)]
+        picks = elements if plan is None else plan.banks * elements
+        use = [Signal(name=f"use_{n}") for n in names]
+        pick = [Signal(range(picks), name=f"pick_{n}") for n in names]
+        next_use = [Signal(name=f"next_use_{n}") for n in names]
+        word = [Signal(addr_shape, name=f"word_{n}") for n in names]
+        element = [Signal(range(elements), name=f"element_{n}") for n in names]
         fill = Signal(signed(width), name="fill")
         next_fill = Signal(signed(width), name="next_fill")
         blocked = Signal()
@@ -240,21 +275,22 @@ class WindowReader(wiring.Component):
                             m, f"p{s}", kept))
                         real = (row < window.pixels) & (col < window.K)
                         m.d.comb += next_zero[e].eq(~(real & inside))
-                        for j, (valid, word, element) in enumerate(located):
+                        for j, (valid, address, at) in enumerate(located):
                             valid = real & valid
-                            port = readers[e * reads + j]
+                            p = e * reads + j
                             m.d.comb += [
-                                next_use[e][j].eq(valid),
-                                next_pick[e][j].eq(Mux(valid, element, 0)),
-                                port.addr.eq(Mux(valid, word, 0)),
+                                next_use[p].eq(valid),
+                                word[p].eq(Mux(valid, address, 0)),
+                                element[p].eq(Mux(valid, at, 0)),
                             ]
                             if self._gated:
-                                levels.append(valid & (word >= self.level))
+                                levels.append(valid & (address >= self.level))
                             if self._peer is not None and window.parts is not None and any(
                                     p[0] for p in window.parts):
                                 # Words of the peer's region wait for the peer's writes.
-                                levels.append(valid & (word >= self._peer_offset)
-                                              & (word - self._peer_offset >= self.peer_level))
+                                levels.append(valid & (address >= self._peer_offset)
+                                              & (address - self._peer_offset
+                                                 >= self.peer_level))
                     if levels:
                         m.d.comb += blocked.eq(Cat(*levels).any())
 
@@ -266,12 +302,25 @@ class WindowReader(wiring.Component):
             accept.eq(self.read.req.valid & self.read.req.ready),
             self.read.resp.valid.eq(pending),
         ]
-        m.d.comb += [port.en.eq(accept) for port in readers]
+        if plan is None:
+            m.d.comb += [port.en.eq(accept) for port in copy_reads]
+            m.d.comb += [port.addr.eq(w) for port, w in zip(copy_reads, word)]
+            next_pick = element
+        else:
+            # Each bank reads the row of the one word the request reads from it.
+            m.d.comb += [port.en.eq(accept) for port in bank_reads]
+            bank = [plan.bank(w) for w in word]
+            for b, port in enumerate(bank_reads):
+                rows = [Mux(next_use[p] & (bank[p] == b), plan.row(word[p]), 0)
+                        for p in plan.feeders[b]]
+                row = Signal.like(port.addr, name=f"bank_row_{b}")
+                m.d.comb += [row.eq(_or(rows)), port.addr.eq(row)]
+            next_pick = [bank[p] * elements + element[p] for p in range(ports)]
         with m.If(accept):
             m.d.sync += [pending.eq(1), fill.eq(next_fill)]
             m.d.sync += [z.eq(n) for z, n in zip(zero, next_zero)]
-            m.d.sync += [u.eq(n) for us, ns in zip(use, next_use) for u, n in zip(us, ns)]
-            m.d.sync += [p.eq(n) for ps, ns in zip(pick, next_pick) for p, n in zip(ps, ns)]
+            m.d.sync += [u.eq(n) for u, n in zip(use, next_use)]
+            m.d.sync += [p.eq(n) for p, n in zip(pick, next_pick)]
         with m.Elif(self.read.resp.ready):
             m.d.sync += pending.eq(0)
 
@@ -281,11 +330,27 @@ class WindowReader(wiring.Component):
             # when used.
             value = None
             for j in range(reads):
-                word = readers[e * reads + j].data
-                got = word.word_select(pick[e][j], width).as_signed()
-                if value is None:
-                    value = Mux(use[e][j], got, fill)
+                p = e * reads + j
+                got = Signal(signed(width), name=f"got_{names[p]}")
+                if plan is None:
+                    m.d.comb += got.eq(copy_reads[p].data.word_select(pick[p], width))
                 else:
-                    value = Mux(use[e][j] & (got > value), got, value)
+                    with m.Switch(pick[p]):
+                        for b, at in plan.pairs[p]:
+                            with m.Case(b * elements + at):
+                                m.d.comb += got.eq(
+                                    bank_reads[b].data.word_select(at, width))
+                if value is None:
+                    value = Mux(use[p], got, fill)
+                else:
+                    value = Mux(use[p] & (got > value), got, value)
             m.d.comb += out[r][k].eq(Mux(zero[e], 0, value))
         return m
+
+
+def _or(values):
+    """The bitwise OR of ``values`` (zero when there are none)."""
+    result = Const(0, 1)
+    for value in values:
+        result = result | value
+    return result

@@ -224,6 +224,23 @@ def test_reader_serves_the_im2col_words_under_stalls(case, layout, pea):
     assert got == expected.tolist()
 
 
+@pytest.mark.parametrize("case", ["same_3x3", "pooled"])
+def test_unbanked_reader_serves_the_same_words(case):
+    # The copy-per-two-ports storage (what a reader falls back to without a bank layout).
+    rng = np.random.default_rng(6)
+    window, S, _, _ = stored_and_expected(rng, CASES[case])
+    window, words = laid_out(window, S, "NM")
+    pea = (1, 3, 9)
+    kb = -(-window.K // 9)
+    expected = operand_words(window.matrix(words), 3, kb, 9)
+    shape = data.ArrayLayout(signed(8), len(words[0]))
+    reader = WindowReader(((window, 3, kb),), pea=pea, operand_width=8, shape=shape,
+                          depth=len(words), init=pack(words, 8), banking=False)
+    assert reader.plan is None
+    got = reader_rtl(reader, list(range(len(expected))), seed=8, idle=0.2, backpressure=0.2)
+    assert got == expected.tolist()
+
+
 def test_gated_reader_waits_for_the_words_it_reads():
     rng = np.random.default_rng(4)
     window, S, _, _ = stored_and_expected(rng, CASES["same_3x3"])
