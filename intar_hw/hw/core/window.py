@@ -71,6 +71,16 @@ def _mod(a, b):
     return a & (b - 1) if b & (b - 1) == 0 else a % b
 
 
+def _divmod(a, b, divide):
+    """``(a // b, a % b)``: shifts and masks for a power of two, else ``divide(a, b)`` when
+    given (hardware's divider by a constant), else the operators."""
+    if b & (b - 1) == 0:
+        return _div(a, b), _mod(a, b)
+    if divide is not None:
+        return divide(a, b)
+    return a // b, a % b
+
+
 @dataclass(frozen=True)
 class Window:
     """The address pattern of a convolution's ``A`` (im2col) operand.
@@ -282,7 +292,7 @@ class Window:
 
     # --- the address pattern ----------------------------------------------------------------
 
-    def locate(self, m, t, keep=None):
+    def locate(self, m, t, keep=None, divide=None):
         """Where element ``(m, t)`` of the whole convolution's im2col matrix lives.
 
         ``m`` and ``t`` are integers or Amaranth values (``0 <= m < pixels``, ``0 <= t < K``;
@@ -297,17 +307,23 @@ class Window:
         each is computed once rather than inlined into every use. A ``bound`` (else ``None``)
         says that the value lies in ``range(bound)`` whenever the element is read at all
         (inside its input, in a real row and column), so hardware may keep it in that many
-        bits: a value used outside those elements is masked.
+        bits: a value used outside those elements is masked. ``divide(a, b)``, if given,
+        returns ``(a // b, a % b)`` for a constant ``b`` that is not a power of two (hardware
+        passes one without a divider).
         """
         keep = keep or (lambda value, name, bound=None: value)
+        dm = lambda a, b: _divmod(a, b, divide)                           # noqa: E731
         (kh, kw), (sy, sx), (py, px), (dy, dx) = (self.kernel, self.stride, self.padding,
                                                   self.dilation)
         plane = self.out_height * self.out_width
-        n, rem = keep(_div(m, plane), "n", self.images), keep(_mod(m, plane), "rem", plane)
-        oy = keep(_div(rem, self.out_width), "oy", self.out_height)
-        ox = keep(_mod(rem, self.out_width), "ox", self.out_width)
-        c, tap = keep(_div(t, kh * kw), "c", self.channels), keep(_mod(t, kh * kw), "tap", kh * kw)
-        ty, tx = keep(_div(tap, kw), "ty", kh), keep(_mod(tap, kw), "tx", kw)
+        n, rem = dm(m, plane)
+        n, rem = keep(n, "n", self.images), keep(rem, "rem", plane)
+        oy, ox = dm(rem, self.out_width)
+        oy, ox = keep(oy, "oy", self.out_height), keep(ox, "ox", self.out_width)
+        c, tap = dm(t, kh * kw)
+        c, tap = keep(c, "c", self.channels), keep(tap, "tap", kh * kw)
+        ty, tx = dm(tap, kw)
+        ty, tx = keep(ty, "ty", kh), keep(tx, "tx", kw)
         if self.transposed:
             zy = oy + ty * dy - (dy * (kh - 1) - py)
             zx = ox + tx * dx - (dx * (kw - 1) - px)
@@ -321,7 +337,7 @@ class Window:
         if self.upsample is not None:
             y, x = keep(_div(y, self.upsample[0]), "uy"), keep(_div(x, self.upsample[1]), "ux")
         if self.pool is None:
-            return inside, [(inside, *self._address(n, c, y, x, keep))]
+            return inside, [(inside, *self._address(n, c, y, x, keep, dm))]
         (pkh, pkw), (psy, psx), (ppy, ppx) = self.pool
         _, _, hs, ws = self.stored
         reads = []
@@ -329,31 +345,37 @@ class Window:
             for b in range(pkw):
                 ys, xs = keep(y * psy - ppy + a, "ys"), keep(x * psx - ppx + b, "xs")
                 valid = inside & (ys >= 0) & (xs >= 0) & (ys < hs) & (xs < ws)
-                reads.append((valid, *self._address(n, c, ys, xs, keep)))
+                reads.append((valid, *self._address(n, c, ys, xs, keep, dm)))
         return inside, reads
 
-    def _address(self, n, c, y, x, keep):
+    def _address(self, n, c, y, x, keep, dm):
         """``(word, element)`` of stored element ``(n, c, y, x)`` (in range)."""
         images, channels, hs, ws = self.stored
         if self.layout == "flat":
             e = keep(((n * channels + c) * hs + y) * ws + x, "flat", images * channels * hs * ws)
-            return (self.base + _div(e, self.word_elements), _mod(e, self.word_elements))
+            word, element = dm(e, self.word_elements)
+            return self.base + word, element
         pixel = keep((n * hs + y) * ws + x, "pixel", images * hs * ws)
         row, col = (pixel, c) if self.orientation == "MN" else (c, pixel)
-        element = _mod(row, self.slots) * self.lanes + _mod(col, self.lanes)
-        prow, q = keep(_div(row, self.slots), "prow"), keep(_div(col, self.lanes), "q")
+        prow, slot = dm(row, self.slots)
+        q, lane = dm(col, self.lanes)
+        element = slot * self.lanes + lane
+        prow, q = keep(prow, "prow"), keep(q, "q")
         if self.parts is None:
             return self.base + prow * self.q_tiles + q, element
         count = len(self.parts)
         if count == 1:
             part = 0
         elif self.deal == "Q":
-            part, q = keep(_mod(q, count), "part"), keep(_div(q, count), "part_q")
+            q, part = dm(q, count)
+            part, q = keep(part, "part"), keep(q, "part_q")
         else:
             unit = self.deal[1]
-            block = keep(_div(prow, unit), "block")
-            part = keep(_mod(block, count), "part")
-            prow = keep(_div(block, count) * unit + _mod(prow, unit), "part_row")
+            block, within = dm(prow, unit)
+            block = keep(block, "block")
+            turn, part = dm(block, count)
+            part = keep(part, "part")
+            prow = keep(turn * unit + within, "part_row")
         bases = [base + (self.peer_offset if peer else 0) for peer, base, _ in self.parts]
         tiles = [q_tiles for _, _, q_tiles in self.parts]
         if isinstance(part, int):

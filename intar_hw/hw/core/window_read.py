@@ -7,6 +7,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In
 from amaranth.utils import ceil_log2
 
+from ..arith import divide_constant, multiply_constant
 from ..logic import read_copies
 from ..scratchpad import WriteRequest
 from .operand_fetch import window_port
@@ -34,6 +35,25 @@ def _keeper(m, prefix, kept):
             m.d.comb += kept[key].eq(value)
         return kept[key]
     return keep
+
+
+def _divide(a, b):
+    """``(a // b, a % b)`` for :meth:`.window.Window.locate`: without a divider when ``a`` is
+    unsigned (every bounded value is), else the operators."""
+    a = Value.cast(a)
+    if a.shape().signed:
+        return a // b, a % b
+    return divide_constant(a, b)
+
+
+def _bank(plan, word):
+    """:meth:`.window_banks.BankPlan.bank` of an unsigned Amaranth value, with the skew's
+    multiplication as shift-adds on the bits that count (no DSP block)."""
+    low = plan.banks - 1
+    if plan.skew == 0 or plan.shift == 0:
+        return word & low
+    row = (word >> plan.shift) & low
+    return (word + multiply_constant(row, plan.skew)) & low
 
 
 class WindowReader(wiring.Component):
@@ -221,7 +241,7 @@ class WindowReader(wiring.Component):
             word = write.payload.addr + offset
             for b, mem in enumerate(memories):
                 writer = mem.write_port(granularity=width if sliced else None)
-                here = write.valid if plan is None else write.valid & (plan.bank(word) == b)
+                here = write.valid if plan is None else write.valid & (_bank(plan, word) == b)
                 m.d.comb += [
                     writer.addr.eq(word if plan is None else plan.row(word)),
                     writer.data.eq(write.payload.data.as_value()),
@@ -242,7 +262,9 @@ class WindowReader(wiring.Component):
         zero = [Signal(name=f"zero_{r}_{k}") for r, k in lanes]
         next_zero = [Signal(name=f"next_zero_{r}_{k}") for r, k in lanes]
         names = [f"{r}_{k}_{j}" for r, k in lanes for j in range(reads)]
-        picks = elements if plan is None else plan.banks * elements
+        # A pick is an element, or a bank and an element (the element in the low bits).
+        element_bits = ceil_log2(elements)
+        picks = elements if plan is None else plan.banks << element_bits
         use = [Signal(name=f"use_{n}") for n in names]
         pick = [Signal(range(picks), name=f"pick_{n}") for n in names]
         next_use = [Signal(name=f"next_use_{n}") for n in names]
@@ -262,7 +284,7 @@ class WindowReader(wiring.Component):
                     m.d.comb += next_fill.eq(window.pool_fill)
                     tile = Signal.like(addr, name=f"tile{s}")
                     beat = Signal.like(addr, name=f"beat{s}")
-                    m.d.comb += [tile.eq(addr // kb), beat.eq(addr % kb)]
+                    m.d.comb += [t.eq(v) for t, v in zip((tile, beat), _divide(addr, kb))]
                     kept = {}
                     for e, (r, k) in enumerate(lanes):
                         if r >= block:
@@ -271,8 +293,8 @@ class WindowReader(wiring.Component):
                         row = (tile * block + r if window.rows is None
                                else window.tile_row(tile, r))
                         col = beat * d3 + k
-                        inside, located = window.locate(row, col, keep=_keeper(
-                            m, f"p{s}", kept))
+                        inside, located = window.locate(
+                            row, col, keep=_keeper(m, f"p{s}", kept), divide=_divide)
                         real = (row < window.pixels) & (col < window.K)
                         m.d.comb += next_zero[e].eq(~(real & inside))
                         for j, (valid, address, at) in enumerate(located):
@@ -309,13 +331,14 @@ class WindowReader(wiring.Component):
         else:
             # Each bank reads the row of the one word the request reads from it.
             m.d.comb += [port.en.eq(accept) for port in bank_reads]
-            bank = [plan.bank(w) for w in word]
+            bank = [_bank(plan, w) for w in word]
             for b, port in enumerate(bank_reads):
                 rows = [Mux(next_use[p] & (bank[p] == b), plan.row(word[p]), 0)
                         for p in plan.feeders[b]]
                 row = Signal.like(port.addr, name=f"bank_row_{b}")
                 m.d.comb += [row.eq(_or(rows)), port.addr.eq(row)]
-            next_pick = [bank[p] * elements + element[p] for p in range(ports)]
+            next_pick = [Cat(element[p], bank[p]) if element_bits else bank[p]
+                         for p in range(ports)]
         with m.If(accept):
             m.d.sync += [pending.eq(1), fill.eq(next_fill)]
             m.d.sync += [z.eq(n) for z, n in zip(zero, next_zero)]
@@ -337,7 +360,7 @@ class WindowReader(wiring.Component):
                 else:
                     with m.Switch(pick[p]):
                         for b, at in plan.pairs[p]:
-                            with m.Case(b * elements + at):
+                            with m.Case((b << element_bits) | at):
                                 m.d.comb += got.eq(
                                     bank_reads[b].data.word_select(at, width))
                 if value is None:
