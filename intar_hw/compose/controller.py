@@ -138,38 +138,61 @@ class ModeController(wiring.Component):
         finished = Signal(self._cores)      # cores of the current stage done in earlier cycles
         wait = Signal(range(self._reconfig + 1))
 
-        def run(s):
-            """Drive stage ``s``'s program selects; returns the barrier condition."""
-            m.d.comb += self.current.eq(s)
-            for core, program in stages[s]:
-                m.d.comb += self.core_stage[core].eq(program)
+        # The outputs to the cores and units are registers, set the cycle before they change
+        # (the FSM's decode and the reconfiguration count stay off the cores' paths); only the
+        # first stage's launch follows ``start`` in its cycle.
+        programs = [0] * self._cores
+        for core, program in stages[0]:
+            programs[core] = program
+        program_regs = [Signal(range(max(self._programs)), name=f"program_{core}",
+                               init=programs[core]) for core in range(self._cores)]
+        start_regs = Signal(self._cores, name="start_regs")
+        launch_reg = Signal(name="launch_reg")
+        current_reg = Signal.like(self.current, name="current_reg")
+        first = Signal()            # stage 0 launched by ``start`` in this cycle
+        mask0 = sum(1 << core for core, _ in stages[0])
+        m.d.sync += [start_regs.eq(0), launch_reg.eq(0)]
+        m.d.comb += [
+            self.core_start.eq(start_regs | Mux(first, mask0, 0)),
+            self.launch.eq(launch_reg | first),
+            self.current.eq(current_reg),
+        ]
+        m.d.comb += [self.core_stage[core].eq(reg) for core, reg in enumerate(program_regs)]
+
+        def arm(s):
+            """Launch stage ``s`` in the next cycle."""
+            m.d.sync += [start_regs.eq(sum(1 << core for core, _ in stages[s])),
+                         launch_reg.eq(1)]
+
+        def barrier_of(s):
             mask = sum(1 << core for core, _ in stages[s])
             seen = finished | self.core_done
             return (seen & mask) == mask, seen
 
-        def launch(s):
-            m.d.comb += self.launch.eq(1)
-            for core, _ in stages[s]:
-                m.d.comb += self.core_start[core].eq(1)
-
         with m.FSM(name="mode"):
             with m.State("IDLE"):
-                run(0)
                 with m.If(self.start):
-                    launch(0)
+                    m.d.comb += first.eq(1)
                     m.next = "STAGE_0"
             for s in range(len(stages)):
                 def finish(s=s):
                     if s == len(stages) - 1:
                         m.d.comb += self.done.eq(1)
+                        m.d.sync += current_reg.eq(0)
+                        following = 0
                         m.next = "IDLE"
                     else:
-                        m.d.sync += wait.eq(self._reconfig - 1)
+                        following = s + 1
+                        m.d.sync += [current_reg.eq(s + 1), wait.eq(self._reconfig - 1)]
+                        if self._reconfig == 1:
+                            arm(s + 1)
                         m.next = f"RECONFIG_{s + 1}"
+                    m.d.sync += [program_regs[core].eq(program)
+                                 for core, program in stages[following]]
 
                 with m.State(f"STAGE_{s}"):
                     m.d.comb += self.busy.eq(1)
-                    barrier, seen = run(s)
+                    barrier, seen = barrier_of(s)
                     m.d.sync += finished.eq(seen)
                     with m.If(barrier):
                         m.d.sync += finished.eq(0)
@@ -180,16 +203,16 @@ class ModeController(wiring.Component):
                             finish()
                 if self._writeback[s]:
                     with m.State(f"WRITEBACK_{s}"):
-                        m.d.comb += [self.busy.eq(1), self.current.eq(s)]
+                        m.d.comb += self.busy.eq(1)
                         with m.If(~self.store_busy):
                             finish()
                 if s + 1 < len(stages):
                     with m.State(f"RECONFIG_{s + 1}"):
                         m.d.comb += self.busy.eq(1)
-                        run(s + 1)
                         with m.If(wait == 0):
-                            launch(s + 1)
                             m.next = f"STAGE_{s + 1}"
                         with m.Else():
                             m.d.sync += wait.eq(wait - 1)
+                            with m.If(wait == 1):
+                                arm(s + 1)
         return m
