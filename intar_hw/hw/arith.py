@@ -54,12 +54,14 @@ def _tree(terms):
 
 
 def multiply_constant(value, constant):
-    """``value * constant`` (an unsigned Amaranth value, a non-negative integer) as shift-adds;
-    the result is unsigned and wide enough for every product."""
+    """``value * constant`` (an Amaranth value, a non-negative integer) as shift-adds; the result
+    has the value's signedness and is wide enough for every product."""
     value = Value.cast(value)
-    if value.shape().signed:
-        raise TypeError(f"Value must be unsigned, not {value.shape()!r}")
     width = len(value) + max(constant, 1).bit_length()
+    if value.shape().signed:
+        # The two's complement product, from the sign-extended bits (exact modulo 2**width).
+        extended = Cat(value, value[-1].replicate(width - len(value)))
+        return multiply_constant(extended, constant)[:width].as_signed()
     digits = signed_digits(constant)
     plus = [value << s for s, sign in digits if sign > 0]
     minus = [value << s for s, sign in digits if sign < 0]

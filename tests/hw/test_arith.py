@@ -60,6 +60,28 @@ def test_multiplication_by_a_constant(constant):
     assert got == [(v * constant,) for v in values]
 
 
+@pytest.mark.parametrize("constant", [0, 1, 3, 10, 43])
+def test_multiplication_of_signed_values(constant):
+    values = range(-128, 128)
+    m = Module()
+    a = Signal(signed(8))
+    product = multiply_constant(a, constant)
+    assert product.shape().signed
+    out = Signal.like(product)
+    m.d.comb += out.eq(product)
+    got = []
+
+    async def bench(ctx):
+        for v in values:
+            ctx.set(a, v)
+            got.append(ctx.get(out))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [v * constant for v in values]
+
+
 def test_signed_digits_are_canonical():
     for constant in range(4096):
         digits = signed_digits(constant)

@@ -10,8 +10,10 @@ computes it: the address pattern of the
 
 The arithmetic is written once, with operators that mean the same on Python integers and on
 Amaranth values (``+ - * // % >>``, comparisons, ``&``; a division by a power of two is a
-shift): :meth:`Window.locate` on integers is the reference the hardware is tested against, and
-on signals it *is* the hardware.
+shift): :meth:`Window.locate` on integers (or numpy arrays) is the reference the hardware is
+tested against, and on signals it *is* the hardware, with the hardware's own division and
+multiplication by constants passed in (no dividers, no DSP blocks) and each lane's output pixel
+stepped rather than divided out of the row.
 
 Patterns (each a constant of the program):
 
@@ -292,7 +294,12 @@ class Window:
 
     # --- the address pattern ----------------------------------------------------------------
 
-    def locate(self, m, t, keep=None, divide=None):
+    def pixel(self, m):
+        """``(n, oy, ox)`` of output pixel ``m`` (an integer) of the whole convolution."""
+        n, rem = divmod(m, self.out_height * self.out_width)
+        return (n, *divmod(rem, self.out_width))
+
+    def locate(self, m, t, keep=None, divide=None, pixel=None, multiply=None):
         """Where element ``(m, t)`` of the whole convolution's im2col matrix lives.
 
         ``m`` and ``t`` are integers or Amaranth values (``0 <= m < pixels``, ``0 <= t < K``;
@@ -309,60 +316,67 @@ class Window:
         (inside its input, in a real row and column), so hardware may keep it in that many
         bits: a value used outside those elements is masked. ``divide(a, b)``, if given,
         returns ``(a // b, a % b)`` for a constant ``b`` that is not a power of two (hardware
-        passes one without a divider).
+        passes one without a divider), and ``multiply(a, b)`` ``a * b`` for a constant ``b``
+        (hardware passes one without a DSP block). ``pixel``, if given, is :meth:`pixel` of ``m``
+        (``m`` is then not used: hardware steps it from tile to tile instead of dividing).
         """
         keep = keep or (lambda value, name, bound=None: value)
         dm = lambda a, b: _divmod(a, b, divide)                           # noqa: E731
+        mul = multiply or (lambda a, b: a * b)
         (kh, kw), (sy, sx), (py, px), (dy, dx) = (self.kernel, self.stride, self.padding,
                                                   self.dilation)
-        plane = self.out_height * self.out_width
-        n, rem = dm(m, plane)
-        n, rem = keep(n, "n", self.images), keep(rem, "rem", plane)
-        oy, ox = dm(rem, self.out_width)
-        oy, ox = keep(oy, "oy", self.out_height), keep(ox, "ox", self.out_width)
+        if pixel is None:
+            plane = self.out_height * self.out_width
+            n, rem = dm(m, plane)
+            n, rem = keep(n, "n", self.images), keep(rem, "rem", plane)
+            oy, ox = dm(rem, self.out_width)
+            oy, ox = keep(oy, "oy", self.out_height), keep(ox, "ox", self.out_width)
+        else:
+            n, oy, ox = pixel
         c, tap = dm(t, kh * kw)
         c, tap = keep(c, "c", self.channels), keep(tap, "tap", kh * kw)
         ty, tx = dm(tap, kw)
         ty, tx = keep(ty, "ty", kh), keep(tx, "tx", kw)
         if self.transposed:
-            zy = oy + ty * dy - (dy * (kh - 1) - py)
-            zx = ox + tx * dx - (dx * (kw - 1) - px)
+            zy = oy + mul(ty, dy) - (dy * (kh - 1) - py)
+            zx = ox + mul(tx, dx) - (dx * (kw - 1) - px)
             y, x = _div(zy, sy), _div(zx, sx)
             inside = ((zy >= 0) & (zx >= 0) & (_mod(zy, sy) == 0) & (_mod(zx, sx) == 0)
                       & (y < self.height) & (x < self.width))
         else:
-            y, x = oy * sy - py + ty * dy, ox * sx - px + tx * dx
+            y, x = mul(oy, sy) - py + mul(ty, dy), mul(ox, sx) - px + mul(tx, dx)
             inside = (y >= 0) & (x >= 0) & (y < self.height) & (x < self.width)
         y, x, inside = keep(y, "y"), keep(x, "x"), keep(inside, "inside")
         if self.upsample is not None:
             y, x = keep(_div(y, self.upsample[0]), "uy"), keep(_div(x, self.upsample[1]), "ux")
         if self.pool is None:
-            return inside, [(inside, *self._address(n, c, y, x, keep, dm))]
+            return inside, [(inside, *self._address(n, c, y, x, keep, dm, mul))]
         (pkh, pkw), (psy, psx), (ppy, ppx) = self.pool
         _, _, hs, ws = self.stored
         reads = []
         for a in range(pkh):
             for b in range(pkw):
-                ys, xs = keep(y * psy - ppy + a, "ys"), keep(x * psx - ppx + b, "xs")
+                ys, xs = keep(mul(y, psy) - ppy + a, "ys"), keep(mul(x, psx) - ppx + b, "xs")
                 valid = inside & (ys >= 0) & (xs >= 0) & (ys < hs) & (xs < ws)
-                reads.append((valid, *self._address(n, c, ys, xs, keep, dm)))
+                reads.append((valid, *self._address(n, c, ys, xs, keep, dm, mul)))
         return inside, reads
 
-    def _address(self, n, c, y, x, keep, dm):
+    def _address(self, n, c, y, x, keep, dm, mul):
         """``(word, element)`` of stored element ``(n, c, y, x)`` (in range)."""
         images, channels, hs, ws = self.stored
         if self.layout == "flat":
-            e = keep(((n * channels + c) * hs + y) * ws + x, "flat", images * channels * hs * ws)
+            e = keep(mul(mul(mul(n, channels) + c, hs) + y, ws) + x, "flat",
+                     images * channels * hs * ws)
             word, element = dm(e, self.word_elements)
             return self.base + word, element
-        pixel = keep((n * hs + y) * ws + x, "pixel", images * hs * ws)
+        pixel = keep(mul(mul(n, hs) + y, ws) + x, "pixel", images * hs * ws)
         row, col = (pixel, c) if self.orientation == "MN" else (c, pixel)
         prow, slot = dm(row, self.slots)
         q, lane = dm(col, self.lanes)
-        element = slot * self.lanes + lane
+        element = mul(slot, self.lanes) + lane
         prow, q = keep(prow, "prow"), keep(q, "q")
         if self.parts is None:
-            return self.base + prow * self.q_tiles + q, element
+            return self.base + mul(prow, self.q_tiles) + q, element
         count = len(self.parts)
         if count == 1:
             part = 0
@@ -375,16 +389,16 @@ class Window:
             block = keep(block, "block")
             turn, part = dm(block, count)
             part = keep(part, "part")
-            prow = keep(turn * unit + within, "part_row")
+            prow = keep(mul(turn, unit) + within, "part_row")
         bases = [base + (self.peer_offset if peer else 0) for peer, base, _ in self.parts]
         tiles = [q_tiles for _, _, q_tiles in self.parts]
         if isinstance(part, int):
-            return bases[part] + prow * tiles[part] + q, element
+            return bases[part] + mul(prow, tiles[part]) + q, element
         # One arithmetic for integers and Amaranth values: a select as a sum of products.
         base = sum(b * (part == i) for i, b in enumerate(bases))
         if len(set(tiles)) > 1:
-            return base + prow * sum(t * (part == i) for i, t in enumerate(tiles)) + q, element
-        return base + prow * tiles[0] + q, element
+            return base + sum(mul(prow, t) * (part == i) for i, t in enumerate(tiles)) + q, element
+        return base + mul(prow, tiles[0]) + q, element
 
     # --- references ---------------------------------------------------------------------------
 

@@ -56,6 +56,102 @@ def _bank(plan, word):
     return (word + multiply_constant(row, plan.skew)) & low
 
 
+def _multiply(a, b):
+    """``a * b`` for :meth:`.window.Window.locate`, ``b`` a constant: shift-adds, no DSP block."""
+    if isinstance(a, int):
+        return a * b
+    return multiply_constant(a, b)
+
+
+class _TileWalk:
+    """The output pixels of the requested tile's lanes, stepped from tile to tile instead of
+    divided out of the address.
+
+    The operand fetch requests a program's words in its loop order (:mod:`.operand_fetch`):
+    the beats of a tile in turn, the tile again from its first beat (one pass per Q tile), then
+    the next tile; a program starts at word 0. So a request is in the first tile, the current
+    one (the last request's) or the next, and which one is an address comparison. Registers
+    hold the current tile's first word and, per lane, its pixel ``(n, oy, ox)``; the next tile's
+    pixels are these plus the constant tile step, a digit at a time with one carry each; the
+    first tile's are constants of the program. Requests in another order are not served
+    correctly (nothing else makes them).
+    """
+
+    def __init__(self, m, windows, block, addr):
+        self._m = m
+        self._addr = addr
+        used = [w for w in windows if w is not None]
+        steps = [_tile_step(window, rows) for window, rows, _ in used]
+        n_top = max(window.images + step // (window.out_height * window.out_width) + 2
+                    for (window, _, _), step in zip(used, steps))
+        self.base = Signal.like(addr, name="tile_base")
+        self.pixels = [(Signal(range(n_top), name=f"tile_n_{r}"),
+                        Signal(range(max(w.out_height for w, _, _ in used)), name=f"tile_oy_{r}"),
+                        Signal(range(max(w.out_width for w, _, _ in used)), name=f"tile_ox_{r}"))
+                       for r in range(block)]
+        self._next_base = Signal.like(addr, name="next_tile_base")
+        self._chosen = [tuple(Signal.like(v, name=f"chosen_{v.name}") for v in lane)
+                        for lane in self.pixels]
+        self._windows = windows
+
+    def locate(self, s):
+        """Per lane, the pixel ``(n, oy, ox)`` of the requested tile of program ``s``, and the
+        requested beat (call inside program ``s``'s case)."""
+        m, addr = self._m, self._addr
+        window, rows, kb = self._windows[s]
+        plane = window.out_height * window.out_width
+        step = _tile_step(window, rows)
+        carry = [step % window.out_width, step // window.out_width % window.out_height,
+                 step // plane]
+        first = Signal(name=f"first_tile{s}")
+        here = Signal(name=f"this_tile{s}")
+        offset = Signal(len(addr) + 1, name=f"tile_offset{s}")
+        m.d.comb += [
+            first.eq(addr < kb),
+            offset.eq(addr - self.base),
+            here.eq((addr >= self.base) & (offset[:len(addr)] < kb)),
+        ]
+        base = Mux(first, 0, Mux(here, self.base, self.base + kb))
+        m.d.comb += self._next_base.eq(base)
+        beat = C(0, 1) if kb == 1 else Signal(range(kb), name=f"beat{s}")
+        if kb > 1:
+            m.d.comb += beat.eq(addr - base)
+        pixels = []
+        for r, (lane, chosen) in enumerate(zip(self.pixels, self._chosen)):
+            start = window.pixel(r if window.rows is None else window.tile_row(0, r))
+            stepped = _step_pixel(m, lane, carry, window, f"{s}_{r}")
+            for value, initial, following, out in zip(lane, start, stepped, chosen):
+                m.d.comb += out.eq(Mux(first, initial, Mux(here, value, following)))
+            pixels.append(chosen)
+        return pixels, beat
+
+    def advance(self):
+        """Make the requested tile the current one (call when a request is taken)."""
+        self._m.d.sync += self.base.eq(self._next_base)
+        self._m.d.sync += [v.eq(n) for lane, chosen in zip(self.pixels, self._chosen)
+                           for v, n in zip(lane, chosen)]
+
+
+def _tile_step(window, rows):
+    """Rows of the whole convolution from one of the program's tiles to the next."""
+    return rows * (1 if window.rows is None else window.rows[1])
+
+
+def _step_pixel(m, pixel, carry, window, name):
+    """``pixel`` (``(n, oy, ox)`` signals) advanced by a constant number of pixels, given as
+    its digits ``carry`` (``ox``, ``oy``, ``n``): one add and one wrap per digit."""
+    n, oy, ox = pixel
+    wide_x = ox + carry[0]
+    wrap_x = Signal(name=f"wrap_x{name}")
+    m.d.comb += wrap_x.eq(wide_x >= window.out_width)
+    wide_y = oy + carry[1] + wrap_x
+    wrap_y = Signal(name=f"wrap_y{name}")
+    m.d.comb += wrap_y.eq(wide_y >= window.out_height)
+    return (n + carry[2] + wrap_y,
+            Mux(wrap_y, wide_y - window.out_height, wide_y),
+            Mux(wrap_x, wide_x - window.out_width, wide_x))
+
+
 class WindowReader(wiring.Component):
     """A read port whose words are tile slices of a convolution's im2col matrix.
 
@@ -117,7 +213,10 @@ class WindowReader(wiring.Component):
     peer_level : In(range(peer depth + 1))
         With ``peer``: the peer's words below it are valid.
     read : In(:func:`.operand_fetch.window_port`)
-        The operand fetch's reads; ``block`` the largest of the programs'.
+        The operand fetch's reads; ``block`` the largest of the programs'. They come in the
+        fetch's loop order (a program from word 0; a tile's beats in turn, the tile again from
+        its first beat, then the next tile): the reader steps each lane's output pixel from tile
+        to tile rather than dividing it out of the address.
     """
 
     def __init__(self, windows, *, pea, operand_width, shape, depth, slots=1, init=(),
@@ -274,6 +373,7 @@ class WindowReader(wiring.Component):
         next_fill = Signal(signed(width), name="next_fill")
         blocked = Signal()
         addr = self.read.req.payload.addr
+        walk = _TileWalk(m, self._windows, self._block, addr)
         with m.Switch(cur):
             for s, entry in enumerate(self._windows):
                 if entry is None:
@@ -282,20 +382,17 @@ class WindowReader(wiring.Component):
                 with m.Case(s):
                     levels = []     # this program's reads of words not written yet
                     m.d.comb += next_fill.eq(window.pool_fill)
-                    tile = Signal.like(addr, name=f"tile{s}")
-                    beat = Signal.like(addr, name=f"beat{s}")
-                    m.d.comb += [t.eq(v) for t, v in zip((tile, beat), _divide(addr, kb))]
+                    pixels, beat = walk.locate(s)
                     kept = {}
                     for e, (r, k) in enumerate(lanes):
                         if r >= block:
                             m.d.comb += next_zero[e].eq(1)
                             continue
-                        row = (tile * block + r if window.rows is None
-                               else window.tile_row(tile, r))
-                        col = beat * d3 + k
+                        col = _multiply(beat, d3) + k
                         inside, located = window.locate(
-                            row, col, keep=_keeper(m, f"p{s}", kept), divide=_divide)
-                        real = (row < window.pixels) & (col < window.K)
+                            None, col, keep=_keeper(m, f"p{s}", kept), divide=_divide,
+                            multiply=_multiply, pixel=pixels[r])
+                        real = (pixels[r][0] < window.images) & (col < window.K)
                         m.d.comb += next_zero[e].eq(~(real & inside))
                         for j, (valid, address, at) in enumerate(located):
                             valid = real & valid
@@ -340,6 +437,7 @@ class WindowReader(wiring.Component):
             next_pick = [Cat(element[p], bank[p]) if element_bits else bank[p]
                          for p in range(ports)]
         with m.If(accept):
+            walk.advance()
             m.d.sync += [pending.eq(1), fill.eq(next_fill)]
             m.d.sync += [z.eq(n) for z, n in zip(zero, next_zero)]
             m.d.sync += [u.eq(n) for u, n in zip(use, next_use)]

@@ -224,6 +224,24 @@ def test_reader_serves_the_im2col_words_under_stalls(case, layout, pea):
     assert got == expected.tolist()
 
 
+@pytest.mark.parametrize("case", ["same_3x3", "strided_dilated", "pooled"])
+def test_reader_follows_the_fetch_loop_order(case):
+    # Each tile's beats once per Q tile, then the next tile (what the operand fetch requests).
+    rng = np.random.default_rng(2)
+    window, S, _, _ = stored_and_expected(rng, CASES[case])
+    window, words = laid_out(window, S, "flat")
+    pea, block, d3, q_tiles = (3, 2, 4), 3, 4, 3
+    kb = -(-window.K // d3)
+    expected = operand_words(window.matrix(words), block, kb, d3)
+    tiles = len(expected) // kb
+    addresses = [t * kb + b for t in range(tiles) for _ in range(q_tiles) for b in range(kb)]
+    shape = data.ArrayLayout(signed(8), len(words[0]))
+    reader = WindowReader(((window, block, kb),), pea=pea, operand_width=8, shape=shape,
+                          depth=len(words), init=pack(words, 8))
+    got = reader_rtl(reader, addresses, seed=4, idle=0.2, backpressure=0.2)
+    assert got == [expected[a].tolist() for a in addresses]
+
+
 @pytest.mark.parametrize("case", ["same_3x3", "pooled"])
 def test_unbanked_reader_serves_the_same_words(case):
     # The copy-per-two-ports storage (what a reader falls back to without a bank layout).
