@@ -74,13 +74,18 @@ class _TileWalk:
     hold the current tile's first word and, per lane, its pixel ``(n, oy, ox)``; the next tile's
     pixels are these plus the constant tile step, a digit at a time with one carry each; the
     first tile's are constants of the program. Requests in another order are not served
-    correctly (nothing else makes them).
+    correctly (nothing else makes them). Only programs whose divisors are not all powers of two
+    step (:meth:`steps`): shifts divide the others' addresses for less logic than a walk.
     """
 
     def __init__(self, m, windows, block, addr):
         self._m = m
         self._addr = addr
-        used = [w for w in windows if w is not None]
+        self._windows = windows
+        self.base = None
+        used = [w for i, w in enumerate(windows) if w is not None and self.steps(i)]
+        if not used:
+            return
         steps = [_tile_step(window, rows) for window, rows, _ in used]
         n_top = max(window.images + step // (window.out_height * window.out_width) + 2
                     for (window, _, _), step in zip(used, steps))
@@ -92,7 +97,13 @@ class _TileWalk:
         self._next_base = Signal.like(addr, name="next_tile_base")
         self._chosen = [tuple(Signal.like(v, name=f"chosen_{v.name}") for v in lane)
                         for lane in self.pixels]
-        self._windows = windows
+
+    def steps(self, s):
+        """Whether program ``s``'s pixels are stepped: unless its divisors (beats a tile,
+        pixels an image, pixels a row) are all powers of two, which shifts divide by."""
+        window, _, kb = self._windows[s]
+        return any(v & (v - 1) for v in (kb, window.out_height * window.out_width,
+                                          window.out_width))
 
     def locate(self, s):
         """Per lane, the pixel ``(n, oy, ox)`` of the requested tile of program ``s``, and the
@@ -127,6 +138,8 @@ class _TileWalk:
 
     def advance(self):
         """Make the requested tile the current one (call when a request is taken)."""
+        if self.base is None:
+            return
         self._m.d.sync += self.base.eq(self._next_base)
         self._m.d.sync += [v.eq(n) for lane, chosen in zip(self.pixels, self._chosen)
                            for v, n in zip(lane, chosen)]
@@ -382,17 +395,29 @@ class WindowReader(wiring.Component):
                 with m.Case(s):
                     levels = []     # this program's reads of words not written yet
                     m.d.comb += next_fill.eq(window.pool_fill)
-                    pixels, beat = walk.locate(s)
+                    if walk.steps(s):
+                        pixels, beat = walk.locate(s)
+                    else:
+                        # Tile and pixel by shifts: the divisors are powers of two.
+                        tile, beat = _divide(addr, kb)
+                        pixels = [None] * block
                     kept = {}
                     for e, (r, k) in enumerate(lanes):
                         if r >= block:
                             m.d.comb += next_zero[e].eq(1)
                             continue
                         col = _multiply(beat, d3) + k
+                        if pixels[r] is None:
+                            row = (_multiply(tile, block) + r if window.rows is None
+                                   else window.tile_row(tile, r))
+                            real = row < window.pixels
+                        else:
+                            row = None
+                            real = pixels[r][0] < window.images
                         inside, located = window.locate(
-                            None, col, keep=_keeper(m, f"p{s}", kept), divide=_divide,
+                            row, col, keep=_keeper(m, f"p{s}", kept), divide=_divide,
                             multiply=_multiply, pixel=pixels[r])
-                        real = (pixels[r][0] < window.images) & (col < window.K)
+                        real = real & (col < window.K)
                         m.d.comb += next_zero[e].eq(~(real & inside))
                         for j, (valid, address, at) in enumerate(located):
                             valid = real & valid

@@ -79,6 +79,8 @@ def result_words(S, orientation, slots, lanes):
 
 CASES = {
     # name: (Window keyword arguments without layout, transform)
+    "square_4x4": dict(images=2, channels=1, height=4, width=4, out_height=4, out_width=4,
+                       kernel=3, padding=1),
     "same_3x3": dict(images=1, channels=2, height=5, width=6, out_height=5, out_width=6,
                      kernel=3, padding=1),
     "strided_dilated": dict(images=2, channels=1, height=7, width=6, out_height=3,
@@ -224,7 +226,7 @@ def test_reader_serves_the_im2col_words_under_stalls(case, layout, pea):
     assert got == expected.tolist()
 
 
-@pytest.mark.parametrize("case", ["same_3x3", "strided_dilated", "pooled"])
+@pytest.mark.parametrize("case", ["same_3x3", "strided_dilated", "pooled", "square_4x4"])
 def test_reader_follows_the_fetch_loop_order(case):
     # Each tile's beats once per Q tile, then the next tile (what the operand fetch requests).
     rng = np.random.default_rng(2)
