@@ -12,7 +12,7 @@ from ..logic import read_copies
 from ..scratchpad import WriteRequest
 from .operand_fetch import window_port
 from .window import Window
-from .window_banks import plan_banks
+from .window_banks import banks_pay, plan_banks
 
 
 __all__ = ["WindowReader"]
@@ -181,8 +181,10 @@ class WindowReader(wiring.Component):
     (``write``, always ready). The copy is dealt over banks (:mod:`.window_banks`: a layout,
     proved before the hardware is built, in which no request reads two words of one bank), each
     bank read once a request and each element picking its value from the bank holding its word;
-    where no such layout is found (or ``banking`` is off), the copy is built once per two element
-    reads (:attr:`ports`; a block RAM reads on two ports at most). With ``gated``, a word is served once every word it
+    where no such layout is found, where it would cost more logic than copies
+    (:func:`.window_banks.banks_pay`: wide, shallow words of many elements) or with ``banking``
+    off, the copy is built once per two element reads (:attr:`ports`; a block RAM reads on two
+    ports at most). With ``gated``, a word is served once every word it
     reads is below ``level`` (the words written so far), so a convolution can follow its input as it
     is loaded or computed. With ``peer``, the copy also holds a peer core's result memory (from word
     :attr:`peer_offset`, mirroring ``peer_write``): windows whose parts live there read it, each
@@ -265,8 +267,13 @@ class WindowReader(wiring.Component):
         widths = ([Shape.cast(shape).width] if self._own else []) + (
             [Shape.cast(peer[0]).width] if peer is not None else [])
         self._elements = max(widths) // operand_width
-        self._plan = plan_banks(self._windows, d3=d3, block=self._block,
-                                elements_per_word=self._elements) if banking else None
+        plan = plan_banks(self._windows, d3=d3, block=self._block,
+                          elements_per_word=self._elements) if banking else None
+        copy_depth = (depth if self._own else 0) + (peer[1] if peer is not None else 0)
+        if plan is not None and not banks_pay(plan, ports=self._ports, elements=self._elements,
+                                              width=operand_width, depth=copy_depth):
+            plan = None
+        self._plan = plan
         addr_width = ceil_log2(depth)
         members = {
             "start": In(1),

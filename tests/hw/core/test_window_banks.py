@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from intar_hw.hw.core.window import Window
-from intar_hw.hw.core.window_banks import BankPlan, plan_banks, window_reads
+from intar_hw.hw.core.window_banks import BankPlan, banks_pay, plan_banks, window_reads
 
 from test_window_read import CASES, laid_out, stored_and_expected
 
@@ -66,3 +66,13 @@ def test_reads_cover_every_program_with_the_reader_ports():
     assert [words.shape[1] for words, _ in reads] == [3 * 9 * 4] * 2
     plain_words = reads[0][0].reshape(-1, 27, 4)
     assert (plain_words[:, :, 1:] == -1).all() and (plain_words[:, :, 0] >= 0).any()
+
+
+def test_banks_pay_for_narrow_words_read_by_many_ports():
+    plan = BankPlan(8, 0, tuple(((0, 0), (1, 0)) for _ in range(81)), ())
+    # Narrow words in block RAM: 41 copies of two block RAMs each against 162 multiplexer inputs.
+    assert banks_pay(plan, ports=81, elements=2, width=8, depth=242)
+    # A few wide words in LUT RAM, every port choosing among all of its 64 (bank, element)s.
+    wide = BankPlan(8, 0, tuple(tuple((b, e) for b in range(8) for e in range(8))
+                                for _ in range(4)), ())
+    assert not banks_pay(wide, ports=4, elements=8, width=8, depth=10)
