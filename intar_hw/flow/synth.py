@@ -225,6 +225,9 @@ def _place_and_route(work, dev, counts, nextpnr, freq_mhz, seed, router, timeout
     if dev.out_of_context:
         argv.append("--out-of-context")
     seconds["nextpnr"], status = _run(argv, work, "nextpnr.out", "nextpnr", timeout)
+    if status < 0:
+        # Killed from outside: no verdict on the design (and nothing to cache).
+        raise SynthError(f"nextpnr was stopped by signal {-status}")
     log = (work / "nextpnr.log").read_text()
     report_file = work / "report.json"
     fits = status == 0 and report_file.is_file()

@@ -55,6 +55,21 @@ def test_a_design_that_does_not_fit_says_what_overflows(cache):
     assert "does not fit: overflows dsp 16 of 8 (200%)" in report.lines()[0]
 
 
+def test_a_stopped_nextpnr_is_an_error_not_a_report(cache, monkeypatch):
+    from intar_hw.flow import synth as flow
+    real = flow._run
+
+    def run(argv, cwd, log_name, step, timeout):
+        if step == "nextpnr":
+            return 1.0, -15
+        return real(argv, cwd, log_name, step, timeout)
+
+    monkeypatch.setattr(flow, "_run", run)
+    with pytest.raises(flow.SynthError, match="nextpnr was stopped by signal 15"):
+        synthesize(MACArray(2, 2, max_reduction=8), "ecp5-85k")
+    assert not list(cache.glob("*.json"))
+
+
 def test_ooc_shell_connects_every_port():
     verilog = ("module top(clk, rst, a, b, y);\n  input clk;\n  input rst;\n  input [7:0] a;\n"
                "  input b;\n  output [4:0] y;\nendmodule\n")
