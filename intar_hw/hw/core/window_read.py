@@ -381,11 +381,11 @@ class WindowReader(wiring.Component):
         zero = [Signal(name=f"zero_{r}_{k}") for r, k in lanes]
         next_zero = [Signal(name=f"next_zero_{r}_{k}") for r, k in lanes]
         names = [f"{r}_{k}_{j}" for r, k in lanes for j in range(reads)]
-        # A pick is an element, or a bank and an element (the element in the low bits).
-        element_bits = ceil_log2(elements)
-        picks = elements if plan is None else plan.banks << element_bits
+        # A pick is an element of the port's copy, or one-hot over the port's (bank, element)
+        # pairs (no decoding between the register and the multiplexer it drives).
         use = [Signal(name=f"use_{n}") for n in names]
-        pick = [Signal(range(picks), name=f"pick_{n}") for n in names]
+        pick = [Signal(range(elements), name=f"pick_{n}") if plan is None
+                else Signal(len(plan.pairs[p]), name=f"pick_{n}") for p, n in enumerate(names)]
         next_use = [Signal(name=f"next_use_{n}") for n in names]
         word = [Signal(addr_shape, name=f"word_{n}") for n in names]
         element = [Signal(range(elements), name=f"element_{n}") for n in names]
@@ -466,7 +466,7 @@ class WindowReader(wiring.Component):
                         for p in plan.feeders[b]]
                 row = Signal.like(port.addr, name=f"bank_row_{b}")
                 m.d.comb += [row.eq(_or(rows)), port.addr.eq(row)]
-            next_pick = [Cat(element[p], bank[p]) if element_bits else bank[p]
+            next_pick = [Cat(*((bank[p] == b) & (element[p] == at) for b, at in plan.pairs[p]))
                          for p in range(ports)]
         with m.If(accept):
             walk.advance()
@@ -479,26 +479,32 @@ class WindowReader(wiring.Component):
 
         out = self.read.resp.payload.data
         for e, (r, k) in enumerate(lanes):
-            # The first read, or the pooling fill; further reads of a pooling window count
-            # when used.
-            value = None
+            # The largest of the reads, an unused read counting as the pooling fill: a tree of
+            # comparisons (a pooling window's reads in log2(reads) levels, not a chain).
+            values = []
             for j in range(reads):
                 p = e * reads + j
                 got = Signal(signed(width), name=f"got_{names[p]}")
                 if plan is None:
                     m.d.comb += got.eq(copy_reads[p].data.word_select(pick[p], width))
+                elif len(plan.pairs[p]) == 1:
+                    b, at = plan.pairs[p][0]
+                    m.d.comb += got.eq(bank_reads[b].data.word_select(at, width))
                 else:
-                    with m.Switch(pick[p]):
-                        for b, at in plan.pairs[p]:
-                            with m.Case((b << element_bits) | at):
-                                m.d.comb += got.eq(
-                                    bank_reads[b].data.word_select(at, width))
-                if value is None:
-                    value = Mux(use[p], got, fill)
-                else:
-                    value = Mux(use[p] & (got > value), got, value)
-            m.d.comb += out[r][k].eq(Mux(zero[e], 0, value))
+                    m.d.comb += got.eq(_or(
+                        Mux(pick[p][i], bank_reads[b].data.word_select(at, width), 0)
+                        for i, (b, at) in enumerate(plan.pairs[p])))
+                values.append(Mux(use[p], got, fill))
+            m.d.comb += out[r][k].eq(Mux(zero[e], 0, _largest(values)))
         return m
+
+
+def _largest(values):
+    """The largest of signed ``values``, as a balanced tree of comparisons."""
+    while len(values) > 1:
+        pairs = [Mux(a > b, a, b) for a, b in zip(values[::2], values[1::2])]
+        values = pairs + values[len(pairs) * 2:]
+    return values[0]
 
 
 def _or(values):
