@@ -14,7 +14,7 @@ __all__ = ["ARRAY_LATENCY", "BIAS_LATENCY", "LOADER_LATENCY", "STORE_LATENCY", "
 
 
 #: Pipeline latency of a PE array: the operand register after the fetch
-#: (:class:`~intar_hw.hw.pipe.ForwardRegister`), registered operands, products, accumulators.
+#: (:class:`~intar_hw.hw.pipe.RegisterSlice`), registered operands, products, accumulators.
 ARRAY_LATENCY = 4
 #: Extra result-path cycle of a task with a bias: ``acc + bias`` is registered before rounding.
 BIAS_LATENCY = 1

@@ -91,8 +91,8 @@ PAPER_MLP = Resources(ccs=2, pea=(1, 16), scratchpad_kib=64, offchip_bytes_per_c
 
 def test_constants():
     from intar_hw.hw.mac_array import MACArray
-    from intar_hw.hw.pipe import ForwardRegister
-    assert ARRAY_LATENCY == ForwardRegister.latency + MACArray.latency == 4
+    from intar_hw.hw.pipe import RegisterSlice
+    assert ARRAY_LATENCY == RegisterSlice.latency + MACArray.latency == 4
     assert RECONFIG_CYCLES == 2
     assert FIFO_DEPTH >= 3
 

@@ -10,7 +10,7 @@ from amaranth.utils import ceil_log2
 from ..checks import check_bool
 from ..mac_array import OPERAND_WIDTHS, MACArray, accumulator_width
 from ..scratchpad import ReadPortSignature, Scratchpad, WriteRequest, _word_fits
-from ..pipe import ForwardRegister
+from ..pipe import RegisterSlice
 from .operand_fetch import (OperandFetch, operand_word, result_ports, window_entries,
                             reads_peer_window, window_sources)
 from .program import (BIAS_FORMAT, MEMORIES, GemmProgram, Source, memory_lanes, memory_words,
@@ -514,9 +514,10 @@ class ComputingCore(wiring.Component):
             if name == "results" and self._window_peer is not None:
                 wiring.connect(m, wiring.flipped(self.window_peer_write), window.peer_write)
                 m.d.comb += window.peer_level.eq(self.window_peer_level)
-        # The operands cross a register between the fetch and the array: the read data of a
-        # peer's memory comes from across the chip.
-        m.submodules.operands = operands = ForwardRegister(fetch.o.payload.shape())
+        # The operands cross a register slice between the fetch and the array: the read data of
+        # a peer's memory comes from across the chip, and the array's stall (its enable, on every
+        # DSP block) does not reach back into the fetch's stepping and memory reads.
+        m.submodules.operands = operands = RegisterSlice(fetch.o.payload.shape())
         wiring.connect(m, fetch.o, operands.i)
         wiring.connect(m, operands.o, array.i)
         wiring.connect(m, array.o, result.i)
