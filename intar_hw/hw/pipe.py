@@ -50,15 +50,18 @@ class ForwardRegister(wiring.Component):
 
 
 class RegisterSlice(wiring.Component):
-    """A stream register that cuts both directions: ``o.valid``, ``o.payload`` and ``i.ready``
-    are all register outputs, so neither the source's logic nor the sink's reaches the other.
+    """A stream register that cuts both directions: neither the source's logic nor the sink's
+    reaches the other. ``i.ready`` and ``o.valid`` are register outputs; ``o.payload`` is one of
+    two registers, chosen by a register.
 
-    A beat taken on ``i`` is presented on ``o`` from the next cycle (as
-    :class:`ForwardRegister`), one beat per cycle while the sink takes them. ``i.ready`` says
-    that a spare register is empty: when the sink refuses the beat on ``o``, the beat the source
-    offered in that cycle waits there, and ``i.ready`` falls from the next cycle until the sink
-    takes one. The sink sees the same beats in the same cycles as behind a
-    :class:`ForwardRegister`; the source may have one more beat taken before a stall reaches it.
+    Two registers take the source's beats in turn (the payload goes straight into them, no
+    multiplexer on the source's path) and present them in the same order. A beat taken on
+    ``i`` is on ``o`` from the next cycle (as behind a :class:`ForwardRegister`), one beat per
+    cycle while the sink takes them. ``i.ready`` says that a register is empty: when the sink
+    refuses a beat, the beat the source offers in that cycle is still taken, and ``i.ready``
+    falls from the next cycle until the sink takes one. The sink sees the same beats in the same
+    cycles as behind a :class:`ForwardRegister`; the source may have one more beat taken before a
+    stall reaches it.
 
     Parameters
     ----------
@@ -83,18 +86,24 @@ class RegisterSlice(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        spare = Signal.like(self.i.payload, name="spare")
-        spare_valid = Signal()
-        m.d.comb += self.i.ready.eq(~spare_valid)
+        slots = [Signal.like(self.i.payload, name=f"slot{n}") for n in range(2)]
+        full = Signal(2)
+        write = Signal()        # the register the next beat goes into
+        read = Signal()         # the register holding the oldest beat
+        m.d.comb += [
+            self.i.ready.eq(~full.all()),
+            self.o.valid.eq(full.bit_select(read, 1)),
+            self.o.payload.eq(Mux(read, slots[1], slots[0])),
+        ]
         taken = self.i.valid & self.i.ready
-        with m.If(~self.o.valid | self.o.ready):
-            # The output register is free (or freed now): it takes the spare beat, else the
-            # source's.
-            with m.If(spare_valid):
-                m.d.sync += [self.o.payload.eq(spare), spare_valid.eq(0)]
-            with m.Else():
-                m.d.sync += self.o.payload.eq(self.i.payload)
-            m.d.sync += self.o.valid.eq(spare_valid | taken)
-        with m.Elif(taken):
-            m.d.sync += [spare.eq(self.i.payload), spare_valid.eq(1)]
+        given = self.o.valid & self.o.ready
+        for n in range(2):
+            with m.If(taken & (write == n)):
+                m.d.sync += [slots[n].eq(self.i.payload), full[n].eq(1)]
+            with m.Elif(given & (read == n)):
+                m.d.sync += full[n].eq(0)
+        with m.If(taken):
+            m.d.sync += write.eq(~write)
+        with m.If(given):
+            m.d.sync += read.eq(~read)
         return m
