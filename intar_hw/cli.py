@@ -113,12 +113,13 @@ def _cmd_synth(args):
     import intar_hw as ih
     from intar_hw.flow.synth import check_options
 
-    check_options(args.device, args.freq, args.seed)        # before any work
+    check_options(args.device or "ecp5-85k", args.freq, args.seed)        # before any work
     graph, schedule = _scheduled(args)
+    device = args.device or schedule.resources.device or "ecp5-85k"
     log = None if args.json or not sys.stderr.isatty() else (
         lambda line: print(f"intar synth: {line}", file=sys.stderr, flush=True))
     acc = ih.build(schedule, graph)
-    report = ih.synthesize(acc, args.device, freq_mhz=args.freq, seed=args.seed,
+    report = ih.synthesize(acc, device, freq_mhz=args.freq, seed=args.seed,
                            hierarchy=args.modules, router=args.router, cache=not args.no_cache,
                            log=log)
     cycles = schedule.cycles
@@ -195,8 +196,9 @@ def _parser():
         "synth", help="build the accelerator and put it through Yosys and nextpnr: resources, "
                       "Fmax, critical path (exit status 1 if it does not fit)")
     _generator_options(synth)
-    synth.add_argument("--device", default="ecp5-85k", metavar="D",
-                       help=f"one of {', '.join(DEVICES)} (default: ecp5-85k)")
+    synth.add_argument("--device", metavar="D",
+                       help=f"one of {', '.join(DEVICES)} (default: the budget's device, else "
+                            f"ecp5-85k)")
     synth.add_argument("--freq", type=float, default=100, metavar="MHZ",
                        help="nextpnr's target frequency (default: 100)")
     synth.add_argument("--seed", type=int, default=1, help="nextpnr's placer seed (default: 1)")

@@ -36,6 +36,8 @@ class Device:
         Whether nextpnr can place a design whose ports are not pins (``--out-of-context``).
         Without it the flow wraps the design in a shell (:mod:`.synth`) that serialises its
         ports onto three pins.
+    block_bits : dict of str to int
+        Bits of one block of each memory kind of ``capacity`` (``bram``, ``spram``).
     """
     name: str
     family: str
@@ -44,12 +46,19 @@ class Device:
     bels: dict
     cells: dict
     out_of_context: bool
+    block_bits: dict
+
+    @property
+    def memory_bytes(self):
+        """Bytes of the device's memory blocks (block RAM and single-port RAM, not LUT RAM)."""
+        return sum(self.capacity[kind] * bits for kind, bits in self.block_bits.items()) // 8
 
 
 _ECP5_BELS = {"logic": "TRELLIS_COMB", "ff": "TRELLIS_FF", "dsp": "MULT18X18D",
               "bram": "DP16KD", "lutram": "TRELLIS_RAMW"}
 _ECP5_CELLS = {"lut4": ("LUT4",), "carry": ("CCU2C",), "ff": ("TRELLIS_FF",),
                "dsp": ("MULT18X18D",), "bram": ("DP16KD",), "lutram": ("TRELLIS_DPR16X4",)}
+_ECP5_BLOCKS = {"bram": 18_432}
 _ICE40_FFS = tuple(f"SB_DFF{suffix}" for suffix in (
     "", "E", "SR", "R", "SS", "S", "ESR", "ER", "ESS", "ES", "N", "NE", "NSR", "NR", "NSS", "NS",
     "NESR", "NER", "NESS", "NES"))
@@ -58,15 +67,15 @@ DEVICES = {
     "ecp5-85k": Device(
         "ecp5-85k", "ecp5", ("--85k", "--package", "CABGA381", "--speed", "6"),
         {"logic": 83_640, "ff": 83_640, "dsp": 156, "bram": 208, "lutram": 10_455},
-        _ECP5_BELS, _ECP5_CELLS, True),
+        _ECP5_BELS, _ECP5_CELLS, True, _ECP5_BLOCKS),
     "ecp5-45k": Device(
         "ecp5-45k", "ecp5", ("--45k", "--package", "CABGA381", "--speed", "6"),
         {"logic": 43_848, "ff": 43_848, "dsp": 72, "bram": 108, "lutram": 5_481},
-        _ECP5_BELS, _ECP5_CELLS, True),
+        _ECP5_BELS, _ECP5_CELLS, True, _ECP5_BLOCKS),
     "ecp5-25k": Device(
         "ecp5-25k", "ecp5", ("--25k", "--package", "CABGA256", "--speed", "6"),
         {"logic": 24_288, "ff": 24_288, "dsp": 28, "bram": 56, "lutram": 3_036},
-        _ECP5_BELS, _ECP5_CELLS, True),
+        _ECP5_BELS, _ECP5_CELLS, True, _ECP5_BLOCKS),
     "ice40-up5k": Device(
         "ice40-up5k", "ice40", ("--up5k", "--package", "sg48"),
         {"logic": 5_280, "ff": 5_280, "dsp": 8, "bram": 30, "spram": 4},
@@ -74,7 +83,7 @@ DEVICES = {
          "bram": "ICESTORM_RAM", "spram": "ICESTORM_SPRAM"},
         {"lut4": ("SB_LUT4",), "carry": ("SB_CARRY",), "ff": _ICE40_FFS, "dsp": ("SB_MAC16",),
          "bram": ("SB_RAM40_4K",), "spram": ("SB_SPRAM256KA",)},
-        False),
+        False, {"bram": 4_096, "spram": 262_144}),
 }
 
 

@@ -94,6 +94,10 @@ class Resources:
         in KiB; ``None`` (the default) draws them from the scratchpads.
     clock_mhz : int or float or None
         Clock used only to print milliseconds next to cycles.
+    device : str or None
+        The FPGA the accelerator is for (a name of :data:`intar_hw.flow.devices.DEVICES`, such
+        as ``"ecp5-85k"``), or ``None``. The budget must fit it: one multiplier per MAC, the
+        scratchpads and FIFOs in its memory blocks. ``intar synth`` targets it by default.
     name : str or None
         A label (presets set it).
 
@@ -120,15 +124,16 @@ class Resources:
     TypeError
         For a parameter of the wrong type.
     ValueError
-        For a parameter out of range, or one shape per CC whose count is not ``ccs``.
+        For a parameter out of range, one shape per CC whose count is not ``ccs``, or a budget
+        larger than its ``device``.
     """
 
     __slots__ = ("_ccs", "_pea", "_scratchpad_bytes", "_scratchpad_ports", "_offchip_bpc",
-                 "_offchip_latency", "_fifo_bytes", "_clock_mhz", "_name")
+                 "_offchip_latency", "_fifo_bytes", "_clock_mhz", "_device", "_name")
 
     def __init__(self, *, ccs=2, pea=(4, 4), scratchpad_kib=64, scratchpad_ports=2,
                  offchip_bytes_per_cycle=8, offchip_latency=100, fifo_kib=None, clock_mhz=None,
-                 name=None):
+                 device=None, name=None):
         if not _is_int(ccs):
             raise TypeError(f"Number of CCs must be an integer, not {ccs!r}")
         if ccs < 1:
@@ -181,7 +186,27 @@ class Resources:
         self._offchip_latency = int(offchip_latency)
         self._fifo_bytes = None if fifo_kib is None else int(round(fifo_kib * 1024))
         self._clock_mhz = clock_mhz
+        self._device = device
         self._name = name
+        if device is not None:
+            self._check_device()
+
+    def _check_device(self):
+        from ..flow.devices import DEVICES
+        device = self._device
+        if not isinstance(device, str):
+            raise TypeError(f"Budget device must be a device name or None, not {device!r}")
+        if device not in DEVICES:
+            raise ValueError(f"Budget device must be one of {', '.join(DEVICES)}, "
+                             f"not {device!r}")
+        chip = DEVICES[device]
+        if self.macs_per_cycle > chip.capacity["dsp"]:
+            raise ValueError(f"PE arrays of {self.macs_per_cycle} MACs do not fit {device}: it "
+                             f"has {chip.capacity['dsp']} multipliers (one per MAC)")
+        memory = self.total_scratchpad_bytes + self.fifo_bytes
+        if memory > chip.memory_bytes:
+            raise ValueError(f"Scratchpads and FIFOs of {memory / 1024:g} KiB do not fit "
+                             f"{device}: its memory blocks hold {chip.memory_bytes / 1024:g} KiB")
 
     # --- parameters ---------------------------------------------------------------------------
 
@@ -222,6 +247,10 @@ class Resources:
         return self._clock_mhz
 
     @property
+    def device(self):
+        return self._device
+
+    @property
     def name(self):
         return self._name
 
@@ -256,6 +285,7 @@ class Resources:
             "offchip_latency": self._offchip_latency,
             "fifo_kib": None if self._fifo_bytes is None else self._fifo_bytes / 1024,
             "clock_mhz": self._clock_mhz,
+            "device": self._device,
             "name": self._name,
         }
 
@@ -345,7 +375,8 @@ class Resources:
 
     def _key(self):
         return (self._ccs, self._pea, self._scratchpad_bytes, self._scratchpad_ports,
-                self._offchip_bpc, self._offchip_latency, self._fifo_bytes, self._clock_mhz)
+                self._offchip_bpc, self._offchip_latency, self._fifo_bytes, self._clock_mhz,
+                self._device)
 
     def __eq__(self, other):
         if not isinstance(other, Resources):
@@ -372,12 +403,14 @@ class Resources:
                 f"off-chip {self._offchip_bpc:g} B/cycle + {self._offchip_latency} cycles")
         if self._fifo_bytes:
             text += f", {self._fifo_bytes / 1024:g} KiB FIFOs"
+        if self._device:
+            text += f", on {self._device}"
         return text
 
 
 _HBM = {"offchip_bytes_per_cycle": 64, "offchip_latency": 100, "clock_mhz": 250}
 _ECP5 = {"ccs": 2, "scratchpad_kib": 192, "fifo_kib": 48, "offchip_bytes_per_cycle": 2,
-         "offchip_latency": 20, "clock_mhz": 100}
+         "offchip_latency": 20, "clock_mhz": 100, "device": "ecp5-85k"}
 
 #: Keyword arguments of every named budget; :meth:`Resources.preset` builds them.
 PRESETS = {
@@ -395,5 +428,6 @@ PRESETS = {
     "ecp5_gating_net": dict(pea=(8, 8, 1), **_ECP5),
     "ecp5_gpt2_medium": dict(pea=(4, 4, 4), **_ECP5),
     "ice40_up5k": dict(ccs=2, pea=(2, 2, 1), scratchpad_kib=56, fifo_kib=8,
-                       offchip_bytes_per_cycle=0.5, offchip_latency=32, clock_mhz=24),
+                       offchip_bytes_per_cycle=0.5, offchip_latency=32, clock_mhz=24,
+                       device="ice40-up5k"),
 }

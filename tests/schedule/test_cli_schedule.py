@@ -93,6 +93,8 @@ def test_model_file_brings_its_budget(capsys, tmp_path):
      "0.125 KiB (0.125 KiB short)"),
     (["schedule", "mlp", "--pea", "4"], "PE array shape must look like 4x4 or 1x16x9, not '4'"),
     (["schedule", "mlp", "--ccs", "0"], "Number of CCs must be at least 1, not 0"),
+    (["schedule", "mlp", "--scale", "small", "--pea", "1x200x1"],
+     "PE arrays of 400 MACs do not fit ecp5-85k: it has 156 multipliers (one per MAC)"),
     (["compare", "vae", "--ccs", "3"], "--ccs on a budget with unequal cores needs --pea as well"),
     (["schedule", "mlp", "--resources", "u280"], "Unknown resource preset 'u280'; known: "),
     (["schedule", "mlp", "--scale", "huge"], "Scale must be one of tiny, small, paper, "

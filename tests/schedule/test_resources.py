@@ -129,11 +129,32 @@ def test_paper_budgets_follow_the_paper():
 def test_small_fpga_budgets_fit_their_chips():
     for name in [n for n in PRESETS if n.startswith("ecp5")]:
         r = Resources.preset(name)
+        assert r.device == "ecp5-85k", name
         assert r.macs_per_cycle <= 156, name                        # 18x18 multipliers
         assert r.total_scratchpad_bytes + r.fifo_bytes <= 208 * 18 * 1024 // 8, name
     ice = Resources.preset("ice40_up5k")
+    assert ice.device == "ice40-up5k"
     assert ice.macs_per_cycle <= 8
     assert ice.total_scratchpad_bytes <= 128 * 1024
+    assert all(Resources.preset(n).device is None for n in PRESETS if n.startswith("paper"))
+
+
+def test_a_budget_larger_than_its_device_is_refused():
+    with pytest.raises(ValueError, match=r"^PE arrays of 192 MACs do not fit ecp5-85k: it has "
+                                         r"156 multipliers \(one per MAC\)$"):
+        Resources(ccs=3, pea=(8, 8, 1), device="ecp5-85k")
+    with pytest.raises(ValueError, match=r"^PE arrays of 160 MACs do not fit ecp5-85k"):
+        Resources.preset("ecp5_mlp").replace(pea=(1, 80, 1))
+    with pytest.raises(ValueError, match=r"^Scratchpads and FIFOs of 208 KiB do not fit "
+                                         r"ice40-up5k: its memory blocks hold 143 KiB$"):
+        Resources(ccs=2, pea=(2, 2, 1), scratchpad_kib=100, fifo_kib=8, device="ice40-up5k")
+    with pytest.raises(ValueError, match=r"^Budget device must be one of ecp5-85k, .*not 'u280'$"):
+        Resources(device="u280")
+    with pytest.raises(TypeError, match=r"^Budget device must be a device name or None, not 85$"):
+        Resources(device=85)
+    # The same arrays without a device, or on one large enough, are a budget.
+    assert Resources(ccs=3, pea=(8, 8, 1)).device is None
+    assert Resources(ccs=1, pea=(8, 8, 1), device="ecp5-85k").macs_per_cycle == 64
 
 
 def test_for_model():
