@@ -131,7 +131,7 @@ def _cmd_synth(args):
     else:
         print(f"{graph.name} ({args.scale}, {args.policy}): {cycles:,} predicted cycles" +
               (f", {latency_us:,.1f} us at {report.fmax_mhz:.1f} MHz" if latency_us else "") +
-              f"; {acc.multipliers} multipliers in the MAC arrays")
+              f"; {acc.multipliers} multipliers ({acc.array_multipliers} in the MAC arrays)")
         print("\n".join(report.lines()))
     return 0 if report.fits else 1
 

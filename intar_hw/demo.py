@@ -264,7 +264,8 @@ def synthesis_report(model="gating_net", scale="tiny", policy="intar", device="e
     print("\n".join(report.lines()))
     if report.fits:
         print(f"  {s.cycles:,} predicted cycles: {s.cycles / report.fmax_mhz:,.2f} us at "
-              f"{report.fmax_mhz:.1f} MHz; {acc.multipliers} multipliers in the MAC arrays")
+              f"{report.fmax_mhz:.1f} MHz; {acc.multipliers} multipliers "
+              f"({acc.array_multipliers} in the MAC arrays)")
     print()
     return report
 

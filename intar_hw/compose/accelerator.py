@@ -9,6 +9,7 @@ from amaranth.utils import bits_for, ceil_log2
 
 from ..graph import Graph
 from ..hw.core import ComputingCore, memory_words, result_word
+from ..hw.core.core import array_multipliers, core_multipliers
 from ..hw.offchip import BurstBeat, BurstRequest
 from ..hw.scratchpad import WriteRequest
 from ..schedule import Schedule
@@ -99,8 +100,9 @@ class Accelerator(wiring.Component):
     TypeError
         If ``schedule`` is not a Schedule or ``graph`` not a Graph.
     ValueError
-        If the graph does not match the schedule or the schedule needs something the generator
-        does not support yet (the message says what).
+        If the graph does not match the schedule, the schedule needs something the generator
+        does not support yet (the message says what), or the design needs more multipliers
+        (:attr:`multipliers`) than the budget's device has.
     """
 
     def __init__(self, schedule, graph=None, *, offchip=True):
@@ -112,6 +114,7 @@ class Accelerator(wiring.Component):
         self._plan = plan(schedule, graph)
         self._offchip = offchip
         programs = self._plan.programs
+        _check_multipliers(schedule.resources, programs)
         peers = self._plan.peers
         join_peers = self._plan.join_peers
         b_peers = self._plan.b_peers
@@ -190,8 +193,14 @@ class Accelerator(wiring.Component):
 
     @property
     def multipliers(self):
-        """Multipliers of all the cores' MAC arrays: one DSP each on a device with them."""
+        """Multipliers the cores build, one DSP block each on a device with them: the MAC
+        arrays' and the special-function units' (:meth:`ComputingCore.multipliers`)."""
         return sum(core.multipliers for core in self._cores.values())
+
+    @property
+    def array_multipliers(self):
+        """Multipliers of the cores' MAC arrays (one per PE some program reaches)."""
+        return sum(core.array_multipliers for core in self._cores.values())
 
     @property
     def bus_bytes(self):
@@ -295,8 +304,23 @@ def build(schedule, graph=None, *, offchip=True):
     if not isinstance(schedule, Schedule):
         raise TypeError(f"Schedule must be a Schedule, not {schedule!r}")
     graph = _graph(schedule, graph)
-    plan(schedule, graph)
+    _check_multipliers(schedule.resources, plan(schedule, graph).programs)
     return Accelerator(schedule, graph, offchip=offchip)
+
+
+def _check_multipliers(resources, programs):
+    """Refuse a design needing more multipliers than the budget's device has (before any part
+    of it is built)."""
+    if resources.device is None:
+        return
+    from ..flow.devices import DEVICES
+    available = DEVICES[resources.device].capacity["dsp"]
+    arrays = sum(array_multipliers(p) for p in programs.values())
+    total = sum(core_multipliers(p) for p in programs.values())
+    if total > available:
+        raise ValueError(f"The accelerator needs {total} multipliers ({arrays} in its PE arrays, "
+                         f"{total - arrays} in its special-function units) but "
+                         f"{resources.device} has {available}")
 
 
 def _graph(schedule, graph):

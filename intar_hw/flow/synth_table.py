@@ -1,7 +1,8 @@
 """``intar bench synth``: every kernel under every policy through synthesis, one table.
 
 Each row is one generated accelerator through :func:`.synth.synthesize`: its DSPs (beside the
-multipliers its MAC arrays build: they should be equal, one DSP per MAC), block RAMs,
+multipliers its MAC arrays and special-function units build: they should be equal, one DSP per
+multiplier), block RAMs,
 logic and flip-flops of the device, post-route Fmax, the schedule's predicted cycles, the
 latency those cycles take at that Fmax, and MACs per DSP per cycle (the graph's MACs over the
 DSPs used and the cycles). A design that cannot be generated, crashes a tool, runs past the

@@ -1,6 +1,8 @@
 # amaranth: UnusedElaboratable=no
 """The accelerator holds only what its schedule uses."""
 
+import re
+
 import pytest
 from amaranth.hdl import Fragment
 
@@ -226,3 +228,38 @@ def test_dealt_layer_of_several_rows(rows, K, N, pea, split, offchip):
     np.testing.assert_array_equal(result.outputs["fc"], ih.reference(g, inputs, params)["fc"])
     if not offchip:
         assert result.cycles == acc.onchip_cycles
+
+
+def _products(design):
+    """Multiplications of two signals (no constant factor) in ``design``'s netlist."""
+    from amaranth.back import rtlil
+    count = 0
+    for cell in re.findall(r"cell \$mul .*?\n  end", rtlil.convert(design), re.S):
+        operands = dict(re.findall(r"connect \\([AB]) (.+)", cell))
+        if not any(re.fullmatch(r"\d+'[01x]+", operands[k].strip()) for k in "AB"):
+            count += 1
+    return count
+
+
+@pytest.mark.parametrize("model, budget", [("gating_net", None), ("self_attention", None),
+                                           ("mlp", "ice40_up5k")])
+def test_multipliers_are_the_products_the_design_builds(model, budget):
+    graph = ih.model_graph(model, "tiny")
+    resources = (Resources.for_model(model, "tiny") if budget is None
+                 else Resources.preset(budget))
+    acc = build(schedule(graph, resources, "intar"))
+    assert acc.multipliers == _products(acc)
+    # The gating network's mul join and the attention's softmax have multipliers of their own.
+    assert (acc.multipliers > acc.array_multipliers) == (model != "mlp")
+
+
+def test_a_design_needing_more_multipliers_than_its_device_is_refused():
+    # Two 2x2 cores fill the iCE40 UP5K's 8 multipliers; the gating network's mul joins need more.
+    s = schedule(ih.model_graph("gating_net", "tiny"), Resources.preset("ice40_up5k"), "intar")
+    with pytest.raises(ValueError, match=r"^The accelerator needs 11 multipliers \(8 in its PE "
+                                         r"arrays, 3 in its special-function units\) but "
+                                         r"ice40-up5k has 8$"):
+        build(s)
+    # Without a device the same budget builds.
+    Fragment.get(build(schedule(s.graph, Resources.preset("ice40_up5k").replace(device=None),
+                                "intar")), None)

@@ -170,7 +170,7 @@ def test_graph_must_have_the_formats():
 def test_gather_from_three_cores_unsupported():
     # Four 4-lane cores deal fc1 along N: each fc2 part would read three other result memories.
     graph = ih.model_graph("mlp", "tiny")
-    budget = Resources.for_model("mlp", "tiny").replace(ccs=4, pea=(1, 4, 1))
+    budget = Resources.for_model("mlp", "tiny").replace(ccs=4, pea=(1, 4, 1), device=None)
     with pytest.raises(ValueError, match=r"^The generator does not support a core reading "
                                          r"results of two other cores \(core 0 in task 'fc2'\) "
                                          r"yet$"):

@@ -15,11 +15,11 @@ from .operand_fetch import (OperandFetch, operand_word, result_ports, window_ent
                             reads_peer_window, window_sources)
 from .program import (BIAS_FORMAT, MEMORIES, GemmProgram, Source, memory_lanes, memory_words,
                       result_bits)
-from .result_path import ResultPath
+from .result_path import ResultPath, result_multipliers
 from .window_read import WindowReader
 
 
-__all__ = ["ComputingCore", "result_word"]
+__all__ = ["ComputingCore", "result_word", "live_pes", "array_multipliers", "core_multipliers"]
 
 
 def result_word(programs):
@@ -35,6 +35,28 @@ def _fan_out(m, source, sinks):
     for sink in sinks:
         m.d.comb += [sink.valid.eq(source.valid), sink.payload.eq(source.payload)]
     m.d.comb += source.ready.eq(Cat(*(sink.ready for sink in sinks)).all())
+
+
+def live_pes(programs):
+    """``(rows, cols, depth)`` of the PE array the tiles of some program reach: rows, columns
+    and depth past every program's operands only ever multiply padding, so the array does not
+    build them."""
+    d1, d2, d3 = programs[0].pea
+    return (max(min(d1, p.p_rows) for p in programs),
+            max(min(d2, p.q_rows) for p in programs),
+            max(min(d3, p.K) for p in programs))
+
+
+def array_multipliers(programs):
+    """Multipliers the MAC array of a core running ``programs`` builds: one per live PE."""
+    rows, cols, depth = live_pes(programs)
+    return rows * cols * depth
+
+
+def core_multipliers(programs):
+    """Multipliers (DSP blocks on an FPGA) a core running ``programs`` builds: its MAC array's
+    and its result path's special-function units' (:func:`.result_path.result_multipliers`)."""
+    return array_multipliers(programs) + result_multipliers(programs)
 
 
 class ComputingCore(wiring.Component):
@@ -282,9 +304,7 @@ class ComputingCore(wiring.Component):
         self._max_reduction = max(p.kb * d3 for p in programs)
         # The PEs some program's tiles reach: rows, columns and depth past every program's
         # operands only ever multiply padding, so the array does not build them.
-        self._live_pes = (max(min(d1, p.p_rows) for p in programs),
-                          max(min(d2, p.q_rows) for p in programs),
-                          max(min(d3, p.K) for p in programs))
+        self._live_pes = live_pes(programs)
         members = {
             "start": In(1),
             "stage": In(range(len(programs))),
@@ -341,10 +361,15 @@ class ComputingCore(wiring.Component):
         return self._live_pes
 
     @property
-    def multipliers(self):
+    def array_multipliers(self):
         """Multipliers the core's MAC array builds (the product of :attr:`live_pes`)."""
-        rows, cols, depth = self._live_pes
-        return rows * cols * depth
+        return array_multipliers(self._programs)
+
+    @property
+    def multipliers(self):
+        """Multipliers (DSP blocks on an FPGA) the core builds: its MAC array's and its result
+        path's (:func:`.result_path.result_multipliers`)."""
+        return core_multipliers(self._programs)
 
     @property
     def operand_width(self):

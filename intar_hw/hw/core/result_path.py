@@ -5,7 +5,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..scratchpad import ReadPortSignature, WriteRequest
-from ..sfu.elementwise import Activation, Add, Mul, MulAdd, Requantize
+from ..sfu import softmax
+from ..sfu.elementwise import Activation, Add, Mul, MulAdd, Requantize, activation_multipliers
 from ..sfu.softmax import Softmax
 from .operand_fetch import by_program
 from ... import timing
@@ -13,7 +14,21 @@ from .program import BIAS_FORMAT, BIAS_LATENCY, result_bits
 from .row_reorder import RowReorder
 
 
-__all__ = ["ResultPath"]
+__all__ = ["ResultPath", "result_multipliers"]
+
+
+def result_multipliers(programs):
+    """Multipliers (DSP blocks on an FPGA) the :class:`ResultPath` of ``programs`` builds in its
+    special-function units: a lane each for a mul or mul_add join's product, a softmax's and an
+    int16 activation's (each distinct unit once, as the path builds them)."""
+    programs = tuple(programs)
+    d2 = programs[0].pea[1]
+    joins = dict.fromkeys(p.join_key for p in programs if p.join is not None)
+    softmaxes = dict.fromkeys(p.softmax_key for p in programs if p.softmax)
+    activations = dict.fromkeys(p.activation_key for p in programs if p.activation is not None)
+    return (sum(d2 for kind, *_ in joins if kind in ("mul", "mul_add"))
+            + sum(softmax.multipliers(lanes, fmt.bits) for _, lanes, fmt, *_ in softmaxes)
+            + sum(activation_multipliers(d2, fmt.bits) for _, fmt, *_ in activations))
 
 
 class _RowWalk:
@@ -318,6 +333,9 @@ class ResultPath(wiring.Component):
                 unit = Add(d2, a_format=fmt, out_format=out_format)
             m.submodules[f"join_{j}"] = unit
             joins.append(unit)
+        # What result_multipliers counts is what is built.
+        assert sum(unit.multipliers for unit in (*activations, *softmaxes, *joins)) == \
+            result_multipliers(self._programs)
         def activation_of(p):
             return activations[self._activations.index(p.activation_key)]
 

@@ -25,7 +25,8 @@ from ..logic import read_copies
 from ..tech import ecp5_multiplier, family_of
 
 
-__all__ = ["ACTIVATIONS", "Requantize", "Activation", "Add", "Mul", "MulAdd"]
+__all__ = ["ACTIVATIONS", "Requantize", "Activation", "Add", "Mul", "MulAdd",
+           "activation_multipliers"]
 
 
 #: Functions an :class:`Activation` computes.
@@ -229,6 +230,12 @@ class Requantize(wiring.Component):
 
 # --- activations ----------------------------------------------------------------------------------
 
+def activation_multipliers(lanes, bits):
+    """Multipliers (DSP blocks on an FPGA) an :class:`Activation` builds: on int16 a lane's
+    interpolation between table entries, on int8 none (the table holds every value)."""
+    return lanes if bits == 16 else 0
+
+
 class Activation(wiring.Component):
     """ReLU, GELU or SiLU of every element, same format in and out.
 
@@ -339,6 +346,7 @@ class Activation(wiring.Component):
         })
 
     lanes = property(lambda self: self._lanes)
+    multipliers = property(lambda self: activation_multipliers(self._lanes, self._format.bits))
     function = property(lambda self: self._function)
     format = property(lambda self: self._format)
     frac = property(lambda self: self._frac)
@@ -445,6 +453,8 @@ class _Binary(wiring.Component):
         return a_format, b_format, out_format
 
     lanes = property(lambda self: self._lanes)
+    #: Multipliers the unit builds (DSP blocks on an FPGA): none for a sum.
+    multipliers = property(lambda self: 0)
     a_format = property(lambda self: self._a_format)
     b_format = property(lambda self: self._b_format)
     out_format = property(lambda self: self._out_format)
@@ -561,6 +571,9 @@ class Mul(_Binary):
     """
 
     latency = 3
+
+    #: One multiplier (a DSP block on an FPGA) a lane.
+    multipliers = property(lambda self: self._lanes)
 
     def __init__(self, lanes, *, a_format="int8", b_format=None, shift=0, out_format=None):
         owner = type(self).__name__

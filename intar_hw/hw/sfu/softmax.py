@@ -17,7 +17,14 @@ from ..checks import check_count, check_format
 from ..logic import bank_ring, read_copies, stage, wrap_increment
 
 
-__all__ = ["Softmax"]
+__all__ = ["Softmax", "multipliers"]
+
+
+def multipliers(lanes, bits):
+    """Multipliers (DSP blocks on an FPGA) a :class:`Softmax` of ``lanes`` lanes of ``bits``-bit
+    values builds: a lane's scaling by the reciprocal, and on int16 the product of the two
+    exp-table entries in each of the two exp pipelines."""
+    return lanes * (1 if bits == 8 else 3)
 
 
 class Softmax(wiring.Component):
@@ -165,6 +172,11 @@ class Softmax(wiring.Component):
     @property
     def beats(self):
         return self._row_length // self._lanes
+
+    @property
+    def multipliers(self):
+        """Multipliers the unit builds: :func:`multipliers` of its lanes and format."""
+        return multipliers(self._lanes, self._format.bits)
 
     @property
     def _quotient_bits(self):
