@@ -384,6 +384,8 @@ class WindowReader(wiring.Component):
         # A pick is an element of the port's copy, or one-hot over the port's (bank, element)
         # pairs (no decoding between the register and the multiplexer it drives).
         use = [Signal(name=f"use_{n}") for n in names]
+        # Banked with one read an element, the pick also says whether the read is used.
+        folded = plan is not None and reads == 1
         pick = [Signal(range(elements), name=f"pick_{n}") if plan is None
                 else Signal(len(plan.pairs[p]), name=f"pick_{n}") for p, n in enumerate(names)]
         next_use = [Signal(name=f"next_use_{n}") for n in names]
@@ -466,7 +468,8 @@ class WindowReader(wiring.Component):
                         for p in plan.feeders[b]]
                 row = Signal.like(port.addr, name=f"bank_row_{b}")
                 m.d.comb += [row.eq(_or(rows)), port.addr.eq(row)]
-            next_pick = [Cat(*((bank[p] == b) & (element[p] == at) for b, at in plan.pairs[p]))
+            next_pick = [Cat(*((next_use[p] if folded else 1) & (bank[p] == b)
+                               & (element[p] == at) for b, at in plan.pairs[p]))
                          for p in range(ports)]
         with m.If(accept):
             walk.advance()
@@ -487,15 +490,20 @@ class WindowReader(wiring.Component):
                 got = Signal(signed(width), name=f"got_{names[p]}")
                 if plan is None:
                     m.d.comb += got.eq(copy_reads[p].data.word_select(pick[p], width))
-                elif len(plan.pairs[p]) == 1:
+                elif len(plan.pairs[p]) == 1 and not folded:
                     b, at = plan.pairs[p][0]
                     m.d.comb += got.eq(bank_reads[b].data.word_select(at, width))
                 else:
                     m.d.comb += got.eq(_or(
                         Mux(pick[p][i], bank_reads[b].data.word_select(at, width), 0)
                         for i, (b, at) in enumerate(plan.pairs[p])))
-                values.append(Mux(use[p], got, fill))
-            m.d.comb += out[r][k].eq(Mux(zero[e], 0, _largest(values)))
+                values.append(got if folded else Mux(use[p], got, fill))
+            if folded:
+                # One read an element, used exactly when the element is not a zero (a tap
+                # inside the input, of a real row and column): its pick is empty otherwise.
+                m.d.comb += out[r][k].eq(values[0])
+            else:
+                m.d.comb += out[r][k].eq(Mux(zero[e], 0, _largest(values)))
         return m
 
 
