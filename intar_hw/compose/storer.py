@@ -58,7 +58,10 @@ class Storer(wiring.Component):
         self._stages = tuple(stages)
         self._bus_bytes = bus_bytes
         widest = max([s.nbytes for st in self._stages for s in st.segments], default=1)
-        self._cap = widest + 2 * bus_bytes
+        # The staged bytes, the word in flight and the next; plus a bus word, so a read's room is
+        # judged on the bytes staged at the start of the cycle (registered), not on whether the
+        # bus takes a word in it.
+        self._cap = widest + 3 * bus_bytes
         members = {
             "start": In(1),
             "stage": In(range(max(1, len(self._stages)))),
@@ -113,7 +116,9 @@ class Storer(wiring.Component):
         ]
 
         # Reads: one word in flight (the next may go out as the previous one's data arrives),
-        # issued only when its bytes will fit beside the staged ones and the word in flight.
+        # issued only when its bytes will fit beside the staged ones and the word in flight: the
+        # bytes staged before this cycle's bus write, so the bus's ready does not reach the
+        # request (the spare bus word of ``cap`` makes room for them).
         ports = {name: getattr(self, name) for name in names}
         for port in ports.values():
             m.d.comb += [port.req.valid.eq(0), port.resp.ready.eq(0)]
@@ -128,7 +133,7 @@ class Storer(wiring.Component):
                     port = ports[names[s.target]]
                     m.d.comb += [
                         port.req.valid.eq(reading & (~pending | arrived)
-                                          & (kept + Mux(pending, incoming, 0) + s.nbytes
+                                          & (fill + Mux(pending, incoming, 0) + s.nbytes
                                              <= cap)),
                         port.req.payload.addr.eq(s.base + word),
                         last_word.eq(word == s.count - 1),
