@@ -5,6 +5,7 @@ from amaranth import *
 from amaranth.lib import data
 
 from intar_hw.hw.core.window import Window
+from intar_hw.hw.core import window_read
 from intar_hw.hw.core.window_read import WindowReader
 from intar_hw.testbench import get, put, run, seeded
 
@@ -242,6 +243,24 @@ def test_reader_follows_the_fetch_loop_order(case):
                           depth=len(words), init=pack(words, 8))
     got = reader_rtl(reader, addresses, seed=4, idle=0.2, backpressure=0.2)
     assert got == [expected[a].tolist() for a in addresses]
+
+
+@pytest.mark.parametrize("case", ["same_3x3", "pooled"])
+def test_binary_picks_serve_the_same_words(case, monkeypatch):
+    # Ports picking among more pairs than window_read.ONE_HOT_PAIRS keep a binary pick code.
+    monkeypatch.setattr(window_read, "ONE_HOT_PAIRS", 1)
+    rng = np.random.default_rng(7)
+    window, S, _, _ = stored_and_expected(rng, CASES[case])
+    window, words = laid_out(window, S, "NM")
+    pea = (1, 3, 9)
+    kb = -(-window.K // 9)
+    expected = operand_words(window.matrix(words), 3, kb, 9)
+    shape = data.ArrayLayout(signed(8), len(words[0]))
+    reader = WindowReader(((window, 3, kb),), pea=pea, operand_width=8, shape=shape,
+                          depth=len(words), init=pack(words, 8))
+    assert reader.plan is not None and max(len(p) for p in reader.plan.pairs) > 1
+    got = reader_rtl(reader, list(range(len(expected))), seed=9, idle=0.2, backpressure=0.2)
+    assert got == expected.tolist()
 
 
 @pytest.mark.parametrize("case", ["same_3x3", "pooled"])
