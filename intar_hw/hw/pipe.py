@@ -49,7 +49,7 @@ class ForwardRegister(wiring.Component):
         return m
 
 
-class RegisterSlice(wiring.Component):
+class RegisterSlice(ForwardRegister):
     """A stream register that cuts both directions: neither the source's logic nor the sink's
     reaches the other. ``i.ready`` and ``o.valid`` are register outputs; ``o.payload`` is one of
     two registers, chosen by a register.
@@ -61,28 +61,9 @@ class RegisterSlice(wiring.Component):
     refuses a beat, the beat the source offers in that cycle is still taken, and ``i.ready``
     falls from the next cycle until the sink takes one. The sink sees the same beats in the same
     cycles as behind a :class:`ForwardRegister`; the source may have one more beat taken before a
-    stall reaches it.
-
-    Parameters
-    ----------
-    shape : shape-like
-        Payload shape of both streams.
-
-    Members
-    -------
-    i : In(stream.Signature(shape))
-    o : Out(stream.Signature(shape))
-
-    Attributes
-    ----------
-    latency : int
-        1: cycles from a beat taken on ``i`` to it being valid on ``o`` (when the slice is empty).
+    stall reaches it. Parameters, members and :attr:`latency` (when the slice is empty) as
+    :class:`ForwardRegister`'s.
     """
-
-    latency = 1
-
-    def __init__(self, shape):
-        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
 
     def elaborate(self, platform):
         m = Module()

@@ -245,39 +245,36 @@ def test_reader_follows_the_fetch_loop_order(case):
     assert got == [expected[a].tolist() for a in addresses]
 
 
+def nm_reader(case, seed, **options):
+    """A reader of ``CASES[case]`` over a result in ``"NM"`` layout on a (1, 3, 9) array, and the
+    operand words it must serve."""
+    window, S, _, _ = stored_and_expected(np.random.default_rng(seed), CASES[case])
+    window, words = laid_out(window, S, "NM")
+    kb = -(-window.K // 9)
+    expected = operand_words(window.matrix(words), 3, kb, 9)
+    shape = data.ArrayLayout(signed(8), len(words[0]))
+    reader = WindowReader(((window, 3, kb),), pea=(1, 3, 9), operand_width=8, shape=shape,
+                          depth=len(words), init=pack(words, 8), **options)
+    return reader, expected.tolist()
+
+
 @pytest.mark.parametrize("case", ["same_3x3", "pooled"])
 def test_binary_picks_serve_the_same_words(case, monkeypatch):
     # Ports picking among more pairs than window_read.ONE_HOT_PAIRS keep a binary pick code.
     monkeypatch.setattr(window_read, "ONE_HOT_PAIRS", 1)
-    rng = np.random.default_rng(7)
-    window, S, _, _ = stored_and_expected(rng, CASES[case])
-    window, words = laid_out(window, S, "NM")
-    pea = (1, 3, 9)
-    kb = -(-window.K // 9)
-    expected = operand_words(window.matrix(words), 3, kb, 9)
-    shape = data.ArrayLayout(signed(8), len(words[0]))
-    reader = WindowReader(((window, 3, kb),), pea=pea, operand_width=8, shape=shape,
-                          depth=len(words), init=pack(words, 8))
+    reader, expected = nm_reader(case, 7)
     assert reader.plan is not None and max(len(p) for p in reader.plan.pairs) > 1
     got = reader_rtl(reader, list(range(len(expected))), seed=9, idle=0.2, backpressure=0.2)
-    assert got == expected.tolist()
+    assert got == expected
 
 
 @pytest.mark.parametrize("case", ["same_3x3", "pooled"])
 def test_unbanked_reader_serves_the_same_words(case):
     # The copy-per-two-ports storage (what a reader falls back to without a bank layout).
-    rng = np.random.default_rng(6)
-    window, S, _, _ = stored_and_expected(rng, CASES[case])
-    window, words = laid_out(window, S, "NM")
-    pea = (1, 3, 9)
-    kb = -(-window.K // 9)
-    expected = operand_words(window.matrix(words), 3, kb, 9)
-    shape = data.ArrayLayout(signed(8), len(words[0]))
-    reader = WindowReader(((window, 3, kb),), pea=pea, operand_width=8, shape=shape,
-                          depth=len(words), init=pack(words, 8), banking=False)
+    reader, expected = nm_reader(case, 6, banking=False)
     assert reader.plan is None
     got = reader_rtl(reader, list(range(len(expected))), seed=8, idle=0.2, backpressure=0.2)
-    assert got == expected.tolist()
+    assert got == expected
 
 
 def test_gated_reader_waits_for_the_words_it_reads():
