@@ -270,9 +270,10 @@ def synthesis_report(model="gating_net", scale="tiny", policy="intar", device="e
     return report
 
 
-def main(scale="small", synthesis=True):
-    """Print the paper comparison, the generator table at ``scale`` (:func:`generator_table`)
-    and, with ``synthesis``, one accelerator's synthesis report (:func:`synthesis_report`).
+def main(scale="small", synthesis=True, models=KERNELS):
+    """Print the paper comparison, the generator table of ``models`` at ``scale``
+    (:func:`generator_table`) and, with ``synthesis``, one accelerator's synthesis report
+    (:func:`synthesis_report`).
 
     Returns 0 if every generated accelerator matches the golden model, else 1.
     """
@@ -280,7 +281,7 @@ def main(scale="small", synthesis=True):
 
     began = time.perf_counter()
     paper_comparison()
-    rows = generator_table(scale)
+    rows = generator_table(scale, models)
     if synthesis:
         synthesis_report()
     bad = [f"{r['model']}/{r['policy']}" for r in rows if "error" not in r and not r["match"]]

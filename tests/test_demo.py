@@ -35,13 +35,14 @@ def test_gemm_utilisation_of_a_full_throughput_run():
 
 
 def test_main_reports_a_match(capsys, tmp_path, monkeypatch):
-    # `make demo` runs the small scale; tiny keeps this test quick.
+    # `make demo` runs every kernel at small scale; two at tiny scale keep this test quick
+    # (tests/test_sim.py simulates every kernel under every policy).
     monkeypatch.chdir(tmp_path)
-    assert demo.main("tiny", synthesis=False) == 0    # the flow: tests/flow/test_synth.py
+    assert demo.main("tiny", synthesis=False, models=("mlp", "gating_net")) == 0
     out = capsys.readouterr().out
     assert "geomean" in out
     lines = out.splitlines()
-    for model in ("self_attention", "mlp", "cnn4l", "vae", "gating_net"):
+    for model in ("mlp", "gating_net"):
         for policy in ("sequential", "dataflow", "intar"):
             row = next(line for line in lines if line.split()[:2] == [model, policy])
             assert row.split()[-2] == "True"        # match
