@@ -40,7 +40,8 @@ fabric clock moves about 2 bytes per cycle, with a ~20-cycle read latency; 100 M
 ``ecp5_<model>`` presets are the same chip with PE shapes suited to each shipped model.
 ``ice40_up5k`` models a Lattice iCE40 UP5K: 8 SB_MAC16 make 2 cores of 4 MACs; 128 KiB of SPRAM
 gives 2 x 56 KiB of scratchpad and the 15 KiB of EBR 8 KiB of FIFOs; a quad-SPI PSRAM moves half
-a byte per cycle with a ~32-cycle latency; 24 MHz.
+a byte per cycle with a ~32-cycle latency; 24 MHz. These presets name their device
+(:attr:`Resources.device`), so a budget changed past what the chip holds is refused.
 """
 
 import importlib
