@@ -17,15 +17,27 @@ from .row_reorder import RowReorder
 __all__ = ["ResultPath", "result_multipliers"]
 
 
+def _distinct(programs, key, used):
+    """The distinct ``key`` of the ``programs`` that are ``used``, in first-use order: one unit
+    of the path each."""
+    return tuple(dict.fromkeys(getattr(p, key) for p in programs if used(p)))
+
+
+def _units(programs):
+    """``(activations, joins, softmaxes)``: the keys of the special-function units a
+    :class:`ResultPath` of ``programs`` builds, one unit per key."""
+    return (_distinct(programs, "activation_key", lambda p: p.activation is not None),
+            _distinct(programs, "join_key", lambda p: p.join is not None),
+            _distinct(programs, "softmax_key", lambda p: p.softmax))
+
+
 def result_multipliers(programs):
     """Multipliers (DSP blocks on an FPGA) the :class:`ResultPath` of ``programs`` builds in its
     special-function units: a lane each for a mul or mul_add join's product, a softmax's and an
     int16 activation's (each distinct unit once, as the path builds them)."""
     programs = tuple(programs)
     d2 = programs[0].pea[1]
-    joins = dict.fromkeys(p.join_key for p in programs if p.join is not None)
-    softmaxes = dict.fromkeys(p.softmax_key for p in programs if p.softmax)
-    activations = dict.fromkeys(p.activation_key for p in programs if p.activation is not None)
+    activations, joins, softmaxes = _units(programs)
     return (sum(d2 for kind, *_ in joins if kind in ("mul", "mul_add"))
             + sum(softmax.multipliers(lanes, fmt.bits) for _, lanes, fmt, *_ in softmaxes)
             + sum(activation_multipliers(d2, fmt.bits) for _, fmt, *_ in activations))
@@ -241,15 +253,9 @@ class ResultPath(wiring.Component):
         self._accumulator_width = accumulator_width
         d1, d2, _ = self._programs[0].pea
         self._slots = self._programs[0].slots
-        self._epilogues = tuple(dict.fromkeys(p.epilogue for p in self._programs))
-        self._activations = tuple(dict.fromkeys(
-            p.activation_key for p in self._programs if p.activation is not None))
-        self._joins = tuple(dict.fromkeys(
-            p.join_key for p in self._programs if p.join is not None))
-        self._softmaxes = tuple(dict.fromkeys(
-            p.softmax_key for p in self._programs if p.softmax))
-        self._reorders = tuple(dict.fromkeys(
-            p.reorder_key for p in self._programs if p.reorders_rows))
+        self._epilogues = _distinct(self._programs, "epilogue", lambda p: True)
+        self._activations, self._joins, self._softmaxes = _units(self._programs)
+        self._reorders = _distinct(self._programs, "reorder_key", lambda p: p.reorders_rows)
         self._result_width = result_bits(self._programs)
         tile = data.ArrayLayout(data.ArrayLayout(signed(accumulator_width), d2), d1)
         members = {
