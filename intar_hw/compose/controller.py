@@ -18,12 +18,14 @@ class ModeController(wiring.Component):
     """Steps the cores through the schedule's stages, one FSM state per stage.
 
     In state ``STAGE_<s>`` every core working in stage ``s`` is started on its program for that
-    stage (a constant of the state), in the state's first cycle; the state ends in the cycle the
+    stage (a constant of the state) as the stage starts; the state ends in the cycle the
     last of them raises ``done`` (a stage barrier: the cost model's stages run one after the
     other, so stage ``s + 1`` waits on every core of stage ``s``). Between stages the FSM spends
     ``reconfig`` cycles (``RECONFIG_<s>``), so stage ``s + 1`` starts ``reconfig`` cycles after
     the cycle stage ``s`` finished in, exactly as :mod:`intar_hw.schedule.cost` adds
-    ``RECONFIG_CYCLES`` per stage boundary. Stage 0 starts in the cycle ``start`` is honoured.
+    ``RECONFIG_CYCLES`` per stage boundary. Stage 0 starts the cycle after ``start`` is honoured
+    (:data:`~intar_hw.timing.LAUNCH_CYCLES`): every core's ``start`` comes from a register, so the
+    FSM's decode never reaches the cores, at the first stage as at the others.
 
     Parameters
     ----------
@@ -139,8 +141,7 @@ class ModeController(wiring.Component):
         wait = Signal(range(self._reconfig + 1))
 
         # The outputs to the cores and units are registers, set the cycle before they change
-        # (the FSM's decode and the reconfiguration count stay off the cores' paths); only the
-        # first stage's launch follows ``start`` in its cycle.
+        # (the FSM's decode and the reconfiguration count stay off the cores' paths).
         programs = [0] * self._cores
         for core, program in stages[0]:
             programs[core] = program
@@ -149,12 +150,10 @@ class ModeController(wiring.Component):
         start_regs = Signal(self._cores, name="start_regs")
         launch_reg = Signal(name="launch_reg")
         current_reg = Signal.like(self.current, name="current_reg")
-        first = Signal()            # stage 0 launched by ``start`` in this cycle
-        mask0 = sum(1 << core for core, _ in stages[0])
         m.d.sync += [start_regs.eq(0), launch_reg.eq(0)]
         m.d.comb += [
-            self.core_start.eq(start_regs | Mux(first, mask0, 0)),
-            self.launch.eq(launch_reg | first),
+            self.core_start.eq(start_regs),
+            self.launch.eq(launch_reg),
             self.current.eq(current_reg),
         ]
         m.d.comb += [self.core_stage[core].eq(reg) for core, reg in enumerate(program_regs)]
@@ -172,7 +171,7 @@ class ModeController(wiring.Component):
         with m.FSM(name="mode"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.comb += first.eq(1)
+                    arm(0)
                     m.next = "STAGE_0"
             for s in range(len(stages)):
                 def finish(s=s):

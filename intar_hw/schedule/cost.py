@@ -51,7 +51,7 @@ Stages
     off-chip latency and :data:`LOADER_LATENCY` when the stage reads off-chip, +
     :data:`STORE_LATENCY` when it writes results off-chip) and ``reconfig = RECONFIG_CYCLES`` at
     every stage boundary (the mode controller steps its state and restarts the address
-    generators). ``bound`` is ``offchip`` also when the pipeline term wins because tasks waited
+    generators), ``LAUNCH_CYCLES`` before the first stage (the controller's registered start). ``bound`` is ``offchip`` also when the pipeline term wins because tasks waited
     for operand words or results left late. ``pipeline`` includes the results written off-chip,
     which follow the compute (the storer starts when the cores are done and moves at the bus rate,
     at most one result word, a drained row's tile of ``d2`` columns, per cycle), and each task ends
@@ -99,14 +99,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..timing import (ARRAY_LATENCY, BIAS_LATENCY, FIFO_DEPTH, KOUTER_MAX_ROWS, LOADER_LATENCY,
-                      RECONFIG_CYCLES, REORDER_LATENCY, STORE_LATENCY, _tiles, core_cycles,
+from ..timing import (ARRAY_LATENCY, BIAS_LATENCY, FIFO_DEPTH, KOUTER_MAX_ROWS, LAUNCH_CYCLES,
+                      LOADER_LATENCY, RECONFIG_CYCLES, REORDER_LATENCY, STORE_LATENCY, _tiles, core_cycles,
                       sfu_latency, softmax_busy, softmax_timing)
 from .plan import Order
 
 
 __all__ = ["ARRAY_LATENCY", "BIAS_LATENCY", "LOADER_LATENCY", "STORE_LATENCY", "RECONFIG_CYCLES",
-           "FIFO_DEPTH", "KOUTER_MAX_ROWS", "REORDER_LATENCY", "sfu_latency", "softmax_timing",
+           "LAUNCH_CYCLES", "FIFO_DEPTH", "KOUTER_MAX_ROWS", "REORDER_LATENCY", "sfu_latency", "softmax_timing",
            "softmax_busy", "core_cycles", "edge_latency", "Deal", "deal", "Member", "StageEval",
            "evaluate_stage", "mandatory_bytes", "InfeasibleError"]
 
@@ -735,7 +735,7 @@ def evaluate_stage(tg, resources, peas, members, spill, room, first, readers_ins
     room : int
         On-chip bytes free for this stage's buffers (capacity less resident tensors).
     first : bool
-        Whether this is the first stage (no reconfiguration before it).
+        Whether this is the first stage (launched from the run's start, not reconfigured).
     readers_inside : callable or None
         ``readers_inside(tensor)`` is true when every reader of a tensor produced here is in this
         stage (so it is not stored); by default judged from ``members``.
@@ -882,7 +882,7 @@ def evaluate_stage(tg, resources, peas, members, spill, room, first, readers_ins
     fill = (ARRAY_LATENCY + result_tail()
             + (resources.offchip_latency + LOADER_LATENCY if reads_offchip else 0)
             + (STORE_LATENCY if writes_offchip else 0))
-    reconfig = 0 if first else RECONFIG_CYCLES
+    reconfig = LAUNCH_CYCLES if first else RECONFIG_CYCLES
     top = max(pipeline, offchip, scratchpad)
     if top == pipeline and (pipeline > (onchip + stored) * 1.01 + 1
                             or stored > pipeline * 0.01 + 1):

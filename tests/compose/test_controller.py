@@ -2,7 +2,7 @@
 import pytest
 
 from intar_hw.compose import ModeController
-from intar_hw.schedule.cost import RECONFIG_CYCLES
+from intar_hw.schedule.cost import LAUNCH_CYCLES, RECONFIG_CYCLES
 from intar_hw.testbench import run
 
 
@@ -44,21 +44,39 @@ def test_stages_barriers_and_reconfiguration():
     stages = (((0, 0),), ((0, 1), (1, 0)), ((1, 1),))
     controller = ModeController(2, (2, 2), stages)
     starts, done = schedule_rtl(controller, [[5, 9], [3, 4]])
-    r = RECONFIG_CYCLES
-    # Stage 1 starts r cycles after stage 0's done; stage 2 waits for the slower core 0.
-    assert starts == [(0, 0, 0), (5 + r, 0, 1), (5 + r, 1, 0), (5 + r + 9 + r, 1, 1)]
-    assert done == 5 + 9 + 4 + 2 * r
+    r, a = RECONFIG_CYCLES, LAUNCH_CYCLES
+    # Stage 0 starts a cycle after the run's start (registered, as every stage's start); stage
+    # 1 starts r cycles after stage 0's done; stage 2 waits for the slower core 0.
+    assert a == 1
+    assert starts == [(a, 0, 0), (a + 5 + r, 0, 1), (a + 5 + r, 1, 0), (a + 5 + r + 9 + r, 1, 1)]
+    assert done == a + 5 + 9 + 4 + 2 * r
 
 
 def test_one_stage():
     starts, done = schedule_rtl(ModeController(1, (1,), (((0, 0),),)), [[7]])
-    assert starts == [(0, 0, 0)] and done == 7
+    assert starts == [(1, 0, 0)] and done == 8
 
 
 def test_reconfig_of_one_cycle():
     controller = ModeController(1, (2,), (((0, 0),), ((0, 1),)), reconfig=1)
     starts, done = schedule_rtl(controller, [[4, 4]])
-    assert starts == [(0, 0, 0), (5, 0, 1)] and done == 9
+    assert starts == [(1, 0, 0), (6, 0, 1)] and done == 10
+
+
+def test_launch_is_a_register():
+    # Nothing reaches the cores in the cycle of the run's start: the FSM's decode is off their
+    # paths.
+    controller = ModeController(2, (1, 1), (((0, 0), (1, 0)),))
+
+    async def bench(ctx):
+        ctx.set(controller.start, 1)
+        assert (ctx.get(controller.core_start), ctx.get(controller.launch)) == (0, 0)
+        await ctx.tick()
+        ctx.set(controller.start, 0)
+        assert (ctx.get(controller.core_start), ctx.get(controller.launch)) == (0b11, 1)
+        await ctx.tick()
+        assert (ctx.get(controller.core_start), ctx.get(controller.launch)) == (0, 0)
+    run(controller, bench, deadline=10)
 
 
 @pytest.mark.parametrize("args, kwargs, error, message", [

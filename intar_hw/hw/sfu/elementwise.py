@@ -62,7 +62,21 @@ def _round_shift(value, shift):
 
 
 def _clamp(value, lo, hi):
-    return Mux(value < lo, lo, Mux(value > hi, hi, value))
+    """``value`` limited to ``[lo, hi]``. Where ``hi`` is ``2**k - 1`` and ``lo`` is ``-2**k`` or
+    0 (a format's range, with or without ReLU), the overflow tests read the bits above ``k`` and
+    the sign instead of comparing (no carry chain after the arithmetic that made ``value``)."""
+    k = (hi + 1).bit_length() - 1
+    if hi < 0 or hi + 1 != 1 << k or lo not in (0, -(1 << k)):
+        return Mux(value < lo, lo, Mux(value > hi, hi, value))
+    if not value.shape().signed:
+        value = Cat(value, C(0, 1)).as_signed()
+    width = len(value)
+    sign = value[-1]
+    # The magnitude bits ``hi`` cannot hold (none: every value fits but for its sign).
+    above = value[k:width - 1] if k < width - 1 else C(0, 0)
+    high = ~sign & above.any()
+    low = sign if lo == 0 else sign & ~above.all()
+    return Mux(low, lo, Mux(high, hi, value))
 
 
 def _vector_stream(fmt, lanes):
