@@ -237,10 +237,15 @@ class Accelerator(wiring.Component):
             self.busy.eq(controller.busy),
             self.done.eq(controller.done),
         ]
+        # The cycle after a run: every level (what a memory's readers may read) back to 0, so
+        # the next run, launched a cycle after its start at the earliest, waits for its own data.
+        finished = Signal()
+        m.d.sync += finished.eq(controller.done)
         for c, core in self._cores.items():
             n = index[c]
             m.submodules[f"core{c}"] = core
             m.d.comb += [
+                core.clear.eq(finished),
                 core.start.eq(controller.core_start[n]),
                 core.stage.eq(controller.core_stage[n]),
                 controller.core_done[n].eq(core.done),
@@ -270,7 +275,8 @@ class Accelerator(wiring.Component):
                 targets, self._loader_stages, bus_bytes=self._bus_bytes,
                 addr_width=len(self.offchip_read_req.payload.addr),
                 count_width=len(self.offchip_read_req.payload.count), max_burst=MAX_BURST)
-            m.d.comb += [loader.start.eq(controller.launch), loader.stage.eq(controller.current)]
+            m.d.comb += [loader.start.eq(controller.launch), loader.stage.eq(controller.current),
+                         loader.clear.eq(finished)]
             wiring.connect(m, wiring.flipped(self.offchip_read_req), loader.read_req)
             wiring.connect(m, wiring.flipped(self.offchip_read_data), loader.read_data)
             for c, memory in self._plan.targets():
@@ -285,7 +291,7 @@ class Accelerator(wiring.Component):
                 wiring.connect(m, register.o, getattr(core, f"{memory}_write"))
                 level = getattr(loader, f"core{c}_{memory}_level")
                 delayed = Signal.like(level, name=f"core{c}_{memory}_level")
-                m.d.sync += delayed.eq(level)
+                m.d.sync += delayed.eq(Mux(finished, 0, level))
                 m.d.comb += getattr(core, f"{memory}_level").eq(delayed)
             if any(writeback):
                 sources = {f"core{c}_results":

@@ -134,7 +134,7 @@ class Loader(wiring.Component):
 
     ``<target>_level`` tells each memory's reader how many words from address 0 are valid, from
     the cycle after the write (segments of a target are written in increasing address order over
-    the whole run; starting stage 0 sets the levels back to 0).
+    the whole run; ``clear``, or starting stage 0, sets the levels back to 0).
 
     Parameters
     ----------
@@ -155,6 +155,9 @@ class Loader(wiring.Component):
     start : In(1)
         Starts stage ``stage``; honoured when ``busy`` is low.
     stage : In(range(len(stages)))
+    clear : In(1)
+        Forget the run: the levels are 0 from the next cycle (the accelerator raises it after
+        each run, so the next run's readers never see this run's levels).
     busy : Out(1)
         High from the cycle after an honoured ``start`` until the stage's last word is written.
     read_req : Out(stream.Signature(BurstRequest(addr_width, count_width)))
@@ -179,6 +182,7 @@ class Loader(wiring.Component):
         members = {
             "start": In(1),
             "stage": In(range(max(1, len(self._stages)))),
+            "clear": In(1),
             "busy": Out(1),
             "read_req": Out(stream.Signature(BurstRequest(addr_width, count_width))),
             "read_data": In(stream.Signature(BurstBeat(unsigned(8 * bus_bytes)))),
@@ -360,9 +364,9 @@ class Loader(wiring.Component):
                                          *follow(s, n_first, n_offset, same=True)]
 
         # A start (only while idle) overrides the updates above; stage 0 starts a new run.
+        with m.If(self.clear | (starting & (self.stage == 0))):
+            m.d.sync += [getattr(self, f"{name}_level").eq(0) for name in names]
         with m.If(starting):
-            with m.If(self.stage == 0):
-                m.d.sync += [getattr(self, f"{name}_level").eq(0) for name in names]
             m.d.sync += [beats.eq(0), w_first.eq(0), w_offset.eq(0), taken.eq(0),
                          ring_room.eq(1), limit.eq(E)]
             with m.Switch(self.stage):

@@ -124,6 +124,10 @@ class ComputingCore(wiring.Component):
     -------
     start : In(1)
         Starts program ``stage``; honoured when ``busy`` is low and ``stage`` names a program.
+    clear : In(1)
+        Forget the run: ``results_level`` is 0 from the next cycle (the accelerator raises it
+        after each run, so a peer starting the next run's first stage never reads this run's
+        results; starting program 0 clears it too, a cycle later).
     stage : In(range(len(programs)))
         The program to run.
     busy : Out(1)
@@ -308,6 +312,7 @@ class ComputingCore(wiring.Component):
         members = {
             "start": In(1),
             "stage": In(range(len(programs))),
+            "clear": In(1),
             "busy": Out(1),
             "done": Out(1),
         }
@@ -577,9 +582,9 @@ class ComputingCore(wiring.Component):
             m.d.comb += [window.start.eq(accept), window.stage.eq(self.stage)]
         with m.If(accept):
             m.d.sync += self.busy.eq(1)
-            # A new run of the schedule (its first program) forgets the last run's results.
-            with m.If(self.stage == 0):
-                m.d.sync += self.results_level.eq(0)
         with m.Elif(result.done):
             m.d.sync += self.busy.eq(0)
+        # A new run of the schedule (its first program) forgets the last run's results.
+        with m.If(self.clear | (accept & (self.stage == 0))):
+            m.d.sync += self.results_level.eq(0)
         return m

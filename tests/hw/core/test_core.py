@@ -303,7 +303,7 @@ def test_attributes():
     assert core.accumulator_width == 2 * 8 - 1 + 3   # K = 4
     assert core.shapes["results"].elem_shape.width == 16
     assert set(core.signature.members) == {
-        "start", "stage", "busy", "done", "activations_write", "weights_write",
+        "start", "stage", "clear", "busy", "done", "activations_write", "weights_write",
         "biases_write", "results_read", "results_level"}
     # Memories no program uses are not built.
     core = ComputingCore((GemmProgram((2, 2, 1), 2, 2, 2),))
