@@ -6,7 +6,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 
-__all__ = ["ForwardRegister", "RegisterSlice", "in_flight"]
+__all__ = ["ForwardRegister", "RegisterSlice"]
 
 
 class ForwardRegister(wiring.Component):
@@ -88,29 +88,3 @@ class RegisterSlice(ForwardRegister):
         with m.If(given):
             m.d.sync += read.eq(~read)
         return m
-
-
-def in_flight(m, name, value, push, pop):
-    """What a requester keeps about its reads in flight on a decoupled read port
-    (:class:`~intar_hw.hw.scratchpad.Scratchpad` with ``decoupled``: at most two): ``value`` is
-    kept in a cycle ``push`` is high (a request taken), and the returned signal is the value kept
-    for the oldest read not yet answered, dropped in a cycle ``pop`` is high (its response
-    taken). A response comes at least a cycle after its request, so ``pop`` never finds nothing
-    kept."""
-    first = Signal.like(value, name=f"{name}_first")
-    second = Signal.like(value, name=f"{name}_second")
-    count = Signal(range(3), name=f"{name}_count")
-    with m.If(push & pop):
-        with m.If(count == 1):
-            m.d.sync += first.eq(value)
-        with m.Else():
-            m.d.sync += [first.eq(second), second.eq(value)]
-    with m.Elif(push):
-        with m.If(count == 0):
-            m.d.sync += first.eq(value)
-        with m.Else():
-            m.d.sync += second.eq(value)
-        m.d.sync += count.eq(count + 1)
-    with m.Elif(pop):
-        m.d.sync += [first.eq(second), count.eq(count - 1)]
-    return first

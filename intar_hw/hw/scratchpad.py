@@ -149,12 +149,6 @@ class Scratchpad(wiring.Component):
       dropped: by the bank's read port itself when the scratchpad has one read port, else in a
       hold register, since another port may read the bank meanwhile). A response transferred in
       the same cycle as a new request keeps the port at one access per cycle.
-    * **Decoupled read ports** (``decoupled``): a port has room for two responses, and its
-      ``req.ready`` never depends on its ``resp.ready``: it is high while at most one response
-      is outstanding (with one read port, while none is held: the bank's read register keeps
-      the other), so a requester across the chip sees a ready computed from registers, not a
-      round trip through its own sink. Responses come in the same cycles as without it whenever
-      the sinks take them; it costs a hold register per port (two with several read ports).
     * **Throughput.** One access per port per cycle when the read ports address distinct banks,
       the write ports address distinct banks and the response sinks are ready.
     * **Ordering.** A write takes effect at the end of the cycle in which it is transferred. A
@@ -184,9 +178,6 @@ class Scratchpad(wiring.Component):
         Initial contents from address 0, at most ``depth`` words; the rest are zero. Words are
         ``int`` for plain shapes, nested lists or dicts for layouts (as :meth:`Layout.const`
         takes them), each fitting ``shape`` exactly.
-    decoupled : bool
-        Read ports whose ``req.ready`` does not depend on ``resp.ready`` (see above); default
-        ``False``.
 
     Members
     -------
@@ -223,8 +214,7 @@ class Scratchpad(wiring.Component):
 
     latency = 1
 
-    def __init__(self, shape, depth, *, read_ports=1, write_ports=1, banks=1, slots=1, init=(),
-                 decoupled=False):
+    def __init__(self, shape, depth, *, read_ports=1, write_ports=1, banks=1, slots=1, init=()):
         _check_shape("Scratchpad", shape)
         _check_positive("Scratchpad", "depth", depth)
         _check_positive("Scratchpad", "read_ports", read_ports)
@@ -242,9 +232,6 @@ class Scratchpad(wiring.Component):
         if slots > 1 and (not isinstance(shape, data.ArrayLayout) or shape.length % slots):
             raise ValueError(f"Scratchpad slots must divide the length of an array layout shape, "
                              f"not {slots!r} for {shape!r}")
-        if not isinstance(decoupled, bool):
-            raise TypeError(f"Scratchpad decoupled must be a bool, not {decoupled!r}")
-        self._decoupled = decoupled
         self._slots = slots
         self._init = _check_init("Scratchpad", shape, depth, init)
         self._shape = shape
@@ -288,10 +275,6 @@ class Scratchpad(wiring.Component):
         return self._init
 
     @property
-    def decoupled(self):
-        return self._decoupled
-
-    @property
     def addr_width(self):
         return ceil_log2(self._depth)
 
@@ -309,79 +292,6 @@ class Scratchpad(wiring.Component):
         rows = self._depth // self._banks
         per_bank = min(-(-width // w) * -(-rows // d) for d, w in _BRAM_18K_ASPECTS)
         return self._banks * per_bank
-
-    def _coupled_responses(self, m, p, port, bank_data, free, accept):
-        # One response a port: free while it has none or gives it away in this cycle.
-        pending = Signal(name=f"read_{p}_pending")    # response is on the bank's read data
-        held = Signal(name=f"read_{p}_held")          # response is in the hold register
-        held_data = Signal(self._shape, name=f"read_{p}_held_data")
-        m.d.comb += [
-            port.resp.valid.eq(pending | held),
-            free.eq(~port.resp.valid | port.resp.ready),
-            port.resp.payload.data.eq(Mux(held, held_data, bank_data)),
-        ]
-        if self._read_ports == 1:
-            # Nothing else reads the bank while this port's response waits (the port takes
-            # no request until then), so the bank's read data holds by itself.
-            m.d.sync += pending.eq(accept | (pending & ~port.resp.ready))
-            return
-        m.d.sync += pending.eq(accept)
-        with m.If(pending & ~port.resp.ready):
-            # The bank's read data changes once another port's request uses the bank: keep a
-            # copy.
-            m.d.sync += [held.eq(1), held_data.eq(port.resp.payload.data)]
-        with m.Elif(port.resp.ready):
-            m.d.sync += held.eq(0)
-
-    def _decoupled_responses(self, m, p, port, bank_data, free, accept):
-        # Responses in order: the held ones (oldest first), then the one on the bank's read data.
-        pending = Signal(name=f"read_{p}_pending")
-        taken = Signal(name=f"read_{p}_taken")
-        m.d.comb += taken.eq(port.resp.valid & port.resp.ready)
-        if self._read_ports == 1:
-            # The bank's read data holds while the port takes no request: one hold register
-            # keeps the older response while the newer one waits there.
-            held = Signal(name=f"read_{p}_held")
-            held_data = Signal(self._shape, name=f"read_{p}_held_data")
-            m.d.comb += [
-                free.eq(~held),
-                port.resp.valid.eq(held | pending),
-                port.resp.payload.data.eq(Mux(held, held_data, bank_data)),
-            ]
-            with m.If(held):
-                with m.If(taken):
-                    m.d.sync += held.eq(0)
-            with m.Elif(accept):
-                # A new read replaces the bank's read data: an untaken response moves aside.
-                m.d.sync += [held.eq(pending & ~taken), held_data.eq(bank_data), pending.eq(1)]
-            with m.Elif(taken):
-                m.d.sync += pending.eq(0)
-            return
-        # Several ports share the banks' read data: two hold registers, a request taken while at
-        # most one response is outstanding.
-        count = Signal(range(3), name=f"read_{p}_held")
-        first = Signal(self._shape, name=f"read_{p}_held_first")
-        second = Signal(self._shape, name=f"read_{p}_held_second")
-        m.d.comb += [
-            free.eq((count == 0) | ((count == 1) & ~pending)),
-            port.resp.valid.eq((count != 0) | pending),
-            port.resp.payload.data.eq(Mux(count != 0, first, bank_data)),
-        ]
-        m.d.sync += pending.eq(accept)
-        with m.Switch(count):
-            with m.Case(0):
-                with m.If(pending & ~taken):
-                    m.d.sync += [first.eq(bank_data), count.eq(1)]
-            with m.Case(1):
-                with m.If(taken):
-                    m.d.sync += first.eq(bank_data)
-                    m.d.sync += count.eq(pending)
-                with m.Elif(pending):
-                    m.d.sync += [second.eq(bank_data), count.eq(2)]
-            with m.Case(2):
-                # No response is pending: none was requested with one held.
-                with m.If(taken):
-                    m.d.sync += [first.eq(second), count.eq(1)]
 
     def elaborate(self, platform):
         m = Module()
@@ -406,32 +316,47 @@ class Scratchpad(wiring.Component):
                     granularity = self._shape.length // self._slots
                 bank_writes.append(bank.write_port(granularity=granularity))
 
-        # Read ports: a port is free when it can take a request this cycle; only free ports
-        # take part in arbitration, so a stalled port never blocks a bank.
+        # Read ports: a port is free when it holds no response or its response leaves this cycle;
+        # only free ports take part in arbitration, so a stalled port never blocks a bank.
         free, accept, req_bank = [], [], []
         for p, port in enumerate(self.read):
+            pending = Signal(name=f"read_{p}_pending")    # response is on the bank's read data
+            held = Signal(name=f"read_{p}_held")          # response is in the hold register
+            held_data = Signal(self._shape, name=f"read_{p}_held_data")
+            sel = Signal(range(banks), name=f"read_{p}_bank")
             p_free = Signal(name=f"read_{p}_free")
             p_accept = Signal(name=f"read_{p}_accept")
             p_bank = bank_of(port.req.payload.addr)
             conflict = Const(0)
             for q in range(p):
                 conflict = conflict | (self.read[q].req.valid & free[q] & (req_bank[q] == p_bank))
-            sel = Signal(range(banks), name=f"read_{p}_bank")
-            bank_data = Signal(self._shape, name=f"read_{p}_bank_data")
-            with m.Switch(sel):
-                for b in range(banks):
-                    with m.Case(b):
-                        m.d.comb += bank_data.eq(bank_reads[b].data)
-            with m.If(p_accept):
-                m.d.sync += sel.eq(p_bank)
             m.d.comb += [
+                port.resp.valid.eq(pending | held),
+                p_free.eq(~port.resp.valid | port.resp.ready),
                 port.req.ready.eq(p_free & ~conflict),
                 p_accept.eq(port.req.valid & port.req.ready),
             ]
-            if self._decoupled:
-                self._decoupled_responses(m, p, port, bank_data, p_free, p_accept)
+            with m.If(held):
+                m.d.comb += port.resp.payload.data.eq(held_data)
+            with m.Else():
+                with m.Switch(sel):
+                    for b in range(banks):
+                        with m.Case(b):
+                            m.d.comb += port.resp.payload.data.eq(bank_reads[b].data)
+            with m.If(p_accept):
+                m.d.sync += sel.eq(p_bank)
+            if self._read_ports == 1:
+                # Nothing else reads the bank while this port's response waits (the port takes
+                # no request until then), so the bank's read data holds by itself.
+                m.d.sync += pending.eq(p_accept | (pending & ~port.resp.ready))
             else:
-                self._coupled_responses(m, p, port, bank_data, p_free, p_accept)
+                m.d.sync += pending.eq(p_accept)
+                with m.If(pending & ~port.resp.ready):
+                    # The bank's read data changes once another port's request uses the bank:
+                    # keep a copy.
+                    m.d.sync += [held.eq(1), held_data.eq(port.resp.payload.data)]
+                with m.Elif(port.resp.ready):
+                    m.d.sync += held.eq(0)
             free.append(p_free)
             accept.append(p_accept)
             req_bank.append(p_bank)

@@ -103,17 +103,11 @@ def scratchpad_rtl(dut, reads, writes, *, seed, idle, backpressure):
     return responses, cycles, states
 
 
-def check_arbitration(banks, states, decoupled=False):
-    """Check the documented conflict rule and that held responses stay put, cycle by cycle
-    (decoupled ports: no bank read twice in a cycle; when a port is free is its own state)."""
+def check_arbitration(banks, states):
+    """Check the documented conflict rule and that held responses stay put, cycle by cycle."""
     for cycle, (read_states, write_states) in enumerate(states):
         claimed = set()
         for valid, ready, addr, resp_valid, resp_ready, _ in read_states:
-            if decoupled:
-                if valid and ready:
-                    assert addr % banks not in claimed, f"bank read twice in cycle {cycle}"
-                    claimed.add(addr % banks)
-                continue
             free = not resp_valid or resp_ready
             expected = free and (addr % banks) not in claimed
             if valid:
@@ -142,14 +136,13 @@ CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("decoupled", [False, True])
 @pytest.mark.parametrize("shape,depth,banks,read_ports,write_ports", CONFIGS)
-def test_random_traffic_with_stalls(shape, depth, banks, read_ports, write_ports, decoupled):
+def test_random_traffic_with_stalls(shape, depth, banks, read_ports, write_ports):
     seed = depth * 7 + banks * 3 + read_ports
     rng = seeded(seed)
     init = random_words(rng, shape, depth - 3).tolist()
     dut = Scratchpad(shape, depth, read_ports=read_ports, write_ports=write_ports, banks=banks,
-                     init=init, decoupled=decoupled)
+                     init=init)
     reads = [[rng.randrange(depth) for _ in range(200)] for _ in range(read_ports)]
     writes = [list(zip([rng.randrange(depth) for _ in range(200)], random_words(rng, shape, 200)))
               for _ in range(write_ports)]
@@ -160,7 +153,7 @@ def test_random_traffic_with_stalls(shape, depth, banks, read_ports, write_ports
         assert [a for c in cycles for q, a in c[0] if q == p] == reads[p]
         np.testing.assert_array_equal(np.array(responses[p]), np.array(expected[p]))
     assert sum(len(w) for _, w in cycles) == sum(map(len, writes))
-    check_arbitration(banks, states, decoupled)
+    check_arbitration(banks, states)
     # The stalls must actually have produced conflicts and held responses.
     assert any(len(r) < sum(s[0] for s in rs) for (r, _), (rs, _) in zip(cycles, states)) or \
         read_ports == 1
@@ -260,56 +253,6 @@ def test_response_held_under_backpressure_while_bank_is_reused():
 
     run(dut, testbench, deadline=20)
     assert seen == [[0, 0, 0, 0]] * 5 + [[6, -6, 12, -12]]
-
-
-@pytest.mark.parametrize("read_ports", [1, 2])
-def test_decoupled_responses_come_in_the_same_cycles(read_ports):
-    # Requesters always ready to ask, sinks stalling at random: the decoupled port's responses
-    # leave in exactly the cycles of the plain port's (its requests may go out earlier).
-    rng = seeded(3)
-    init = [rng.randrange(256) for _ in range(32)]
-    reads = [[read_ports * rng.randrange(16) + p for _ in range(120)] for p in range(read_ports)]
-    given = {}
-    for decoupled in (False, True):
-        dut = Scratchpad(unsigned(8), 32, read_ports=read_ports, write_ports=0, banks=read_ports,
-                         init=init, decoupled=decoupled)
-        responses, cycles, states = scratchpad_rtl(dut, reads, [], seed=9, idle=0.0,
-                                                   backpressure=0.5)
-        given[decoupled] = [[n for n, (rs, _) in enumerate(states) if rs[p][3] and rs[p][4]]
-                            for p in range(read_ports)]
-        for p in range(read_ports):
-            assert responses[p] == [init[a] for a in reads[p]]
-    assert given[True] == given[False]
-
-
-@pytest.mark.parametrize("read_ports", [1, 2])
-def test_decoupled_ready_ignores_the_sink(read_ports):
-    # A sink that does not take: a decoupled port takes two requests, and its ready then stays
-    # low whatever the sink's ready does in that cycle.
-    room = 2
-    dut = Scratchpad(unsigned(8), 8, read_ports=read_ports, write_ports=0, decoupled=True,
-                     init=list(range(10, 18)))
-    taken, words = [], []
-
-    async def testbench(ctx):
-        port = dut.read[0]
-        ctx.set(port.req.valid, 1)
-        for n in range(5):
-            ctx.set(port.req.payload.addr, n)
-            ready = ctx.get(port.req.ready)
-            ctx.set(port.resp.ready, 1)
-            assert ctx.get(port.req.ready) == ready      # not a function of resp.ready
-            ctx.set(port.resp.ready, 0)
-            if ready:
-                taken.append(n)
-            await ctx.tick()
-        ctx.set(port.req.valid, 0)
-        words.extend(await get(ctx, port.resp, room))
-        await ctx.tick()
-        assert not ctx.get(port.resp.valid)
-    run(dut, testbench, deadline=20)
-    assert taken == list(range(room))
-    assert [w.data for w in words] == [10 + n for n in range(room)]
 
 
 def test_elaborates_twice():

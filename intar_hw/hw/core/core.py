@@ -10,7 +10,7 @@ from amaranth.utils import ceil_log2
 from ..checks import check_bool
 from ..mac_array import OPERAND_WIDTHS, MACArray, accumulator_width
 from ..scratchpad import ReadPortSignature, Scratchpad, WriteRequest, _word_fits
-from ..pipe import RegisterSlice, in_flight
+from ..pipe import RegisterSlice
 from .operand_fetch import (OperandFetch, operand_word, result_ports, window_entries,
                             reads_peer_window, window_sources)
 from .program import (BIAS_FORMAT, MEMORIES, GemmProgram, Source, memory_lanes, memory_words,
@@ -407,16 +407,16 @@ class ComputingCore(wiring.Component):
 
     def _host_reads(self, m, port):
         # results_read addresses one slot of a word (word << slot_bits | slot); the slot is kept
-        # with the request until its response is taken (two may be in flight: the port is
-        # decoupled).
+        # with the request (a port holds one response, so it stays valid until then).
         d2 = self._pea[1]
         host = self.results_read
         slot_bits = ceil_log2(self._slots)
         if not slot_bits:
             wiring.connect(m, wiring.flipped(host), port)
             return
-        slot = in_flight(m, "host_slot", host.req.payload.addr[:slot_bits],
-                         host.req.valid & host.req.ready, host.resp.valid & host.resp.ready)
+        slot = Signal(slot_bits, name="host_slot")
+        with m.If(host.req.valid & host.req.ready):
+            m.d.sync += slot.eq(host.req.payload.addr[:slot_bits])
         width = self._shapes["results"].elem_shape.width
         m.d.comb += [
             port.req.valid.eq(host.req.valid),
@@ -437,10 +437,7 @@ class ComputingCore(wiring.Component):
         memories = {}
         # The core's own chained reads and its peers' reads may hit one word in the same cycle
         # (an operand broadcast to a core group): the first of them reads the result memory,
-        # each further one a replica written alongside it, so none waits on another. The host's
-        # port comes last (it never reads during a run), so no reader's ready depends on it, and
-        # the result memories' read ports are decoupled: a reader across the chip sees a ready
-        # made of the memory's registers.
+        # each further one a replica written alongside it, so none waits on another.
         result_readers = len(self._chained) + self._self_joined + self._shares
         replicas = []
         for name, shape in self._shapes.items():
@@ -448,14 +445,14 @@ class ComputingCore(wiring.Component):
             slots = self._slots if name == "results" else 1
             memories[name] = m.submodules[name] = Scratchpad(
                 shape, self._depths[name], read_ports=reads, write_ports=1, slots=slots,
-                init=self._init.get(name, ()), decoupled=name == "results")
+                init=self._init.get(name, ()))
             if name == "results":
                 for i in range(result_readers - 1):
                     replicas.append(Scratchpad(shape, self._depths[name], read_ports=1,
                                                write_ports=1, slots=slots,
-                                               init=self._init.get(name, ()), decoupled=True))
+                                               init=self._init.get(name, ())))
                     m.submodules[f"results_replica{i}"] = replicas[-1]
-        result_reads = memories["results"].read[:-1] + [r.read[0] for r in replicas]
+        result_reads = memories["results"].read[1:] + [r.read[0] for r in replicas]
 
         # Convolutions read A through a window reader: a copy of the memory holding their input,
         # written alongside it, with a read port per element (.window_read).
@@ -562,7 +559,7 @@ class ComputingCore(wiring.Component):
                          self.results_mirror.payload.eq(written.payload)]
         for name, memory in memories.items():
             if name == "results":
-                self._host_reads(m, memory.read[-1])
+                self._host_reads(m, memory.read[0])
             else:
                 _fan_out(m, getattr(self, f"{name}_write"), [memory.write[0]] + (
                     [windows[name].write] if name in windows else []))

@@ -6,7 +6,6 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from ..mac_array import MACBeatLayout
-from ..pipe import in_flight
 from ..scratchpad import ReadPortSignature
 from .program import MEMORIES, Source
 from .result_read import ResultReader, read_spec
@@ -272,11 +271,9 @@ class OperandFetch(wiring.Component):
                     by_program=by_program))
 
         # Requests: each memory takes P or Q requests according to the program.
-        p_last = Signal()          # the oldest P request in flight is the last beat of its tile
-        p_valid, q_valid = Signal(), Signal()
-        p_ready, q_ready = Signal(), Signal()
-        m.d.comb += p_last.eq(in_flight(m, "p_last", at_end[3], p_req_valid & p_req_ready,
-                                        p_valid & p_ready))
+        p_last = Signal()          # the P request in flight is the last beat of its tile
+        with m.If(p_req_valid & p_req_ready):
+            m.d.sync += p_last.eq(at_end[3])
         ports = {name: getattr(self, name) for name in MEMORIES if name in self._lanes}
         for name in self._result_ports + self._window_ports:
             ports[name] = getattr(self, name)
@@ -297,7 +294,7 @@ class OperandFetch(wiring.Component):
                 m.d.sync += out.eq(1)
             with m.Elif(joined[which]):
                 m.d.sync += out.eq(0)
-            reader.capture(requests[which], joined[which])
+            reader.capture(requests[which])
 
         def route_requests(s):
             program = programs[s]
@@ -338,6 +335,8 @@ class OperandFetch(wiring.Component):
         # Responses: joined into one beat; both are taken together.
         p_word = Signal(data.ArrayLayout(data.ArrayLayout(signed(self._operand_width), d3), d1))
         q_word = Signal(data.ArrayLayout(data.ArrayLayout(signed(self._operand_width), d3), d2))
+        p_valid, q_valid = Signal(), Signal()
+        p_ready, q_ready = Signal(), Signal()
         m.d.comb += [
             self.o.valid.eq(p_valid & q_valid),
             p_ready.eq(self.o.ready & q_valid),

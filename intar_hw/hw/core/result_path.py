@@ -4,7 +4,6 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..pipe import in_flight
 from ..scratchpad import ReadPortSignature, WriteRequest
 from ..sfu import softmax
 from ..sfu.elementwise import Activation, Add, Mul, MulAdd, Requantize, activation_multipliers
@@ -406,9 +405,9 @@ class ResultPath(wiring.Component):
         if joins:
             walk, request = read_ahead("join", self.join, lambda p: p.join is not None,
                                        slotted=True)
-            # Kept per read in flight (two on a decoupled result memory port).
-            join_slot = in_flight(m, "join_slot", walk.slot, request,
-                                  self.join.resp.valid & self.join.resp.ready)
+            join_slot = Signal.like(walk.slot)
+            with m.If(request):
+                m.d.sync += join_slot.eq(walk.slot)
             width = self.join.resp.payload.data.shape().elem_shape.width
 
             def route_join(s):

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from amaranth import *
 
-from ..pipe import in_flight
 from .program import Source
 
 
@@ -102,8 +101,7 @@ class ResultReader:
     ``final`` are the loop nest's, ``by_program`` the fetch's per-program switch. After
     construction, :attr:`word` is the word to read (relative to the part's base; with several
     parts gathered by words, :attr:`local` within part :attr:`part`), and :meth:`capture` must
-    be called with the request's and the response's transfers so that :meth:`route` places the
-    response's lanes.
+    be called with the request's transfer so that :meth:`route` places the response's lanes.
     """
 
     def __init__(self, m, name, specs, *, cur, step, at_end, final, by_program):
@@ -115,7 +113,7 @@ class ResultReader:
         self.part = Signal(range(max(len(s.parts) for s in used)), name=f"{name}_part")
         self.pos = Signal(range(max(s.pos_limit for s in used)), name=f"{name}_pos")
         self.sub = Signal(range(max(s.sub_limit for s in used)), name=f"{name}_sub")
-        # Kept with the request, for its response.
+        # Captured with the request, for its response.
         self.got_pos = Signal.like(self.pos, name=f"{name}_got_pos")
         self.got_sub = Signal.like(self.sub, name=f"{name}_got_sub")
         self.got_part = Signal.like(self.part, name=f"{name}_got_part")
@@ -195,13 +193,11 @@ class ResultReader:
             return self.local if not spec.transposed else self._row + self.local
         return self.word
 
-    def capture(self, request, taken):
-        """Keep the request's position for its response, in a cycle ``request`` is high, until
-        the cycle ``taken`` (its response used) is: the result memories' read ports are
-        decoupled, so two may be in flight (:func:`~intar_hw.hw.pipe.in_flight`)."""
-        kept = in_flight(self._m, f"{self._name}_got", Cat(self.pos, self.sub, self.part),
-                         request, taken)
-        self._m.d.comb += Cat(self.got_pos, self.got_sub, self.got_part).eq(kept)
+    def capture(self, request):
+        """Keep the request's position for its response (one request in flight per port)."""
+        with self._m.If(request):
+            self._m.d.sync += [self.got_pos.eq(self.pos), self.got_sub.eq(self.sub),
+                               self.got_part.eq(self.part)]
 
     def route(self, spec, data, beat, lanes, width, d3):
         """Drive ``beat`` (``lanes`` rows of ``d3`` elements) from a response word ``data``."""
