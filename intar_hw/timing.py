@@ -82,10 +82,9 @@ def softmax_busy(pea, batch, M, N, K, bits, busy):
 
 #: Cycles the loader adds between a bus word arriving and a core reading the memory word it
 #: completes (:class:`~intar_hw.compose.loader.Loader`): the bus word is registered, the memory
-#: word crosses a register beside its core (:class:`~intar_hw.compose.Accelerator`) and is
-#: written the cycle after, and the level registers follow; paid once by a stage that reads
-#: off-chip.
-LOADER_LATENCY = 3
+#: word written the cycle after, and the loader's level register follows; paid once by a stage
+#: that reads off-chip.
+LOADER_LATENCY = 2
 #: Cycles a stage writing results off-chip adds beyond their bus time: the storer
 #: (:class:`~intar_hw.compose.storer.Storer`) starts after the cores are done, reads the first
 #: result word (memory latency 1) and is seen idle the cycle after its last write.

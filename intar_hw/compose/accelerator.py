@@ -11,7 +11,6 @@ from ..graph import Graph
 from ..hw.core import ComputingCore, memory_words, result_word
 from ..hw.core.core import array_multipliers, core_multipliers
 from ..hw.offchip import BurstBeat, BurstRequest
-from ..hw.pipe import ForwardRegister
 from ..hw.scratchpad import WriteRequest
 from ..schedule import Schedule
 from .controller import ModeController
@@ -280,19 +279,11 @@ class Accelerator(wiring.Component):
             wiring.connect(m, wiring.flipped(self.offchip_read_req), loader.read_req)
             wiring.connect(m, wiring.flipped(self.offchip_read_data), loader.read_data)
             for c, memory in self._plan.targets():
-                # Every write crosses a register beside its core, and the memory's level a
-                # register with it (one of LOADER_LATENCY's cycles): the loader's choice of word
-                # and the memory's write are different cycles, however far apart they are placed.
                 core = self._cores[c]
-                write = getattr(loader, f"core{c}_{memory}")
-                m.submodules[f"core{c}_{memory}_write"] = register = ForwardRegister(
-                    write.payload.shape())
-                wiring.connect(m, write, register.i)
-                wiring.connect(m, register.o, getattr(core, f"{memory}_write"))
-                level = getattr(loader, f"core{c}_{memory}_level")
-                delayed = Signal.like(level, name=f"core{c}_{memory}_level")
-                m.d.sync += delayed.eq(Mux(finished, 0, level))
-                m.d.comb += getattr(core, f"{memory}_level").eq(delayed)
+                wiring.connect(m, getattr(loader, f"core{c}_{memory}"),
+                               getattr(core, f"{memory}_write"))
+                m.d.comb += getattr(core, f"{memory}_level").eq(
+                    getattr(loader, f"core{c}_{memory}_level"))
             if any(writeback):
                 sources = {f"core{c}_results":
                            self._cores[c].signature.members["results_read"].signature.flip()
