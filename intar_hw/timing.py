@@ -9,7 +9,7 @@ together.
 
 
 __all__ = ["ARRAY_LATENCY", "BIAS_LATENCY", "LOADER_LATENCY", "STORE_LATENCY", "RECONFIG_CYCLES",
-           "LAUNCH_CYCLES", "FIFO_DEPTH", "KOUTER_MAX_ROWS", "REORDER_LATENCY", "sfu_latency", "softmax_timing",
+           "RUN_OVERHEAD", "FIFO_DEPTH", "KOUTER_MAX_ROWS", "REORDER_LATENCY", "sfu_latency", "softmax_timing",
            "softmax_busy", "core_cycles"]
 
 
@@ -94,9 +94,11 @@ STORE_LATENCY = 3
 KOUTER_MAX_ROWS = 1
 #: Cycles to switch stages: the mode controller steps its state and restarts address generators.
 RECONFIG_CYCLES = 2
-#: Cycles from the run's ``start`` to its first stage starting: the mode controller launches every
-#: stage, the first too, from a register beside its FSM (the FSM's decode stays off the cores).
-LAUNCH_CYCLES = 1
+#: Cycles a run spends beyond its stages: its first stage starts the cycle after ``start`` (the
+#: mode controller launches every stage from a register, so its FSM's decode stays off the cores)
+#: and the run's ``done`` comes a cycle after its last core's (the controller registers the cores'
+#: ``done``, so no core's logic reaches its FSM); the cost model charges both to the first stage.
+RUN_OVERHEAD = 2
 #: Depth of the FIFO on every stream link (>= 3 keeps a stream at one beat per cycle).
 FIFO_DEPTH = 4
 

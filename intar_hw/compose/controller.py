@@ -18,14 +18,16 @@ class ModeController(wiring.Component):
     """Steps the cores through the schedule's stages, one FSM state per stage.
 
     In state ``STAGE_<s>`` every core working in stage ``s`` is started on its program for that
-    stage (a constant of the state) as the stage starts; the state ends in the cycle the
+    stage (a constant of the state) as the stage starts; the state ends in the cycle after the
     last of them raises ``done`` (a stage barrier: the cost model's stages run one after the
-    other, so stage ``s + 1`` waits on every core of stage ``s``). Between stages the FSM spends
-    ``reconfig`` cycles (``RECONFIG_<s>``), so stage ``s + 1`` starts ``reconfig`` cycles after
-    the cycle stage ``s`` finished in, exactly as :mod:`intar_hw.schedule.cost` adds
+    other, so stage ``s + 1`` waits on every core of stage ``s``; the cores' ``done`` are
+    registered on the way in, so no core's logic reaches the FSM, the store or the next stage's
+    start). Stage ``s + 1`` starts ``reconfig`` cycles after the cycle stage ``s``'s last core
+    raised ``done`` (``RECONFIG_<s>`` states), exactly as :mod:`intar_hw.schedule.cost` adds
     ``RECONFIG_CYCLES`` per stage boundary. Stage 0 starts the cycle after ``start`` is honoured
-    (:data:`~intar_hw.timing.LAUNCH_CYCLES`): every core's ``start`` comes from a register, so the
-    FSM's decode never reaches the cores, at the first stage as at the others.
+    (every core's ``start`` comes from a register, so the FSM's decode never reaches the cores,
+    at the first stage as at the others) and ``done`` follows the last stage's cores a cycle
+    late: a run takes :data:`~intar_hw.timing.RUN_OVERHEAD` = 2 cycles beyond its stages.
 
     Parameters
     ----------
@@ -36,12 +38,14 @@ class ModeController(wiring.Component):
     stages : tuple of tuple of (int, int)
         Per stage, ``(core, program)`` of every core working in it; at least one per stage.
     reconfig : int
-        Cycles between stages, at least 1 (a core takes ``start`` the cycle after ``done``);
-        default :data:`~intar_hw.timing.RECONFIG_CYCLES`.
+        Cycles between stages, at least 2 (the barrier is seen a cycle after the cores' ``done``,
+        and the next stage's ``start`` is a register); default
+        :data:`~intar_hw.timing.RECONFIG_CYCLES`.
     writeback : tuple of bool, optional
         Per stage, whether results leave for off-chip after its cores are done: ``store`` is
         raised in the barrier's cycle and the stage ends in the first later cycle
-        ``store_busy`` is low (state ``WRITEBACK_<s>``). Default: no stage writes back.
+        ``store_busy`` is low (state ``WRITEBACK_<s>``), the next starting ``reconfig - 1``
+        cycles after that. Default: no stage writes back.
 
     Members
     -------
@@ -50,7 +54,8 @@ class ModeController(wiring.Component):
     busy : Out(1)
         High from the cycle after an honoured ``start`` up to the cycle of ``done``, included.
     done : Out(1)
-        High for one cycle: the cycle the last core of the last stage raises ``done``.
+        High for one cycle: the cycle after the last core of the last stage raises ``done`` (or,
+        when the last stage writes back, the cycle the store is seen finished).
     core_start : Out(cores)
         Per core, its ``start``.
     core_stage : Out(range(max programs)).array(cores)
@@ -100,8 +105,8 @@ class ModeController(wiring.Component):
                                      f"{program!r}, out of range")
         if not _is_int(reconfig):
             raise TypeError(f"ModeController reconfig must be an integer, not {reconfig!r}")
-        if reconfig < 1:
-            raise ValueError(f"ModeController reconfig must be at least 1, not {reconfig!r}")
+        if reconfig < 2:
+            raise ValueError(f"ModeController reconfig must be at least 2, not {reconfig!r}")
         if writeback is None:
             writeback = (False,) * len(stages)
         if (not isinstance(writeback, tuple) or len(writeback) != len(stages)
@@ -138,7 +143,11 @@ class ModeController(wiring.Component):
         m = Module()
         stages = self._stages
         finished = Signal(self._cores)      # cores of the current stage done in earlier cycles
-        wait = Signal(range(self._reconfig + 1))
+        done = Signal(self._cores)          # the cores' done, a cycle late
+        m.d.sync += done.eq(self.core_done)
+        # Cycles from the barrier (seen a cycle after the last core's done) to the next start.
+        reconfig = self._reconfig - 1
+        wait = Signal(range(reconfig + 1))
 
         # The outputs to the cores and units are registers, set the cycle before they change
         # (the FSM's decode and the reconfiguration count stay off the cores' paths).
@@ -165,7 +174,7 @@ class ModeController(wiring.Component):
 
         def barrier_of(s):
             mask = sum(1 << core for core, _ in stages[s])
-            seen = finished | self.core_done
+            seen = finished | done
             return (seen & mask) == mask, seen
 
         with m.FSM(name="mode"):
@@ -182,8 +191,8 @@ class ModeController(wiring.Component):
                         m.next = "IDLE"
                     else:
                         following = s + 1
-                        m.d.sync += [current_reg.eq(s + 1), wait.eq(self._reconfig - 1)]
-                        if self._reconfig == 1:
+                        m.d.sync += [current_reg.eq(s + 1), wait.eq(reconfig - 1)]
+                        if reconfig == 1:
                             arm(s + 1)
                         m.next = f"RECONFIG_{s + 1}"
                     m.d.sync += [program_regs[core].eq(program)

@@ -51,7 +51,8 @@ Stages
     off-chip latency and :data:`LOADER_LATENCY` when the stage reads off-chip, +
     :data:`STORE_LATENCY` when it writes results off-chip) and ``reconfig = RECONFIG_CYCLES`` at
     every stage boundary (the mode controller steps its state and restarts the address
-    generators), ``LAUNCH_CYCLES`` before the first stage (the controller's registered start). ``bound`` is ``offchip`` also when the pipeline term wins because tasks waited
+    generators), ``RUN_OVERHEAD`` on the first stage (a run's start and done, each through a
+    register of the mode controller). ``bound`` is ``offchip`` also when the pipeline term wins because tasks waited
     for operand words or results left late. ``pipeline`` includes the results written off-chip,
     which follow the compute (the storer starts when the cores are done and moves at the bus rate,
     at most one result word, a drained row's tile of ``d2`` columns, per cycle), and each task ends
@@ -99,14 +100,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..timing import (ARRAY_LATENCY, BIAS_LATENCY, FIFO_DEPTH, KOUTER_MAX_ROWS, LAUNCH_CYCLES,
+from ..timing import (ARRAY_LATENCY, BIAS_LATENCY, FIFO_DEPTH, KOUTER_MAX_ROWS, RUN_OVERHEAD,
                       LOADER_LATENCY, RECONFIG_CYCLES, REORDER_LATENCY, STORE_LATENCY, _tiles, core_cycles,
                       sfu_latency, softmax_busy, softmax_timing)
 from .plan import Order
 
 
 __all__ = ["ARRAY_LATENCY", "BIAS_LATENCY", "LOADER_LATENCY", "STORE_LATENCY", "RECONFIG_CYCLES",
-           "LAUNCH_CYCLES", "FIFO_DEPTH", "KOUTER_MAX_ROWS", "REORDER_LATENCY", "sfu_latency", "softmax_timing",
+           "RUN_OVERHEAD", "FIFO_DEPTH", "KOUTER_MAX_ROWS", "REORDER_LATENCY", "sfu_latency", "softmax_timing",
            "softmax_busy", "core_cycles", "edge_latency", "Deal", "deal", "Member", "StageEval",
            "evaluate_stage", "mandatory_bytes", "InfeasibleError"]
 
@@ -882,7 +883,7 @@ def evaluate_stage(tg, resources, peas, members, spill, room, first, readers_ins
     fill = (ARRAY_LATENCY + result_tail()
             + (resources.offchip_latency + LOADER_LATENCY if reads_offchip else 0)
             + (STORE_LATENCY if writes_offchip else 0))
-    reconfig = LAUNCH_CYCLES if first else RECONFIG_CYCLES
+    reconfig = RUN_OVERHEAD if first else RECONFIG_CYCLES
     top = max(pipeline, offchip, scratchpad)
     if top == pipeline and (pipeline > (onchip + stored) * 1.01 + 1
                             or stored > pipeline * 0.01 + 1):

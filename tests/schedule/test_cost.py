@@ -5,7 +5,7 @@ import pytest
 import intar_hw as ih
 from intar_hw.schedule import Resources, Pattern, Location, evaluate, schedule
 from intar_hw.schedule.cost import (ARRAY_LATENCY, BIAS_LATENCY, LOADER_LATENCY, STORE_LATENCY,
-                                    RECONFIG_CYCLES, LAUNCH_CYCLES, FIFO_DEPTH, core_cycles,
+                                    RECONFIG_CYCLES, RUN_OVERHEAD, FIFO_DEPTH, core_cycles,
                                     deal, InfeasibleError)
 
 
@@ -122,14 +122,14 @@ def test_sequential_stage_is_explained():
     # The array's latency, the bias stage of the result path, the off-chip read latency and the
     # loader's level register (nothing is written off-chip: no store latency).
     assert first.fill == ARRAY_LATENCY + BIAS_LATENCY + 100 + LOADER_LATENCY
-    assert first.reconfig == LAUNCH_CYCLES == 1
+    assert first.reconfig == RUN_OVERHEAD == 2
     # The loader writes one memory word per cycle: x (256 one-element words, broadcast to both
     # cores), then per core 32 tiles x 256 beats of 16-lane weight words and 32 bias words; the
     # last tile drains one row after the last word. That, not the bus, bounds the stage.
     assert first.pipeline == 256 + 2 * (32 * 256 + 32) + 1
     assert first.bound == "offchip"
-    assert first.cycles == first.pipeline + first.fill + LAUNCH_CYCLES
-    assert [st.reconfig for st in s.stages] == [LAUNCH_CYCLES, RECONFIG_CYCLES, RECONFIG_CYCLES]
+    assert first.cycles == first.pipeline + first.fill + RUN_OVERHEAD
+    assert [st.reconfig for st in s.stages] == [RUN_OVERHEAD, RECONFIG_CYCLES, RECONFIG_CYCLES]
     assert s.placement("fc1").operands[0].source is Location.OFFCHIP
     assert s.placement("fc2").operands[0].source is Location.SCRATCHPAD
     assert s.placement("fc3").results[0].dest is Location.OFFCHIP
@@ -191,7 +191,7 @@ def test_line_buffer_pipeline():
     # Reads the input and writes the output off-chip: the loader's and the storer's latencies;
     # the first stage's launch.
     assert stage.cycles == (stage.pipeline + ARRAY_LATENCY + BIAS_LATENCY + 10 + LOADER_LATENCY
-                            + STORE_LATENCY + LAUNCH_CYCLES)
+                            + STORE_LATENCY + RUN_OVERHEAD)
 
 
 def attention():
