@@ -32,6 +32,7 @@ from cocotb_streams import get, mismatch, parameters, put, reset, sample
 async def run_stage(dut, stage, expected, poke=None):
     """Start ``stage``; return the cycle ``done`` is high in, counting the start cycle as 0."""
     dut.stage.value = stage
+    await RisingEdge(dut.clk)          # the core samples its program the cycle before the start
     dut.start.value = 1
     await RisingEdge(dut.clk)
     dut.start.value = 0

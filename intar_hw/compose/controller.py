@@ -59,7 +59,9 @@ class ModeController(wiring.Component):
     core_start : Out(cores)
         Per core, its ``start``.
     core_stage : Out(range(max programs)).array(cores)
-        Per core, the program to run (held for the whole stage).
+        Per core, the program of its next stage: set in the cycle after the previous stage's
+        launch (stage 0's after the last's, and from reset), so it is steady in the cycles before
+        the stage's start (a stage lasts longer than a cycle).
     core_done : In(cores)
         Per core, its ``done``.
     launch : Out(1)
@@ -166,6 +168,15 @@ class ModeController(wiring.Component):
             self.current.eq(current_reg),
         ]
         m.d.comb += [self.core_stage[core].eq(reg) for core, reg in enumerate(program_regs)]
+        # The programs of the next stage are set as a stage launches (its cores have taken theirs),
+        # so they are steady long before the next launch: a core may sample its program a cycle
+        # before its start, beside its own logic.
+        with m.If(launch_reg):
+            with m.Switch(current_reg):
+                for s in range(len(stages)):
+                    with m.Case(s):
+                        m.d.sync += [program_regs[core].eq(program)
+                                     for core, program in stages[(s + 1) % len(stages)]]
 
         def arm(s):
             """Launch stage ``s`` in the next cycle."""
@@ -187,16 +198,12 @@ class ModeController(wiring.Component):
                     if s == len(stages) - 1:
                         m.d.comb += self.done.eq(1)
                         m.d.sync += current_reg.eq(0)
-                        following = 0
                         m.next = "IDLE"
                     else:
-                        following = s + 1
                         m.d.sync += [current_reg.eq(s + 1), wait.eq(reconfig - 1)]
                         if reconfig == 1:
                             arm(s + 1)
                         m.next = f"RECONFIG_{s + 1}"
-                    m.d.sync += [program_regs[core].eq(program)
-                                 for core, program in stages[following]]
 
                 with m.State(f"STAGE_{s}"):
                     m.d.comb += self.busy.eq(1)

@@ -124,12 +124,13 @@ class ComputingCore(wiring.Component):
     -------
     start : In(1)
         Starts program ``stage``; honoured when ``busy`` is low and ``stage`` names a program.
+    stage : In(range(len(programs)))
+        The program to run, sampled the cycle before ``start``: it must be set at least a
+        cycle before it.
     clear : In(1)
         Forget the run: ``results_level`` is 0 from the next cycle (the accelerator raises it
         after each run, so a peer starting the next run's first stage never reads this run's
         results; starting program 0 clears it too, a cycle later).
-    stage : In(range(len(programs)))
-        The program to run.
     busy : Out(1)
         High from the cycle after an honoured ``start`` to the cycle of ``done``, included.
     done : Out(1)
@@ -565,23 +566,27 @@ class ComputingCore(wiring.Component):
                     [windows[name].write] if name in windows else []))
 
         # Control: both halves start together; the result path says when the program is done.
+        # The program is taken from a register beside the core's logic, a cycle behind ``stage``
+        # (the controller's register is across the chip from the start cycle's address paths).
+        stage = Signal.like(self.stage, name="stage_sampled")
+        m.d.sync += stage.eq(self.stage)
         accept = Signal()
-        known = self.stage < count if count < 2 ** len(self.stage) else C(1, 1)
+        known = stage < count if count < 2 ** len(stage) else C(1, 1)
         m.d.comb += [
             accept.eq(self.start & ~self.busy & known),
             fetch.start.eq(accept),
-            fetch.stage.eq(self.stage),
+            fetch.stage.eq(stage),
             result.start.eq(accept),
-            result.stage.eq(self.stage),
+            result.stage.eq(stage),
             self.done.eq(result.done),
         ]
         for window in windows.values():
-            m.d.comb += [window.start.eq(accept), window.stage.eq(self.stage)]
+            m.d.comb += [window.start.eq(accept), window.stage.eq(stage)]
         with m.If(accept):
             m.d.sync += self.busy.eq(1)
         with m.Elif(result.done):
             m.d.sync += self.busy.eq(0)
         # A new run of the schedule (its first program) forgets the last run's results.
-        with m.If(self.clear | (accept & (self.stage == 0))):
+        with m.If(self.clear | (accept & (stage == 0))):
             m.d.sync += self.results_level.eq(0)
         return m

@@ -106,7 +106,8 @@ def core_rtl(core, stages, *, seed, loads=None, extra=None):
         while not phase["loaded"]:
             await ctx.tick()
         for stage in stages:
-            ctx.set(core.stage, stage)
+            ctx.set(core.stage, stage)          # sampled the cycle before the start
+            await ctx.tick()
             ctx.set(core.start, 1)
             await ctx.tick()
             ctx.set(core.start, 0)
@@ -278,6 +279,7 @@ def test_unknown_stage_ignored():
 
     async def tb(ctx):
         ctx.set(core.stage, 3)
+        await ctx.tick()
         ctx.set(core.start, 1)
         for _ in range(8):
             await ctx.tick()
