@@ -438,7 +438,8 @@ class ComputingCore(wiring.Component):
         memories = {}
         # The core's own chained reads and its peers' reads may hit one word in the same cycle
         # (an operand broadcast to a core group): the first of them reads the result memory,
-        # each further one a replica written alongside it, so none waits on another.
+        # each further one a replica written alongside it, so none waits on another. The host's
+        # port comes last (it never reads during a run), so no reader's ready depends on it.
         result_readers = len(self._chained) + self._self_joined + self._shares
         replicas = []
         for name, shape in self._shapes.items():
@@ -453,7 +454,7 @@ class ComputingCore(wiring.Component):
                                                write_ports=1, slots=slots,
                                                init=self._init.get(name, ())))
                     m.submodules[f"results_replica{i}"] = replicas[-1]
-        result_reads = memories["results"].read[1:] + [r.read[0] for r in replicas]
+        result_reads = memories["results"].read[:-1] + [r.read[0] for r in replicas]
 
         # Convolutions read A through a window reader: a copy of the memory holding their input,
         # written alongside it, with a read port per element (.window_read).
@@ -560,7 +561,7 @@ class ComputingCore(wiring.Component):
                          self.results_mirror.payload.eq(written.payload)]
         for name, memory in memories.items():
             if name == "results":
-                self._host_reads(m, memory.read[0])
+                self._host_reads(m, memory.read[-1])
             else:
                 _fan_out(m, getattr(self, f"{name}_write"), [memory.write[0]] + (
                     [windows[name].write] if name in windows else []))
