@@ -243,9 +243,15 @@ class Accelerator(wiring.Component):
         for c, core in self._cores.items():
             n = index[c]
             m.submodules[f"core{c}"] = core
+            # Each core's start is its own register, fed a cycle early by the controller: placed
+            # beside the core's logic (the core's busy in it keeps synthesis from merging the
+            # cores' registers into one driving them all across the chip; the controller arms
+            # only idle cores, so it changes nothing).
+            start = Signal(name=f"core{c}_start")
+            m.d.sync += start.eq(controller.core_arm[n] & ~core.busy)
             m.d.comb += [
                 core.clear.eq(finished),
-                core.start.eq(controller.core_start[n]),
+                core.start.eq(start),
                 core.stage.eq(controller.core_stage[n]),
                 controller.core_done[n].eq(core.done),
             ]

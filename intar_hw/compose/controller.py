@@ -57,7 +57,10 @@ class ModeController(wiring.Component):
         High for one cycle: the cycle after the last core of the last stage raises ``done`` (or,
         when the last stage writes back, the cycle the store is seen finished).
     core_start : Out(cores)
-        Per core, its ``start``.
+        Per core, its ``start`` (a register).
+    core_arm : Out(cores)
+        ``core_start`` a cycle early (what that register takes), for a start register placed
+        beside each core.
     core_stage : Out(range(max programs)).array(cores)
         Per core, the program of its next stage: set in the cycle after the previous stage's
         launch (stage 0's after the last's, and from reset), so it is steady in the cycles before
@@ -125,6 +128,7 @@ class ModeController(wiring.Component):
             "busy": Out(1),
             "done": Out(1),
             "core_start": Out(cores),
+            "core_arm": Out(cores),
             "core_stage": Out(range(max(programs))).array(cores),
             "core_done": In(cores),
             "launch": Out(1),
@@ -161,7 +165,7 @@ class ModeController(wiring.Component):
         start_regs = Signal(self._cores, name="start_regs")
         launch_reg = Signal(name="launch_reg")
         current_reg = Signal.like(self.current, name="current_reg")
-        m.d.sync += [start_regs.eq(0), launch_reg.eq(0)]
+        m.d.sync += [start_regs.eq(self.core_arm), launch_reg.eq(0)]
         m.d.comb += [
             self.core_start.eq(start_regs),
             self.launch.eq(launch_reg),
@@ -180,8 +184,8 @@ class ModeController(wiring.Component):
 
         def arm(s):
             """Launch stage ``s`` in the next cycle."""
-            m.d.sync += [start_regs.eq(sum(1 << core for core, _ in stages[s])),
-                         launch_reg.eq(1)]
+            m.d.comb += self.core_arm.eq(sum(1 << core for core, _ in stages[s]))
+            m.d.sync += launch_reg.eq(1)
 
         def barrier_of(s):
             mask = sum(1 << core for core, _ in stages[s])

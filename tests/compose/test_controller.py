@@ -97,6 +97,7 @@ def test_launch_is_a_register():
     async def bench(ctx):
         ctx.set(controller.start, 1)
         assert (ctx.get(controller.core_start), ctx.get(controller.launch)) == (0, 0)
+        assert ctx.get(controller.core_arm) == 0b11         # core_start a cycle early
         await ctx.tick()
         ctx.set(controller.start, 0)
         assert (ctx.get(controller.core_start), ctx.get(controller.launch)) == (0b11, 1)
