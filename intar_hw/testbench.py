@@ -15,7 +15,7 @@ import sys
 from amaranth.sim import Simulator
 
 
-__all__ = ["put", "get", "run", "seeded", "flow", "beats_per_cycle"]
+__all__ = ["put", "get", "run", "seeded", "flow", "beats_per_cycle", "evaluate"]
 
 
 #: Clock period used by :func:`run`, in seconds (100 MHz; only VCD timestamps depend on it).
@@ -158,3 +158,23 @@ def beats_per_cycle(cycles):
     if len(cycles) < 2:
         raise ValueError(f"Throughput needs at least two transfers, not {len(cycles)}")
     return (len(cycles) - 1) / (cycles[-1] - cycles[0])
+
+
+def evaluate(expression, operand, values):
+    """The values a combinational ``expression`` of the signal ``operand`` takes for each of
+    ``values`` (plain ints), in order: a table of a function built in logic, for comparing with
+    its reference exactly."""
+    from amaranth import Module, Signal
+    m = Module()
+    out = Signal.like(expression)
+    m.d.comb += out.eq(expression)
+    seen = []
+
+    async def bench(ctx):
+        for value in values:
+            ctx.set(operand, value)
+            seen.append(ctx.get(out))
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    return seen

@@ -10,7 +10,6 @@ from amaranth.hdl import Fragment
 import intar_hw as ih
 from intar_hw.compose import Accelerator, build
 from intar_hw.hw.queue import Queue
-from intar_hw.hw.scratchpad import Scratchpad
 from intar_hw.schedule import Resources, schedule
 
 

@@ -9,6 +9,7 @@ from amaranth import *
 from amaranth.sim import Simulator
 
 from intar_hw.hw.arith import divide_constant, multiply_constant, reciprocal, signed_digits
+from intar_hw.testbench import evaluate
 
 
 def _evaluate(width, outputs, values):
@@ -63,23 +64,10 @@ def test_multiplication_by_a_constant(constant):
 @pytest.mark.parametrize("constant", [0, 1, 3, 10, 43])
 def test_multiplication_of_signed_values(constant):
     values = range(-128, 128)
-    m = Module()
     a = Signal(signed(8))
     product = multiply_constant(a, constant)
     assert product.shape().signed
-    out = Signal.like(product)
-    m.d.comb += out.eq(product)
-    got = []
-
-    async def bench(ctx):
-        for v in values:
-            ctx.set(a, v)
-            got.append(ctx.get(out))
-
-    sim = Simulator(m)
-    sim.add_testbench(bench)
-    sim.run()
-    assert got == [v * constant for v in values]
+    assert evaluate(product, a, values) == [v * constant for v in values]
 
 
 def test_signed_digits_are_canonical():

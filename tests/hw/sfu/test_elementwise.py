@@ -1,15 +1,14 @@
 # amaranth: UnusedElaboratable=no
 import numpy as np
 import pytest
-from amaranth import Module, Shape, Signal, signed, unsigned
-from amaranth.sim import Simulator
+from amaranth import Shape, Signal, signed, unsigned
 
 from intar_hw import numerics
 from intar_hw.hw.sfu.elementwise import (ACTIVATIONS, Activation, Add, Mul, MulAdd, Requantize,
                                         _clamp)
 from intar_hw.hw.sfu.layouts import VectorLayout
 from intar_hw.numerics import INT8, INT16, INT32, Format
-from intar_hw.testbench import beats_per_cycle, flow, get, put, run, seeded
+from intar_hw.testbench import beats_per_cycle, evaluate, flow, get, put, run, seeded
 
 
 # --- stream harness -------------------------------------------------------------------------------
@@ -552,19 +551,8 @@ def test_clamp_limits_every_value_exactly(shape, lo, hi):
     # The bit tests (a format's range, with or without ReLU) and the comparison fallback (other
     # bounds) against numpy's clip, over every value of the input shape.
     value = Signal(shape)
-    out = Signal(signed(12))
-    m = Module()
-    m.d.comb += out.eq(_clamp(value, lo, hi))
     width = Shape.cast(shape).width
     values = (range(-(1 << (width - 1)), 1 << (width - 1)) if Shape.cast(shape).signed
               else range(1 << width))
-    seen = []
-
-    async def bench(ctx):
-        for v in values:
-            ctx.set(value, v)
-            seen.append(ctx.get(out))
-    sim = Simulator(m)
-    sim.add_testbench(bench)
-    sim.run()
+    seen = evaluate(_clamp(value, lo, hi), value, values)
     assert seen == np.clip(np.array(list(values)), lo, hi).tolist()
