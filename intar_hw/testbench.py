@@ -12,6 +12,7 @@ import random
 import re
 import sys
 
+from amaranth import Module, Signal
 from amaranth.sim import Simulator
 
 
@@ -164,7 +165,6 @@ def evaluate(expression, operand, values):
     """The values a combinational ``expression`` of the signal ``operand`` takes for each of
     ``values`` (plain ints), in order: a table of a function built in logic, for comparing with
     its reference exactly."""
-    from amaranth import Module, Signal
     m = Module()
     out = Signal.like(expression)
     m.d.comb += out.eq(expression)

@@ -9,8 +9,8 @@ together.
 
 
 __all__ = ["ARRAY_LATENCY", "BIAS_LATENCY", "LOADER_LATENCY", "STORE_LATENCY", "RECONFIG_CYCLES",
-           "RUN_OVERHEAD", "FIFO_DEPTH", "KOUTER_MAX_ROWS", "REORDER_LATENCY", "sfu_latency", "softmax_timing",
-           "softmax_busy", "core_cycles"]
+           "RUN_OVERHEAD", "FIFO_DEPTH", "KOUTER_MAX_ROWS", "REORDER_LATENCY", "sfu_latency",
+           "softmax_timing", "softmax_busy", "core_cycles"]
 
 
 #: Pipeline latency of a PE array: the operand register after the fetch

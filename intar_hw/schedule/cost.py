@@ -44,21 +44,21 @@ Bandwidth
     B both from the scratchpad takes two reads per beat; results and join operands take one access
     per drained row.
 Stages
-    ``cycles = max(pipeline, offchip, scratchpad) + fill + reconfig`` where ``pipeline`` is the
-    span of the stage's tasks, ``fill = ARRAY_LATENCY`` (+ the result path's latency after the
-    last task's end: the latest ``end + BIAS_LATENCY + sfu_latency`` over the tasks, less the
-    latest end (a task ending earlier pays its latency within that margin), + the
-    off-chip latency and :data:`LOADER_LATENCY` when the stage reads off-chip, +
-    :data:`STORE_LATENCY` when it writes results off-chip) and ``reconfig = RECONFIG_CYCLES`` at
-    every stage boundary (the mode controller steps its state and restarts the address
-    generators), ``RUN_OVERHEAD`` on the first stage (a run's start and done, each through a
-    register of the mode controller). ``bound`` is ``offchip`` also when the pipeline term wins because tasks waited
-    for operand words or results left late. ``pipeline`` includes the results written off-chip,
-    which follow the compute (the storer starts when the cores are done and moves at the bus rate,
-    at most one result word, a drained row's tile of ``d2`` columns, per cycle), and each task ends
-    no earlier than its last off-chip operand word arrives (reads arrive in task order, at the bus
-    rate and at most one memory word per cycle) plus the tiles it computes after that word, nor
-    before its first operand word arrives plus all its work.
+    ``cycles = max(pipeline, offchip, scratchpad) + fill + reconfig`` where ``pipeline`` is the span
+    of the stage's tasks, ``fill = ARRAY_LATENCY`` (+ the result path's latency after the last
+    task's end: the latest ``end + BIAS_LATENCY + sfu_latency`` over the tasks, less the latest end
+    (a task ending earlier pays its latency within that margin), + the off-chip latency and
+    :data:`LOADER_LATENCY` when the stage reads off-chip, + :data:`STORE_LATENCY` when it writes
+    results off-chip) and ``reconfig = RECONFIG_CYCLES`` at every stage boundary (the mode
+    controller steps its state and restarts the address generators), ``RUN_OVERHEAD`` on the first
+    stage (a run's start and done, each through a register of the mode controller). ``bound`` is
+    ``offchip`` also when the pipeline term wins because tasks waited for operand words or results
+    left late. ``pipeline`` includes the results written off-chip, which follow the compute (the
+    storer starts when the cores are done and moves at the bus rate, at most one result word, a
+    drained row's tile of ``d2`` columns, per cycle), and each task ends no earlier than its last
+    off-chip operand word arrives (reads arrive in task order, at the bus rate and at most one
+    memory word per cycle) plus the tiles it computes after that word, nor before its first operand
+    word arrives plus all its work.
     ``bound`` names the dominating term: ``compute``, ``pipeline-fill`` (the span exceeds the
     busiest task by more than 1%: tasks waited for producers), ``offchip`` (also when the
     results written off-chip take more than 1% of the span) or ``scratchpad``.
@@ -100,16 +100,16 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..timing import (ARRAY_LATENCY, BIAS_LATENCY, FIFO_DEPTH, KOUTER_MAX_ROWS, RUN_OVERHEAD,
-                      LOADER_LATENCY, RECONFIG_CYCLES, REORDER_LATENCY, STORE_LATENCY, _tiles, core_cycles,
-                      sfu_latency, softmax_busy, softmax_timing)
+from ..timing import (ARRAY_LATENCY, BIAS_LATENCY, FIFO_DEPTH, KOUTER_MAX_ROWS, LOADER_LATENCY,
+                      RECONFIG_CYCLES, REORDER_LATENCY, RUN_OVERHEAD, STORE_LATENCY, _tiles,
+                      core_cycles, sfu_latency, softmax_busy, softmax_timing)
 from .plan import Order
 
 
 __all__ = ["ARRAY_LATENCY", "BIAS_LATENCY", "LOADER_LATENCY", "STORE_LATENCY", "RECONFIG_CYCLES",
-           "RUN_OVERHEAD", "FIFO_DEPTH", "KOUTER_MAX_ROWS", "REORDER_LATENCY", "sfu_latency", "softmax_timing",
-           "softmax_busy", "core_cycles", "edge_latency", "Deal", "deal", "Member", "StageEval",
-           "evaluate_stage", "mandatory_bytes", "InfeasibleError"]
+           "RUN_OVERHEAD", "FIFO_DEPTH", "KOUTER_MAX_ROWS", "REORDER_LATENCY", "sfu_latency",
+           "softmax_timing", "softmax_busy", "core_cycles", "edge_latency", "Deal", "deal",
+           "Member", "StageEval", "evaluate_stage", "mandatory_bytes", "InfeasibleError"]
 
 
 class InfeasibleError(ValueError):
