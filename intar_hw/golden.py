@@ -130,32 +130,6 @@ def error_report(graph, integers, floats):
 
 # --- execution ------------------------------------------------------------------------------------
 
-def _check_arrays(kind, given, expected):
-    if not isinstance(given, dict):
-        raise TypeError(f"{kind.capitalize()}s must be a dict of arrays by name, not {given!r}")
-    unknown = sorted(set(given) - set(expected))
-    if unknown:
-        raise ValueError(f"Unknown {kind} {unknown[0]!r}; expected one of "
-                         f"{', '.join(map(repr, expected)) or 'none'}")
-    result = {}
-    for name, (shape, fmt) in expected.items():
-        if name not in given:
-            raise ValueError(f"Missing {kind} {name!r}")
-        array = np.asarray(given[name])
-        if array.dtype.kind not in "iu":
-            raise TypeError(f"{kind.capitalize()} {name!r} must hold integers, "
-                            f"not {array.dtype.name}")
-        if array.shape != tuple(shape):
-            raise ValueError(f"{kind.capitalize()} {name!r} must have shape {tuple(shape)!r}, "
-                             f"not {array.shape!r}")
-        lo, hi = (int(array.min()), int(array.max())) if array.size else (0, 0)
-        if lo < fmt.lo or hi > fmt.hi:
-            raise ValueError(f"{kind.capitalize()} {name!r} values must be within {fmt.name} "
-                             f"[{fmt.lo}, {fmt.hi}], not [{lo}, {hi}]")
-        result[name] = array
-    return result
-
-
 def _heads_a(a, h):
     # (H, M, K) from a 3-D operand or a 2-D (M, H * K) one.
     return a if a.ndim == 3 else a.reshape(a.shape[0], h, -1).transpose(1, 0, 2)
@@ -167,10 +141,8 @@ class _Executor:
             raise TypeError(f"Graph must be a Graph, not {graph!r}")
         self.graph = graph
         self.exact = exact
-        self.inputs = _check_arrays("input", inputs,
-                                    {t.name: (t.shape, t.fmt) for t in graph.inputs})
-        self.params = _check_arrays("parameter", params,
-                                    {p.name: (p.shape, p.fmt) for p in graph.params.values()})
+        self.inputs = graph.checked_inputs(inputs)
+        self.params = graph.checked_parameters(params)
 
     def run(self):
         values = {}

@@ -31,6 +31,7 @@ Conventions
 """
 
 import enum
+import inspect
 import math
 import re
 import types
@@ -790,6 +791,34 @@ _OP_CLASSES = {cls.kind: cls for cls in (Linear, Matmul, Conv2d, ConvTranspose2d
                                          Requant)}
 
 
+def _checked_arrays(kind, given, expected):
+    """``given`` checked against ``expected``, ``{name: (shape, fmt)}``: exactly those names,
+    integer arrays of those shapes with values in those formats."""
+    if not isinstance(given, dict):
+        raise TypeError(f"{kind.capitalize()}s must be a dict of arrays by name, not {given!r}")
+    unknown = sorted(set(given) - set(expected), key=str)
+    if unknown:
+        raise ValueError(f"Unknown {kind} {unknown[0]!r}; expected one of "
+                         f"{', '.join(map(repr, expected)) or 'none'}")
+    result = {}
+    for name, (shape, fmt) in expected.items():
+        if name not in given:
+            raise ValueError(f"Missing {kind} {name!r}")
+        array = np.asarray(given[name])
+        if array.dtype.kind not in "iu":
+            raise TypeError(f"{kind.capitalize()} {name!r} must hold integers, "
+                            f"not {array.dtype.name}")
+        if array.shape != tuple(shape):
+            raise ValueError(f"{kind.capitalize()} {name!r} must have shape {tuple(shape)!r}, "
+                             f"not {array.shape!r}")
+        lo, hi = (int(array.min()), int(array.max())) if array.size else (0, 0)
+        if lo < fmt.lo or hi > fmt.hi:
+            raise ValueError(f"{kind.capitalize()} {name!r} values must be within {fmt.name} "
+                             f"[{fmt.lo}, {fmt.hi}], not [{lo}, {hi}]")
+        result[name] = array
+    return result
+
+
 class Graph:
     """A DNN model as a graph of integer operators, built one operator at a time.
 
@@ -964,6 +993,9 @@ class Graph:
         """Mark ``tensors`` (tensors or names) as graph outputs."""
         for value in tensors:
             tensor = self._resolve_plain(value, "Output")
+            if tensor.producer is None:
+                raise ValueError(f"Graph {self._name!r} output {tensor.name!r} is a graph input; "
+                                 f"an output must be computed by an op")
             if tensor in self._outputs:
                 raise ValueError(f"Graph {self._name!r} tensor {tensor.name!r} is already "
                                  f"an output")
@@ -1121,6 +1153,26 @@ class Graph:
             result[tensor.name] = np.clip(values, fmt.lo, fmt.hi).astype(fmt.dtype)
         return result
 
+    # --- data ---
+
+    def checked_inputs(self, inputs):
+        """``inputs`` (every graph input by name) as integer arrays, checked.
+
+        Raises
+        ------
+        TypeError
+            If ``inputs`` is not a dict, or an array does not hold integers.
+        ValueError
+            For a missing or unknown input, a wrong shape, or values outside the input's format.
+        """
+        return _checked_arrays("input", inputs, {t.name: (t.shape, t.fmt) for t in self._inputs})
+
+    def checked_parameters(self, params):
+        """``params`` (every parameter by name) as integer arrays, checked as
+        :meth:`checked_inputs` checks inputs."""
+        return _checked_arrays("parameter", params,
+                               {p.name: (p.shape, p.fmt) for p in self.params.values()})
+
     # --- plain data ---
 
     def to_dict(self):
@@ -1141,37 +1193,57 @@ class Graph:
         Raises
         ------
         ValueError
-            For an unknown operator kind, a reference to an unknown tensor, or a cycle.
+            For malformed data (an input without a shape, an op without a name, attributes
+            its kind does not take), an unknown operator kind, a reference to an unknown
+            tensor, or a cycle; the message names the tensor or op.
         """
         if not isinstance(data, dict):
             raise TypeError(f"Graph description must be a dict, not {data!r}")
         graph = cls(data.get("name"))
+        for field in ("inputs", "ops", "outputs"):
+            if not isinstance(data.get(field, []), list):
+                raise ValueError(f"Graph {graph.name!r} {field} must be a list, "
+                                 f"not {data[field]!r}")
         for spec in data.get("inputs", []):
             if not isinstance(spec, dict) or "name" not in spec or "shape" not in spec:
                 raise ValueError(f"Graph {graph.name!r} input {spec!r} must be a dict with a "
                                  f"name and a shape")
             graph.input(spec["name"], spec["shape"], spec.get("format", "int8"))
-        specs = list(data.get("ops", []))
+        specs = data.get("ops", [])
+        for spec in specs:
+            if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+                raise ValueError(f"Graph {graph.name!r} op {spec!r} must be a dict with a "
+                                 f"name, a kind and inputs")
+            if not isinstance(spec.get("inputs", []), list):
+                raise ValueError(f"Op {spec['name']!r} inputs must be a list of tensor names, "
+                                 f"not {spec['inputs']!r}")
         known = {spec["name"] for spec in data.get("inputs", [])}
-        names = {spec.get("name") for spec in specs}
+        names = {spec["name"] for spec in specs}
         for spec in specs:
             kind = spec.get("kind")
             if kind not in {k.value for k in OpKind}:
-                raise ValueError(f"Op {spec.get('name')!r} kind must be one of "
+                raise ValueError(f"Op {spec['name']!r} kind must be one of "
                                  f"{', '.join(k.value for k in OpKind)}, not {kind!r}")
             for ref in spec.get("inputs", []):
                 if ref not in known and ref not in names:
-                    raise ValueError(f"Op {spec.get('name')!r} input {ref!r} is not an input "
+                    raise ValueError(f"Op {spec['name']!r} input {ref!r} is not an input "
                                      f"or an op of graph {graph.name!r}")
         pending = specs
         while pending:
             ready = [s for s in pending if all(r in graph._tensors for r in s.get("inputs", []))]
             if not ready:
-                cycle = ", ".join(repr(s.get("name")) for s in pending)
+                cycle = ", ".join(repr(s["name"]) for s in pending)
                 raise ValueError(f"Graph {graph.name!r} has a cycle through ops {cycle}")
             for spec in ready:
                 attrs = {k: v for k, v in spec.items() if k not in ("kind", "name", "inputs")}
-                getattr(graph, spec["kind"])(*spec.get("inputs", []), name=spec["name"], **attrs)
+                method = getattr(graph, spec["kind"])
+                try:
+                    inspect.signature(method).bind(*spec.get("inputs", []), name=spec["name"],
+                                                   **attrs)
+                except TypeError as error:
+                    raise ValueError(f"Op {spec['name']!r} ({spec['kind']}) attributes "
+                                     f"{sorted(attrs)} do not fit: {error}") from None
+                method(*spec.get("inputs", []), name=spec["name"], **attrs)
             pending = [s for s in pending if s not in ready]
         graph.output(*data.get("outputs", []))
         return graph

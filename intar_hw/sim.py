@@ -72,28 +72,6 @@ class SimResult:
         return self.macs / (max(self.cycles, 1) * self.pes)
 
 
-def _check(kind, given, expected):
-    """``given`` as int64 arrays, checked against ``expected``: ``{name: (shape, fmt)}``."""
-    if not isinstance(given, dict):
-        raise TypeError(f"{kind}s must be a dict of arrays by name, not {given!r}")
-    missing = sorted(set(expected) - set(given))
-    if missing:
-        raise ValueError(f"{kind} {missing[0]!r} is missing")
-    arrays = {}
-    for name, (shape, fmt) in expected.items():
-        array = np.asarray(given[name])
-        if array.dtype.kind not in "iu":
-            raise TypeError(f"{kind} {name!r} must hold integers, not {array.dtype}")
-        if array.shape != tuple(shape):
-            raise ValueError(f"{kind} {name!r} must have shape {tuple(shape)!r}, "
-                             f"not {array.shape!r}")
-        if array.size and (array.min() < fmt.lo or array.max() > fmt.hi):
-            raise ValueError(f"{kind} {name!r} must be within {fmt.name} "
-                             f"[{fmt.lo}, {fmt.hi}]")
-        arrays[name] = array.astype(np.int64)
-    return arrays
-
-
 class _Board(Elaboratable):
     """The accelerator with its off-chip memory (an :class:`OffchipPort` model)."""
 
@@ -145,7 +123,8 @@ def simulate(acc, inputs, params, backend="amaranth", vcd=None):
     TypeError
         If ``acc`` is not an Accelerator or an array does not hold integers.
     ValueError
-        For an unknown back-end, or a missing, misshapen or out-of-range input or parameter.
+        For an unknown back-end, or a missing, unknown, misshapen or out-of-range input or
+        parameter.
     RuntimeError
         If Verilator, or what it needs to build, is missing, or its build fails.
     TimeoutError
@@ -166,9 +145,8 @@ def simulate(acc, inputs, params, backend="amaranth", vcd=None):
             raise ValueError("Only the amaranth backend writes VCD waveforms")
         find_verilator()        # fail before the memory model is built
     plan, graph = acc.plan, acc.graph
-    inputs = _check("Input", inputs, {t.name: (t.shape, t.fmt) for t in graph.inputs})
-    params = _check("Parameter", params,
-                    {p.name: (p.shape, p.fmt) for p in graph.params.values()})
+    inputs = {k: v.astype(np.int64) for k, v in graph.checked_inputs(inputs).items()}
+    params = {k: v.astype(np.int64) for k, v in graph.checked_parameters(params).items()}
     images = {} if acc.offchip else plan.images(inputs, params)
     reads = [] if acc.offchip else [t for parts in plan.output_locations().values()
                                     for t in parts]

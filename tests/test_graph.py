@@ -328,8 +328,6 @@ ERRORS = [
     (lambda g: g.input("x", (2,)), ValueError,
      "Graph 'g' already has a tensor named 'x'"),
     (lambda g: g.output("nope"), ValueError, "Graph 'g' has no tensor 'nope'"),
-    (lambda g: (g.output("v"), g.output("v")), ValueError,
-     "Graph 'g' tensor 'v' is already an output"),
     (lambda g: g.output(None), TypeError,
      "Output tensor must be a Tensor or a tensor name, not None"),
     (lambda g: g.consumers(ih.Graph("h").input("q", (1,))), ValueError,
@@ -355,3 +353,48 @@ def test_from_dict_input_without_a_shape():
     with pytest.raises(ValueError, match=r"^Graph 'g' input \{'name': 'x'\} must be a dict with a "
                                          r"name and a shape$"):
         ih.Graph.from_dict({"name": "g", "inputs": [{"name": "x"}]})
+
+
+MALFORMED = [
+    ({"ops": {"a": 1}}, r"^Graph 'g' ops must be a list, not \{'a': 1\}$"),
+    ({"outputs": "y"}, r"^Graph 'g' outputs must be a list, not 'y'$"),
+    ({"ops": [{"kind": "relu", "inputs": ["x"]}]},
+     r"^Graph 'g' op \{'kind': 'relu', 'inputs': \['x'\]\} must be a dict with a name, a kind "
+     r"and inputs$"),
+    ({"ops": ["relu"]}, r"^Graph 'g' op 'relu' must be a dict with a name, a kind and inputs$"),
+    ({"ops": [{"kind": "relu", "name": "r", "inputs": "x"}]},
+     r"^Op 'r' inputs must be a list of tensor names, not 'x'$"),
+    ({"ops": [{"kind": "relu", "name": "r", "inputs": ["x"], "slope": 2}]},
+     r"^Op 'r' \(relu\) attributes \['slope'\] do not fit: .*'slope'$"),
+    ({"ops": [{"kind": "relu", "name": "r", "inputs": ["x"]}], "outputs": ["x"]},
+     r"^Graph 'g' output 'x' is a graph input; an output must be computed by an op$"),
+]
+
+
+@pytest.mark.parametrize("change, message", MALFORMED)
+def test_from_dict_names_what_is_malformed(change, message):
+    data = {"name": "g", "inputs": [{"name": "x", "shape": [2, 2]}], "ops": [], "outputs": [],
+            **change}
+    with pytest.raises(ValueError, match=message):
+        ih.Graph.from_dict(data)
+
+
+def test_a_graph_input_is_not_an_output():
+    g = ih.Graph("g")
+    x = g.input("x", (2, 2))
+    with pytest.raises(ValueError, match=r"^Graph 'g' output 'x' is a graph input; an output "
+                                         r"must be computed by an op$"):
+        g.output(x)
+    assert g.outputs == ()
+    g.output(g.relu(x, name="r"))
+    with pytest.raises(ValueError, match=r"^Graph 'g' tensor 'r' is already an output$"):
+        g.output("r")
+
+
+def test_checked_data_names_the_unknown_tensor():
+    g = ih.Graph("g")
+    g.output(g.relu(g.input("x", (2, 2))))
+    with pytest.raises(ValueError, match=r"^Unknown input 'z'; expected one of 'x'$"):
+        g.checked_inputs({"x": np.zeros((2, 2), np.int8), "z": np.zeros(1, np.int8)})
+    with pytest.raises(ValueError, match=r"^Unknown parameter 'w'; expected one of none$"):
+        g.checked_parameters({"w": np.zeros(1, np.int8)})

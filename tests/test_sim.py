@@ -136,12 +136,14 @@ def test_errors(acc):
     with pytest.raises(ValueError, match=r"^Backend must be one of amaranth, verilator, "
                                          r"not 'icarus'$"):
         ih.simulate(acc, inputs, params, backend="icarus")
-    with pytest.raises(ValueError, match=r"^Input 'x' is missing$"):
+    with pytest.raises(ValueError, match=r"^Missing input 'x'$"):
         ih.simulate(acc, {}, params)
+    with pytest.raises(ValueError, match=r"^Unknown input 'y'; expected one of 'x'$"):
+        ih.simulate(acc, {**inputs, "y": inputs["x"]}, params)
     with pytest.raises(ValueError, match=r"^Input 'x' must have shape \(1, 6\), not \(6,\)$"):
         ih.simulate(acc, {"x": inputs["x"][0]}, params)
-    with pytest.raises(ValueError, match=r"^Parameter 'fc1.weight' must be within int8 "
-                                         r"\[-128, 127\]$"):
+    with pytest.raises(ValueError, match=r"^Parameter 'fc1.weight' values must be within int8 "
+                                         r"\[-128, 127\], not \[200, 200\]$"):
         ih.simulate(acc, inputs, {**params, "fc1.weight": np.full((5, 6), 200)})
     with pytest.raises(TypeError, match=r"^Input 'x' must hold integers, not float64$"):
         ih.simulate(acc, {"x": inputs["x"] * 1.0}, params)
