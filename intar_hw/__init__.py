@@ -25,10 +25,10 @@ def build(schedule, graph=None, *, offchip=True):
     return build_(schedule, graph, offchip=offchip)
 
 
-def simulate(acc, inputs, params, backend="amaranth", vcd=None):
+def simulate(acc, inputs, params, backend="amaranth", vcd=None, progress=False):
     """Run a built accelerator on data: see :func:`intar_hw.sim.simulate`."""
     from .sim import simulate as simulate_
-    return simulate_(acc, inputs, params, backend=backend, vcd=vcd)
+    return simulate_(acc, inputs, params, backend=backend, vcd=vcd, progress=progress)
 
 
 def to_verilog(component, name="top", platform=None):

@@ -6,10 +6,11 @@ a file or assumed. Suites are slow enough that they are not part of ``make test`
 
 import numpy as np
 
-from intar_hw.demo import pysim_speed
+from intar_hw.array_gemm import pysim_speed
 from intar_hw.hw.mac_array import MACArray
 from intar_hw.hw.queue import Queue
 from intar_hw.testbench import beats_per_cycle, flow
+from intar_hw.table import Column, Table
 
 
 __all__ = ["SUITES", "hardware_blocks", "synthesis", "main"]
@@ -51,6 +52,8 @@ def synthesis():
 
 SUITES = {"hw": hardware_blocks, "synth": synthesis}
 
+_FIGURES = Table(Column("figure", "<"), Column("value"), Column("unit", "<"))
+
 
 def main(suites=None):
     """Run the named suites (all when ``None``) and print one table per suite."""
@@ -60,7 +63,8 @@ def main(suites=None):
             raise ValueError(f"Benchmark suite must be one of {', '.join(SUITES)}, not {name!r}")
     for name in names:
         print(f"== {name}")
-        for what, figure, unit in SUITES[name]():
-            text = f"{figure:,.0f}" if figure >= 100 else f"{figure:.2f}"
-            print(f"  {what:<60} {text:>10} {unit}")
+        rows = [(what, f"{figure:,.0f}" if figure >= 100 else f"{figure:.2f}", unit)
+                for what, figure, unit in SUITES[name]()]
+        if rows:
+            print(_FIGURES.text(rows))
     return 0

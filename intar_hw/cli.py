@@ -33,18 +33,17 @@ def _cmd_info(args):
                           "inputs": {t.name: list(t.shape) for t in graph.inputs},
                           "outputs": [t.name for t in graph.outputs], "ops": rows}, indent=2))
         return
+    from intar_hw.table import Column, Table
     shape = lambda s: "x".join(map(str, s))  # noqa: E731
-    header = ("op", "kind", "inputs", "output", "fmt", "MACs", "out bytes", "live bytes")
-    table = [header] + [
-        (r["op"], r["kind"], ", ".join(shape(s) for s in r["inputs"]), shape(r["output"]),
-         r["format"], f"{r['macs']:,}", f"{r['output_bytes']:,}", f"{r['live_bytes']:,}")
-        for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    print(f"{graph.name} ({args.scale}): {len(rows)} ops, {graph.macs:,} MACs, "
-          f"{sum(p.nbytes for p in graph.params.values()):,} parameter bytes")
-    for row in table:
-        print("  ".join(cell.ljust(w) if i < 5 else cell.rjust(w)
-                        for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+    table = Table(Column("op", "<"), Column("kind", "<"), Column("inputs", "<"),
+                  Column("output", "<"), Column("format", "<"), Column("MACs"),
+                  Column("output bytes"), Column("live bytes"))
+    params = sum(p.nbytes for p in graph.params.values())
+    print(table.text([(r["op"], r["kind"], ", ".join(shape(s) for s in r["inputs"]),
+                       shape(r["output"]), r["format"], r["macs"], r["output_bytes"],
+                       r["live_bytes"]) for r in rows],
+                     title=f"{graph.name} ({args.scale}): {len(rows)} ops, {graph.macs:,} MACs, "
+                           f"{params:,} parameter bytes"))
 
 
 def _scheduled(args):
@@ -77,7 +76,7 @@ def _cmd_sim(args):
     graph, schedule = _scheduled(args)
     acc = ih.build(schedule, graph)
     inputs, params = graph.random_inputs(args.seed), graph.random_parameters(args.seed)
-    result = ih.simulate(acc, inputs, params, vcd=args.vcd)
+    result = ih.simulate(acc, inputs, params, vcd=args.vcd, progress=not args.json)
     golden = ih.reference(graph, inputs, params)
     match = all(np.array_equal(value, golden[name]) for name, value in result.outputs.items())
     report = {
@@ -90,8 +89,8 @@ def _cmd_sim(args):
         print(json.dumps(report))
     else:
         print(f"{graph.name} ({args.scale}, {args.policy}) on {result.backend}: "
-              f"{result.cycles} cycles; predicted {result.predicted_cycles} "
-              f"({result.onchip_cycles} on chip); outputs "
+              f"{result.cycles:,} cycles; predicted {result.predicted_cycles:,} "
+              f"({result.onchip_cycles:,} on chip); outputs "
               f"{'match' if match else 'DO NOT match'} the golden model; "
               f"utilisation {result.utilisation:.3f}; {result.seconds:.2f} s")
     return 0 if match else 1
@@ -139,13 +138,12 @@ def _cmd_synth(args):
 def _generator_options(parser):
     from intar_hw.schedule import POLICIES
     from intar_hw.models import MODELS
-    from intar_hw.schedule.commands import budget_options
+    from intar_hw.schedule.commands import budget_options, scale_option
 
     parser.add_argument("model", metavar="MODEL",
                         help=f"a shipped model ({', '.join(MODELS)}) or a path to a .py file "
                              f"defining graph(scale)")
-    parser.add_argument("--scale", default="tiny", metavar="S",
-                        help="tiny, small or paper (default: tiny)")
+    scale_option(parser)
     parser.add_argument("--policy", default="intar", choices=POLICIES,
                         help="scheduling policy (default: intar)")
     parser.set_defaults(fmt=None)
@@ -165,12 +163,12 @@ def _parser():
     bench.set_defaults(run=_cmd_bench)
 
     from intar_hw.models import MODELS
+    from intar_hw.schedule.commands import scale_option
     info = commands.add_parser("info", help="print the task table of a model")
     info.add_argument("model", metavar="MODEL",
                       help=f"a shipped model ({', '.join(MODELS)}) or a path to a .py file "
                            f"defining graph(scale)")
-    info.add_argument("--scale", default="paper", metavar="S",
-                      help="tiny, small or paper (default: paper)")
+    scale_option(info)
     info.add_argument("--json", action="store_true", help="print the table as JSON")
     info.set_defaults(run=_cmd_info)
 

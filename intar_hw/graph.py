@@ -41,6 +41,7 @@ import numpy as np
 
 from . import numerics
 from .numerics import Format, as_format
+from .integers import is_int
 
 
 __all__ = [
@@ -154,9 +155,6 @@ class Param:
 
 # --- validation helpers ---------------------------------------------------------------------------
 
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
 
 def _shape_text(shape):
     return repr(tuple(shape))
@@ -243,7 +241,7 @@ class Op:
         return f"{self.label} {self._name!r} {text}"
 
     def _int(self, value, what, minimum=None, maximum=None):
-        if not _is_int(value):
+        if not is_int(value):
             raise TypeError(self._error(f"{what} must be an integer, not {value!r}"))
         value = int(value)
         if minimum is not None and maximum is not None and not minimum <= value <= maximum:
@@ -263,9 +261,9 @@ class Op:
         return bool(value)
 
     def _pair(self, value, what, minimum):
-        if _is_int(value):
+        if is_int(value):
             pair = (value, value)
-        elif isinstance(value, (tuple, list)) and len(value) == 2 and all(map(_is_int, value)):
+        elif isinstance(value, (tuple, list)) and len(value) == 2 and all(map(is_int, value)):
             pair = tuple(value)
         else:
             raise TypeError(self._error(
@@ -966,7 +964,7 @@ class Graph:
         if not isinstance(name, str):
             raise TypeError(f"Input name must be a string, not {name!r}")
         self._check_name(name, "Input")
-        if not isinstance(shape, (tuple, list)) or not all(map(_is_int, shape)):
+        if not isinstance(shape, (tuple, list)) or not all(map(is_int, shape)):
             raise TypeError(f"Input {name!r} shape must be a tuple of integers, not {shape!r}")
         if not shape or any(n < 1 for n in shape):
             raise ValueError(f"Input {name!r} shape must be non-empty with positive sizes, "

@@ -12,7 +12,8 @@ import os
 import sys
 
 
-__all__ = ["MODELS", "SCALES", "load", "model_graph", "check_scale", "matmul_shift"]
+__all__ = ["MODELS", "SCALES", "DEFAULT_SCALE", "load", "model_graph", "check_scale",
+           "matmul_shift"]
 
 
 #: The shipped models, by name (modules of the ``schedules`` package).
@@ -20,6 +21,10 @@ MODELS = ("mlp", "self_attention", "cnn4l", "vae", "gating_net", "gpt2_medium")
 
 #: The scales every model accepts.
 SCALES = ("tiny", "small", "paper")
+
+#: The scale every ``intar`` subcommand uses unless ``--scale`` says otherwise: the one the
+#: device budgets are made for (a small model fits the ECP5-85F and simulates in a minute).
+DEFAULT_SCALE = "small"
 
 
 def load(name_or_path):

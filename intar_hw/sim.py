@@ -21,6 +21,7 @@ from amaranth.sim import Simulator
 from .compose.accelerator import MAX_BURST, Accelerator
 from .hw.offchip import OffchipPort, read_back
 from .testbench import CLOCK_PERIOD
+from .progress import Progress
 
 
 __all__ = ["BACKENDS", "SimResult", "simulate"]
@@ -103,7 +104,7 @@ def offchip_memory(acc, inputs, params):
                        init=image)
 
 
-def simulate(acc, inputs, params, backend="amaranth", vcd=None):
+def simulate(acc, inputs, params, backend="amaranth", vcd=None, progress=False):
     """Run ``acc`` on ``inputs`` and ``params``; return a :class:`SimResult`.
 
     Parameters
@@ -117,6 +118,9 @@ def simulate(acc, inputs, params, backend="amaranth", vcd=None):
         see :mod:`intar_hw.flow.verilator`).
     vcd : str or None
         Path of a waveform file to write (``"amaranth"`` only).
+    progress : bool
+        Show the cycles simulated against the prediction (or the Verilator build) on standard
+        error while the simulation runs, if that is a terminal (:mod:`intar_hw.progress`).
 
     Raises
     ------
@@ -155,6 +159,8 @@ def simulate(acc, inputs, params, backend="amaranth", vcd=None):
     results = {c: {} for c in plan.cores}
     # A watchdog: four times the prediction, and then some.
     limit = 4 * max(acc.predicted_cycles, acc.onchip_cycles) + 1000
+    status = Progress("simulate", acc.predicted_cycles if acc.offchip else acc.onchip_cycles,
+                      "cycles", enabled=progress)
 
     async def bench(ctx):
         # Load every memory through its host port, one word per cycle.
@@ -175,6 +181,8 @@ def simulate(acc, inputs, params, backend="amaranth", vcd=None):
                 raise TimeoutError(f"The accelerator did not finish within {limit} cycles")
             await ctx.tick()
             cycles += 1
+            if not cycles % 64:
+                status.update(cycles)
         measured["cycles"] = cycles
         await ctx.tick()
         if memory is not None:
@@ -192,7 +200,8 @@ def simulate(acc, inputs, params, backend="amaranth", vcd=None):
             ctx.set(port.resp.ready, 0)
 
     if backend == "verilator":
-        words, cycles, seconds = run_verilator(acc, memory, limit)
+        with status:
+            words, cycles, seconds = run_verilator(acc, memory, limit, status)
         return SimResult(
             outputs=plan.outputs_from_offchip(words, acc.bus_bytes, acc.output_base),
             cycles=cycles, predicted_cycles=plan.schedule.cycles,
@@ -202,11 +211,12 @@ def simulate(acc, inputs, params, backend="amaranth", vcd=None):
     sim.add_clock(CLOCK_PERIOD)
     sim.add_testbench(bench)
     began = time.perf_counter()
-    if vcd is not None:
-        with sim.write_vcd(vcd):
+    with status:
+        if vcd is not None:
+            with sim.write_vcd(vcd):
+                sim.run()
+        else:
             sim.run()
-    else:
-        sim.run()
     seconds = time.perf_counter() - began
     words = {}
     for c, found in results.items():

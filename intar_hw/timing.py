@@ -8,9 +8,12 @@ together.
 """
 
 
+from .integers import cdiv
+
+
 __all__ = ["ARRAY_LATENCY", "BIAS_LATENCY", "LOADER_LATENCY", "STORE_LATENCY", "RECONFIG_CYCLES",
            "RUN_OVERHEAD", "FIFO_DEPTH", "KOUTER_MAX_ROWS", "REORDER_LATENCY", "sfu_latency",
-           "softmax_timing", "softmax_busy", "core_cycles"]
+           "softmax_timing", "softmax_busy", "core_cycles", "operand_word_runs", "bias_word_runs"]
 
 
 #: Pipeline latency of a PE array: the operand register after the fetch
@@ -45,7 +48,7 @@ def softmax_timing(N, lanes, bits):
     time: beats per row, cycles per row in steady state (the reciprocal's divider takes 17
     cycles for int8 and 25 for int16) and cycles from a row's last beat in to its
     first beat out."""
-    beats = -(-N // lanes)
+    beats = cdiv(N, lanes)
     quotient_bits = 16 if bits == 8 else 24
     exp_latency = 2 if bits == 8 else 3
     return beats, max(beats, quotient_bits + 1), beats + 2 * exp_latency + quotient_bits + 5
@@ -67,15 +70,15 @@ def softmax_busy(pea, batch, M, N, K, bits, busy):
     Rows drained in several Q tiles from P tiles of several rows pass a row reorder buffer first
     (:data:`REORDER_LATENCY`): a P tile's rows leave it once the whole tile is in."""
     d1, d2, d3 = pea
-    kb = -(-K // d3)
-    q_tiles = -(-N // d2)
+    kb = cdiv(K, d3)
+    q_tiles = cdiv(N, d2)
     rows = min(d1, M)
     first = kb + 1 + (q_tiles - 1) * max(kb, rows)
     beats, period, latency = softmax_timing(N, min(N, d2), bits)
     last = busy
     if q_tiles > 1 and rows > 1:
         first += rows - 1 + REORDER_LATENCY + q_tiles - 1
-        last_rows = M - (-(-M // d1) - 1) * d1
+        last_rows = M - (cdiv(M, d1) - 1) * d1
         last = busy + REORDER_LATENCY + q_tiles - 1 + (last_rows - 1) * period
     return max(last, first + (batch * M - 1) * period) + latency + beats - 1
 
@@ -103,12 +106,69 @@ RUN_OVERHEAD = 2
 FIFO_DEPTH = 4
 
 
+# --- the loader's words -------------------------------------------------------------------------
+
+def _append(runs, words, elements, limit):
+    """Add a run of ``words`` words of ``elements`` elements to ``runs`` (merged with the last
+    run when equal); ``False`` once ``runs`` would exceed ``limit``."""
+    if words <= 0:
+        return True
+    if runs and runs[-1][1] == elements:
+        runs[-1][0] += words
+        return True
+    if limit is not None and len(runs) == limit:
+        return False
+    runs.append([words, elements])
+    return True
+
+
+def operand_word_runs(batch, rows, block, K, d3, limit=None):
+    """The loader's words of an operand streamed from off-chip, in order, as ``[(words,
+    elements)]`` runs of equally long words: per batch, per block of ``block`` rows (the last
+    block may be shorter), ``ceil(K / d3)`` words, each a beat of its block's rows: all ``d3``
+    elements per row (the reduction's short last beat padded), or for a block of one row only
+    the valid elements. With ``limit``, ``None`` when that takes more runs (the caller then
+    treats the words as one run)."""
+    kb = cdiv(K, d3)
+    full_k, short_k = divmod(K, d3)
+    full_blocks, last = divmod(rows, block)
+
+    def add_block(runs, n, times):
+        if n > 1:
+            return _append(runs, times * kb, n * d3, limit)
+        if not short_k:
+            return _append(runs, times * full_k, d3, limit)
+        for _ in range(times):
+            if not (_append(runs, full_k, d3, limit) and _append(runs, 1, short_k, limit)):
+                return False
+        return True
+
+    runs = []
+    for _ in range(batch):
+        if not (add_block(runs, block, full_blocks) and add_block(runs, last, 1 if last else 0)):
+            return None
+        if limit is not None and len(runs) == 1 and batch > 1:
+            runs[0][0] *= batch         # every batch the same single run
+            break
+    return [(words, elements) for words, elements in runs]
+
+
+def bias_word_runs(orientation, N, d2):
+    """The loader's bias words of ``N`` columns as ``[(words, accumulators)]`` runs: in
+    orientation ``"MN"`` a word of ``d2`` columns (the last may be narrower), in ``"NM"`` one
+    column a word."""
+    if orientation != "MN":
+        return [(N, 1)]
+    full, short = divmod(N, d2)
+    return [(words, n) for words, n in ((full, d2), (1 if short else 0, short)) if words]
+
+
 # --- a core's cycles ------------------------------------------------------------------------------------
 
 def _tiles(pea, orientation, M, N):
     d1, d2, _ = pea
     dm, dn = (d1, d2) if orientation == "MN" else (d2, d1)
-    tm, tn = -(-M // dm), -(-N // dn)
+    tm, tn = cdiv(M, dm), cdiv(N, dn)
     on_rows = M if orientation == "MN" else N
     full_rows = d1
     rem_rows = on_rows - ((tm if orientation == "MN" else tn) - 1) * d1
@@ -132,15 +192,15 @@ def core_cycles(pea, orientation, batch, M, N, K, chunk=None):
     if chunk is None or chunk >= K:
         chunks = [(K, 1)]
     else:
-        count = -(-K // chunk)
+        count = cdiv(K, chunk)
         last = K - (count - 1) * chunk
         chunks = [(chunk, count - 1), (last, 1)] if last != chunk else [(chunk, count)]
     total = 0
     for size, count in chunks:
-        kb = -(-size // d3)
+        kb = cdiv(size, d3)
         total += count * (n_full * max(kb, r_full) + n_rem * max(kb, r_rem))
-    kb_first = -(-chunks[0][0] // d3)
-    kb_last = -(-chunks[-1][0] // d3)
+    kb_first = cdiv(chunks[0][0], d3)
+    kb_last = cdiv(chunks[-1][0], d3)
     r_last = r_rem
     total += kb_first - max(kb_last, r_last) + r_last
-    return total, (tm, tn, -(-min(K, chunk or K) // d3))
+    return total, (tm, tn, cdiv(min(K, chunk or K), d3))

@@ -167,7 +167,7 @@ def test_cli_sim_json(capsys):
 
 
 def test_cli_sim_text(capsys):
-    assert main(["sim", "mlp", "--policy", "sequential", "--seed", "3"]) == 0
+    assert main(["sim", "mlp", "--scale", "tiny", "--policy", "sequential", "--seed", "3"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("mlp (tiny, sequential) on amaranth: 437 cycles; predicted 437 "
                           "(64 on chip); outputs match the golden model;")
@@ -175,7 +175,8 @@ def test_cli_sim_text(capsys):
 
 def test_cli_verilog(tmp_path, capsys):
     path = tmp_path / "mlp.v"
-    assert main(["verilog", "mlp", "--policy", "sequential", "-o", str(path)]) == 0
+    assert main(["verilog", "mlp", "--scale", "tiny", "--policy", "sequential", "-o",
+                 str(path)]) == 0
     assert "module top(" in path.read_text()
     assert capsys.readouterr().out.startswith(f"{path}: ")
 

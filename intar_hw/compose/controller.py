@@ -5,13 +5,11 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..timing import RECONFIG_CYCLES
+from ..integers import is_int
 
 
 __all__ = ["ModeController"]
 
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class ModeController(wiring.Component):
@@ -86,12 +84,12 @@ class ModeController(wiring.Component):
     """
 
     def __init__(self, cores, programs, stages, *, reconfig=RECONFIG_CYCLES, writeback=None):
-        if not _is_int(cores):
+        if not is_int(cores):
             raise TypeError(f"ModeController cores must be an integer, not {cores!r}")
         if cores < 1:
             raise ValueError(f"ModeController cores must be at least 1, not {cores!r}")
         if (not isinstance(programs, tuple) or len(programs) != cores
-                or not all(_is_int(p) and p >= 1 for p in programs)):
+                or not all(is_int(p) and p >= 1 for p in programs)):
             raise ValueError(f"ModeController programs must be a tuple of {cores} positive "
                              f"integers, not {programs!r}")
         if not isinstance(stages, tuple) or not stages:
@@ -104,11 +102,11 @@ class ModeController(wiring.Component):
             if len(set(used)) != len(used):
                 raise ValueError(f"ModeController stage {s} names a core twice: {stage!r}")
             for core, program in stage:
-                if not (_is_int(core) and 0 <= core < cores
-                        and _is_int(program) and 0 <= program < programs[core]):
+                if not (is_int(core) and 0 <= core < cores
+                        and is_int(program) and 0 <= program < programs[core]):
                     raise ValueError(f"ModeController stage {s} names core {core!r} program "
                                      f"{program!r}, out of range")
-        if not _is_int(reconfig):
+        if not is_int(reconfig):
             raise TypeError(f"ModeController reconfig must be an integer, not {reconfig!r}")
         if reconfig < 2:
             raise ValueError(f"ModeController reconfig must be at least 2, not {reconfig!r}")

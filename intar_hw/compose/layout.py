@@ -64,6 +64,8 @@ from ..hw.core import GemmProgram, Source, memory_images, result_bits
 from ..hw.core.window import Window
 from ..schedule import Location, Order, Schedule
 from ..schedule import cost
+from ..integers import cdiv
+from ..timing import bias_word_runs, operand_word_runs
 
 
 __all__ = ["Task", "Plan", "plan", "onchip_cycles"]
@@ -268,11 +270,9 @@ class Plan:
         parts = []
 
         def operand(source, base, rows, block, array, image_of):
-            # A word holds a beat of a block of rows: all its d3 elements per row, or for a
-            # single row only the valid ones (the reduction's last beat may be short).
-            sizes = [(n * d3 if n > 1 else min(d3, g.K - kk * d3)) * eb
-                     for _ in range(g.batch) for i in range(-(-rows // block))
-                     for n in [min(block, rows - i * block)] for kk in range(g.kb)]
+            # A word holds a beat of a block of rows (the cost model times the same words).
+            sizes = [elements * eb for words, elements in
+                     operand_word_runs(g.batch, rows, block, g.K, d3) for _ in range(words)]
             words = None
             if array is not None:
                 image = image_of(array, lanes[source.value])
@@ -305,10 +305,8 @@ class Plan:
                 words = [_bytes(w[:n // rb], rb) for w, n in zip(image, sizes)]
             parts.append(("sides", g.join_base, sizes, words))
         if g.bias_base is not None and not t.b_shared:
-            if g.orientation == "MN":
-                sizes = [min(d2, g.N - w * d2) * 4 for w in range(g.bias_words)]
-            else:
-                sizes = [4] * g.N
+            sizes = [n * 4 for words, n in bias_word_runs(g.orientation, g.N, d2)
+                     for _ in range(words)]
             words = None
             if params is not None:
                 image = g.bias_image(self._part_bias(t, params[f"{t.op}.bias"]))
@@ -354,7 +352,7 @@ class Plan:
                                                 sizes[run_start], also))
                         run_start = i
                 total += sum(sizes)
-            words = -(-total // bus_bytes)
+            words = cdiv(total, bus_bytes)
             stages.append(LoaderStage(start, words, tuple(segments)))
             start += words
         return tuple(stages)
@@ -446,7 +444,7 @@ class Plan:
                     else:
                         segments.append(Segment(target, addr, 1, nbytes))
                     total += nbytes
-            words = -(-total // bus_bytes)
+            words = cdiv(total, bus_bytes)
             stages.append(StorerStage(start, words, tuple(segments)))
             start += words
         return tuple(stages)
@@ -594,7 +592,7 @@ def _deal(schedule, p):
     size = M if p.split == "M" else N
     unit = (d1 if orientation == "MN" else d2) if p.split == "M" else (
         d2 if orientation == "MN" else d1)
-    units = -(-size // unit)
+    units = cdiv(size, unit)
     count = len(p.cores)
     shares = []
     for r, core in enumerate(p.cores):
@@ -971,7 +969,7 @@ def plan(schedule, graph):
                     if a_first:
                         # Skip the tiles of the parts before this one: one word row each.
                         (source, base), = sources
-                        sources = [(source, base + a_first * -(-K // producers[0].gemm.pea[1]))]
+                        sources = [(source, base + a_first * cdiv(K, producers[0].gemm.pea[1]))]
                     a_lanes = producers[0].gemm.pea[1]
                     a_slots = producers[0].gemm.slots
                     if len(producers) > 1 and not a_tiles and (

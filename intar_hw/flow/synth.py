@@ -25,6 +25,8 @@ from .devices import device as device_named
 from .report import (SynthReport, Usage, cell_counts, critical_path, logged_error, logged_usage,
                      module_areas, nextpnr_usage)
 
+from ..integers import cdiv
+
 
 __all__ = ["synthesize", "check_options", "ooc_shell", "SynthError"]
 
@@ -105,7 +107,7 @@ def ooc_shell(verilog, top, name="intar_shell"):
         lines.append("  always @(posedge clk) fold0 <= outs;")
         flops += width
         while width > 1:
-            nxt = -(-width // 4)
+            nxt = cdiv(width, 4)
             lines.append(f"  reg [{nxt - 1}:0] fold{level + 1};")
             for i in range(nxt):
                 hi = min(width, 4 * i + 4) - 1

@@ -12,6 +12,7 @@ time limit or does not fit gets the reason in its row.
 import sys
 import time
 
+from ..table import Column, Table
 from .synth import SynthError, synthesize
 
 
@@ -21,9 +22,12 @@ __all__ = ["KERNELS", "POLICIES", "synth_rows", "synth_table"]
 KERNELS = ("self_attention", "mlp", "cnn4l", "vae", "gating_net")
 POLICIES = ("sequential", "dataflow", "intar")
 
-_HEADER = (f"{'model':15s} {'policy':10s} {'DSP':>5s} {'MACs':>5s} {'BRAM':>5s} {'logic':>7s} "
-           f"{'%':>4s} {'FF':>7s} {'Fmax MHz':>8s} {'cycles':>9s} {'latency us':>10s} "
-           f"{'MAC/DSP/cyc':>11s} {'tools s':>7s}")
+_TABLE = Table(Column("model", "<", width=14), Column("policy", "<", width=10), Column("DSP"),
+               Column("multipliers"), Column("BRAM"), Column("logic cells", width=7),
+               Column("logic %", spec=".0f"), Column("FF", width=7),
+               Column("Fmax MHz", spec=".1f"), Column("cycles", width=7),
+               Column("latency us", spec=",.1f"), Column("MACs/DSP/cycle", spec=".3f"),
+               Column("tools s", spec=".0f"))
 
 
 def synth_rows(scale="small", models=KERNELS, policies=POLICIES, device="ecp5-85k", *,
@@ -51,20 +55,19 @@ def synth_rows(scale="small", models=KERNELS, policies=POLICIES, device="ecp5-85
 
 
 def _line(row):
-    head = f"{row['model']:15s} {row['policy']:10s}"
     report = row.get("report")
     if report is None:
-        return f"{head} {row['error']}"
+        return _TABLE.row(row["model"], row["policy"], note=row["error"])
     used = report.resources
     dsp = used["dsp"].used
-    fmax = report.fmax_mhz
-    text = (f"{head} {dsp:5d} {row['multipliers']:5d} {used['bram'].used:5d} "
-            f"{used['logic'].used:7,d} {used['logic'].percent:4.0f} {used['ff'].used:7,d} ")
+    cells = (row["model"], row["policy"], dsp, row["multipliers"], used["bram"].used,
+             used["logic"].used, used["logic"].percent, used["ff"].used)
     if not report.fits:
-        return text + f"does not fit: {report.error}"
+        return _TABLE.row(*cells, note=f"does not fit: {report.error}")
+    fmax = report.fmax_mhz
     per_dsp = row["macs"] / (dsp * row["cycles"]) if dsp else 0.0
-    return text + (f"{fmax:8.1f} {row['cycles']:9,d} {row['cycles'] / fmax:10,.1f} "
-                   f"{per_dsp:11.3f} {sum(report.seconds.values()):7.0f}")
+    return _TABLE.row(*cells, fmax, row["cycles"], row["cycles"] / fmax, per_dsp,
+                      sum(report.seconds.values()))
 
 
 def synth_table(scale="small", models=KERNELS, policies=POLICIES, device="ecp5-85k", *,
@@ -73,8 +76,7 @@ def synth_table(scale="small", models=KERNELS, policies=POLICIES, device="ecp5-8
     out = sys.stdout if out is None else out
     print(f"Generated accelerators at {scale} scale through Yosys + nextpnr on {device} "
           f"(seed {seed}, {timeout} s per tool):", file=out)
-    print(_HEADER, file=out)
-    print("-" * len(_HEADER), file=out, flush=True)
+    print(_TABLE.header(), file=out, flush=True)
     rows = []
     for row in synth_rows(scale, models, policies, device, seed=seed, timeout=timeout):
         rows.append(row)

@@ -27,6 +27,7 @@ from amaranth.lib.wiring import In, Out
 
 from .cache import cache_root
 from .verilog import to_verilog
+from ..progress import Progress
 
 
 __all__ = ["find_verilator", "cache_dir", "run_verilator"]
@@ -234,7 +235,7 @@ def _build(top, verilator):
     return binary
 
 
-def run_verilator(acc, memory, limit):
+def run_verilator(acc, memory, limit, progress=None):
     """Run ``acc`` against a copy of ``memory`` under Verilator.
 
     Parameters
@@ -245,6 +246,8 @@ def run_verilator(acc, memory, limit):
         The off-chip memory model, holding the data image as its ``init``.
     limit : int
         Cycle bound.
+    progress : Progress or None
+        Shows the build and the run while they last (:class:`intar_hw.progress.Progress`).
 
     Returns
     -------
@@ -261,15 +264,18 @@ def run_verilator(acc, memory, limit):
     """
     verilator = find_verilator()
     # The data are dropped from the Verilog (and loaded at run time), so one build serves all.
-    binary = _build(_Top(acc, memory), verilator)
+    progress = Progress("verilator", enabled=False) if progress is None else progress
+    with progress.phase("building the model"):
+        binary = _build(_Top(acc, memory), verilator)
     digits = (memory.bytes_per_word * 8 + 3) // 4
     words = list(memory.init) + [0] * (memory.depth - len(memory.init))
     with tempfile.TemporaryDirectory(prefix="intar-verilator-") as run_dir:
         run_dir = Path(run_dir)
         (run_dir / "image.hex").write_text("".join(f"{int(w):0{digits}x}\n" for w in words))
         began = time.perf_counter()
-        run = subprocess.run([str(binary), str(limit)], cwd=run_dir, capture_output=True,
-                             text=True)
+        with progress.phase("running"):
+            run = subprocess.run([str(binary), str(limit)], cwd=run_dir, capture_output=True,
+                                 text=True)
         seconds = time.perf_counter() - began
         if run.returncode == 3:
             raise TimeoutError(f"The accelerator did not finish within {limit} cycles")

@@ -1,10 +1,11 @@
 from itertools import product
-from numbers import Integral
 
 from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
+
+from ..integers import cdiv, is_int
 
 
 __all__ = ["AddressLayout", "AddressGenerator"]
@@ -15,9 +16,6 @@ MAX_LOOPS = 6
 #: Most tensor dimensions a walk may index.
 MAX_DIMS = 4
 
-
-def _is_int(value):
-    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def _is_sequence(value):
@@ -159,7 +157,7 @@ class AddressGenerator(wiring.Component):
         if any(bound < 1 for bound in bounds):
             raise ValueError(f"AddressGenerator bounds must be positive integers, not {bounds!r}")
         if not (_is_sequence(coeffs) and
-                all(_is_sequence(row) and all(_is_int(c) for c in row) for row in coeffs)):
+                all(_is_sequence(row) and all(is_int(c) for c in row) for row in coeffs)):
             raise TypeError(f"AddressGenerator coeffs must be a sequence of integer sequences, "
                             f"not {coeffs!r}")
         extents = self._integers("extents", extents)
@@ -183,7 +181,7 @@ class AddressGenerator(wiring.Component):
         elif not (_is_sequence(exact) and all(isinstance(e, bool) for e in exact)):
             raise TypeError(f"AddressGenerator exact must be a sequence of booleans, "
                             f"not {exact!r}")
-        if not _is_int(base):
+        if not is_int(base):
             raise TypeError(f"AddressGenerator base must be an integer, not {base!r}")
         if base < 0:
             raise ValueError(f"AddressGenerator base must be non-negative, not {base!r}")
@@ -220,7 +218,7 @@ class AddressGenerator(wiring.Component):
 
     @staticmethod
     def _integers(name, value):
-        if not (_is_sequence(value) and all(_is_int(v) for v in value)):
+        if not (_is_sequence(value) and all(is_int(v) for v in value)):
             raise TypeError(f"AddressGenerator {name} must be a sequence of integers, "
                             f"not {value!r}")
         return tuple(int(v) for v in value)
@@ -331,7 +329,7 @@ class AddressGenerator(wiring.Component):
 
     @staticmethod
     def _int(method, name, value, minimum):
-        if not _is_int(value):
+        if not is_int(value):
             raise TypeError(f"AddressGenerator.{method} {name} must be an integer, not {value!r}")
         if value < minimum:
             raise ValueError(f"AddressGenerator.{method} {name} must be at least {minimum}, "
@@ -340,9 +338,9 @@ class AddressGenerator(wiring.Component):
 
     @staticmethod
     def _pair(method, name, value, minimum):
-        if _is_int(value):
+        if is_int(value):
             pair = (int(value), int(value))
-        elif _is_sequence(value) and len(value) == 2 and all(_is_int(v) for v in value):
+        elif _is_sequence(value) and len(value) == 2 and all(is_int(v) for v in value):
             pair = (int(value[0]), int(value[1]))
         else:
             raise TypeError(f"AddressGenerator.{method} {name} must be an integer or a pair of "
@@ -376,7 +374,7 @@ class AddressGenerator(wiring.Component):
         row_stride = cls._int(method, "row_stride", row_stride, stored_row)
         return cls._build(
             0,
-            bounds=(-(-rows // tile_rows), -(-cols // tile_cols), tile_rows, tile_cols),
+            bounds=(cdiv(rows, tile_rows), cdiv(cols, tile_cols), tile_rows, tile_cols),
             coeffs=((tile_rows, 0), (0, tile_cols), (1, 0), (0, 1)),
             extents=(rows, cols),
             strides=(1, row_stride) if transpose else (row_stride, 1),

@@ -5,13 +5,14 @@ of range, with a message naming the block (``owner``), the parameter and the val
 """
 
 from .. import numerics
+from ..integers import is_int
 
 
 __all__ = ["check_count", "check_pair", "check_format", "check_bool"]
 
 
 def check_count(owner, name, value):
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not is_int(value):
         raise TypeError(f"{owner} {name} must be an integer, not {value!r}")
     if value < 1:
         raise ValueError(f"{owner} {name} must be a positive integer, not {value!r}")
@@ -33,8 +34,6 @@ def check_format(owner, name, value):
 
 def check_pair(owner, name, value, minimum):
     """An integer or a pair of integers, each at least ``minimum``, as a pair."""
-    def is_int(v):
-        return isinstance(v, int) and not isinstance(v, bool)
     if is_int(value):
         pair = (value, value)
     elif isinstance(value, (tuple, list)) and len(value) == 2 and all(map(is_int, value)):

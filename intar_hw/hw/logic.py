@@ -3,6 +3,8 @@
 from amaranth import *
 from amaranth.lib import memory
 
+from ..integers import cdiv
+
 
 __all__ = ["wrap_increment", "stage", "bank_ring", "read_copies"]
 
@@ -35,7 +37,7 @@ def read_copies(m, name, count, *, shape, depth, init=()):
     memory past about ten ports).
     """
     copies, ports = [], []
-    for copy in range(-(-count // 2)):
+    for copy in range(cdiv(count, 2)):
         mem = memory.Memory(shape=shape, depth=depth, init=init)
         m.submodules[f"{name}_{copy}"] = mem
         copies.append(mem)

@@ -4,6 +4,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 from .checks import check_count
 from .tech import ecp5_multiplier, family_of
+from ..integers import cdiv
 
 
 __all__ = ["accumulator_width", "OPERAND_WIDTHS", "MACBeatLayout", "MACArray"]
@@ -26,7 +27,7 @@ def accumulator_width(operand_width, max_reduction, depth=1):
     ``2 * operand_width - 1 + ceil_log2(K + 1)`` for ``K`` = ``max_reduction`` rounded up to whole
     beats of ``depth`` products (derived in the Notes of :class:`MACArray`).
     """
-    products = -(-max_reduction // depth) * depth
+    products = cdiv(max_reduction, depth) * depth
     return 2 * operand_width - 1 + ceil_log2(products + 1)
 
 

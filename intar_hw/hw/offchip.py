@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2
 
 from .scratchpad import WriteRequest, _check_init, _check_positive, _check_shape
+from ..integers import cdiv
 
 
 __all__ = ["BurstRequest", "BurstBeat", "OffchipPort", "transfer_cycles", "load", "read_back"]
@@ -214,7 +215,7 @@ class OffchipPort(wiring.Component):
     def cycles_for(self, nbytes, *, write=False):
         """Cycles to move ``nbytes`` bytes, rounded up to whole words (see :func:`transfer_cycles`).
         """
-        return self.transfer_cycles(-(-nbytes // self.bytes_per_word), write=write)
+        return self.transfer_cycles(cdiv(nbytes, self.bytes_per_word), write=write)
 
     def elaborate(self, platform):
         m = Module()

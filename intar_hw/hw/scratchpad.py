@@ -6,6 +6,8 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
 
+from ..integers import cdiv
+
 
 __all__ = ["ReadRequest", "ReadResponse", "WriteRequest", "ReadPortSignature", "Scratchpad"]
 
@@ -290,7 +292,7 @@ class Scratchpad(wiring.Component):
     def brams_18k(self):
         width = Shape.cast(self._shape).width
         rows = self._depth // self._banks
-        per_bank = min(-(-width // w) * -(-rows // d) for d, w in _BRAM_18K_ASPECTS)
+        per_bank = min(cdiv(width, w) * cdiv(rows, d) for d, w in _BRAM_18K_ASPECTS)
         return self._banks * per_bank
 
     def elaborate(self, platform):

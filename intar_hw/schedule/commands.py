@@ -16,7 +16,8 @@ from .policies import POLICIES, schedule
 from .compare import compare
 
 
-__all__ = ["add_commands", "budget", "budget_options", "load_model", "parse_pea"]
+__all__ = ["add_commands", "budget", "budget_options", "load_model", "parse_pea",
+           "scale_option"]
 
 
 def parse_pea(text):
@@ -67,11 +68,11 @@ def budget(args, module, name):
 def _cmd_schedule(args):
     graph, module, name = load_model(args)
     resources = budget(args, module, name)
-    result = schedule(graph, resources, args.policy)
+    result = schedule(graph, resources, args.policy, buildable=not args.explore)
     if args.json:
         print(result.to_json(indent=2))
     else:
-        print(result.table())
+        print(result.table(scale=args.scale))
     if args.plot:
         from .timeline import plot_timeline
         plot_timeline(result, args.plot)
@@ -81,7 +82,7 @@ def _cmd_schedule(args):
 def _cmd_compare(args):
     graph, module, name = load_model(args)
     resources = budget(args, module, name)
-    comparison = compare(graph, resources, model=name)
+    comparison = compare(graph, resources, model=name, buildable=not args.explore)
     at_paper = args.scale == "paper"
     print(comparison.table(paper=at_paper))
     if at_paper and comparison.paper is not None:
@@ -101,13 +102,24 @@ def budget_options(parser):
                        help="off-chip bytes per cycle")
 
 
+def scale_option(parser):
+    """Add ``--scale``, with the one default all subcommands share."""
+    from intar_hw.models import DEFAULT_SCALE, SCALES
+    parser.add_argument("--scale", default=DEFAULT_SCALE, metavar="S",
+                        help=f"{', '.join(SCALES[:-1])} or {SCALES[-1]} (default: "
+                             f"{DEFAULT_SCALE}, as for every subcommand; paper is the InTAR "
+                             f"paper's shapes)")
+
+
 def _model_options(parser):
     parser.add_argument("model", metavar="MODEL",
                         help="a shipped model name or a path to a .py file defining graph(scale)")
-    parser.add_argument("--scale", default="paper", metavar="S",
-                        help="tiny, small or paper (default: paper)")
+    scale_option(parser)
     parser.add_argument("--fmt", metavar="F", default=None,
                         help="activation format passed to the model (e.g. int16, as the paper)")
+    parser.add_argument("--explore", action="store_true",
+                        help="search the cost model's whole design space, also designs the "
+                             "generator cannot build yet (default: only buildable schedules)")
 
 
 def add_commands(commands):

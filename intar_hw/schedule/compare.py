@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 from .policies import POLICIES, schedule
+from ..table import Column, Table
 
 
 __all__ = ["PAPER_MS", "PAPER_GEOMEAN", "Comparison", "compare", "geomean", "summary_table"]
@@ -71,52 +72,49 @@ class Comparison:
     def table(self, paper=True):
         """The comparison as text; ``paper`` adds the paper's latencies and speedups."""
         first = self.schedules["intar"]
-        lines = [f"{self.model}: {first.resources.describe()}"]
         with_paper = paper and self.paper is not None
-        header = (f"{'policy':<11} {'cycles':>12} {'ms':>9} {'off-chip bytes':>15} "
-                  f"{'util':>6} {'intar speedup':>13}")
+        columns = [Column("policy", "<"), Column("cycles"), Column("ms", spec=".4g"),
+                   Column("off-chip bytes"), Column("utilisation", spec=".3f"),
+                   Column("intar speedup")]
         if with_paper:
-            header += f" {'paper ms':>9} {'paper speedup':>13}"
-        lines += [header, "-" * len(header)]
+            columns += [Column("paper ms", spec=".4g"), Column("paper speedup")]
+        rows = []
         for n, policy in enumerate(POLICIES):
             s = self.schedules[policy]
-            ms = s.milliseconds()
-            ratio = s.cycles / first.cycles
-            line = (f"{policy:<11} {s.cycles:>12,} {'-' if ms is None else f'{ms:.4g}':>9} "
-                    f"{s.offchip_bytes:>15,} {s.utilisation:>6.3f} {ratio:>12.2f}x")
+            row = [policy, s.cycles, s.milliseconds(), s.offchip_bytes, s.utilisation,
+                   f"{s.cycles / first.cycles:.2f}x"]
             if with_paper:
                 measured = self.paper[(2, 1, 0)[n]]
-                line += f" {measured:>9.4g} {measured / self.paper[0]:>12.2f}x"
-            lines.append(line)
-        return "\n".join(lines)
+                row += [measured, f"{measured / self.paper[0]:.2f}x"]
+            rows.append(row)
+        return Table(*columns).text(rows, title=f"{self.model}: {first.resources.describe()}")
 
 
-def compare(graph, resources, model=None):
+def compare(graph, resources, model=None, *, buildable=True):
     """Schedule ``graph`` on ``resources`` with every policy; ``model`` names it for the paper
-    lookup (default: the graph's name)."""
-    schedules = {policy: schedule(graph, resources, policy) for policy in POLICIES}
+    lookup (default: the graph's name); ``buildable`` as :func:`~.policies.schedule` takes it."""
+    schedules = {policy: schedule(graph, resources, policy, buildable=buildable)
+                 for policy in POLICIES}
     return Comparison(model=model or schedules["intar"].model, schedules=schedules)
 
 
 def summary_table(comparisons):
     """One line per model with our and the paper's speedups, and the geomeans of both."""
-    header = (f"{'model':<16} {'intar cycles':>13} {'DF/intar':>9} {'paper':>7} "
-              f"{'SEQ/intar':>10} {'paper':>7}")
-    lines = [header, "-" * len(header)]
+    table = Table(Column("model", "<"), Column("intar cycles"), Column("dataflow/intar"),
+                  Column("paper"), Column("sequential/intar"), Column("paper"))
+    ratio = lambda x: None if x is None else f"{x:.2f}x"    # noqa: E731
+    rows = []
     ours_df, ours_seq, paper_df, paper_seq = [], [], [], []
     for c in comparisons:
         p = c.paper_speedups
-        lines.append(f"{c.model:<16} {c.schedules['intar'].cycles:>13,} "
-                     f"{c.speedup_dataflow:>8.2f}x {'-' if p is None else f'{p[0]:.2f}x':>7} "
-                     f"{c.speedup_sequential:>9.2f}x {'-' if p is None else f'{p[1]:.2f}x':>7}")
+        rows.append((c.model, c.schedules["intar"].cycles, ratio(c.speedup_dataflow),
+                     ratio(p and p[0]), ratio(c.speedup_sequential), ratio(p and p[1])))
         ours_df.append(c.speedup_dataflow)
         ours_seq.append(c.speedup_sequential)
         if p is not None:
             paper_df.append(p[0])
             paper_seq.append(p[1])
-    lines.append("-" * len(header))
-    pdf = f"{geomean(paper_df):.2f}x" if paper_df else "-"
-    pseq = f"{geomean(paper_seq):.2f}x" if paper_seq else "-"
-    lines.append(f"{'geomean':<16} {'':>13} {geomean(ours_df):>8.2f}x {pdf:>7} "
-                 f"{geomean(ours_seq):>9.2f}x {pseq:>7}")
-    return "\n".join(lines)
+    rows += [None, ("geomean", "", ratio(geomean(ours_df)),
+                    ratio(geomean(paper_df) if paper_df else None), ratio(geomean(ours_seq)),
+                    ratio(geomean(paper_seq) if paper_seq else None))]
+    return table.text(rows)

@@ -102,8 +102,10 @@ import numpy as np
 
 from ..timing import (ARRAY_LATENCY, BIAS_LATENCY, FIFO_DEPTH, KOUTER_MAX_ROWS, LOADER_LATENCY,
                       RECONFIG_CYCLES, REORDER_LATENCY, RUN_OVERHEAD, STORE_LATENCY, _tiles,
-                      core_cycles, sfu_latency, softmax_busy, softmax_timing)
+                      bias_word_runs, core_cycles, operand_word_runs, sfu_latency, softmax_busy,
+                      softmax_timing)
 from .plan import Order
+from ..integers import cdiv
 
 
 __all__ = ["ARRAY_LATENCY", "BIAS_LATENCY", "LOADER_LATENCY", "STORE_LATENCY", "RECONFIG_CYCLES",
@@ -122,38 +124,68 @@ def _kib(n):
 
 def _loader_runs(task, d, peas, cores, inputs):
     """``[(memory words, bytes)]`` the loader writes for a dealt task, in its order: the
-    off-chip A (blocks of a tile's rows, ``kb`` words each; a convolution's input flat, a tile's
-    rows times ``d3`` elements a word), a join's side tensor from off-chip (in the result
-    layout, a word per drained row and tile), then the bias and weights; what the group shares
-    (A when it splits N or is a convolution's input, the weights when it splits M) is written
-    to all its cores at once."""
+    off-chip A of every core (blocks of a tile's rows; a convolution's input flat), a join's
+    side tensor from off-chip (in the result layout, a word per drained row and tile), then per
+    core its bias and weights; what the group shares (A when it splits N or is a convolution's
+    input, the weights and bias when it splits M) is written to all its cores at once.
+
+    Where a tensor is read whole and once, its words are timed run by run
+    (:func:`intar_hw.timing.operand_word_runs`, the generator's own word sizes): a run of short
+    words (a narrow last tile, a one-row block's short last beat, a bias word of several
+    accumulators) is word-rate or byte-rate bound on its own. Otherwise (re-reads, part
+    spills, reduction chunks, convolutions) each operand is one run of its words and bytes."""
     def read(roles):
         return sum(i.spilled * i.passes for i in inputs if i.role in roles)
-    a_words, b_words = [], []
-    for core, (orientation, _, Nc, cycles, (i, j, k)) in zip(cores, d.cores):
+
+    def whole(role):
+        return any(i.role == role and i.spilled == i.bytes and i.passes == 1 for i in inputs)
+
+    shared_a = d.split == "N" or task.conv is not None
+    shared_b = d.split == "M" and sum(1 for c in d.cores if c[3]) > 1
+    a_words, a_runs, b_words, b_runs = [], [], [], []
+    for core, (orientation, Mc, Nc, cycles, (i, j, k)) in zip(cores, d.cores):
         if cycles == 0:
             continue
-        d2 = peas[core][1]
+        d1, d2, d3 = peas[core]
+        dm, dn = (d1, d2) if orientation == "MN" else (d2, d1)
+        exact = k == cdiv(task.K, d3) and task.conv is None
         if task.conv is not None:
             c = task.conv
-            dm = peas[core][0] if orientation == "MN" else d2
-            a_words.append(-(-c.in_channels * c.in_height * c.in_width // (dm * peas[core][2])))
+            a_words.append(cdiv(c.in_channels * c.in_height * c.in_width, dm * d3))
         else:
             a_words.append(task.batch * i * k)
-        bias = (-(-Nc // d2) if orientation == "MN" else Nc) if task.has_bias else 0
-        b_words.append(task.batch * j * k + bias)
+        runs = operand_word_runs(task.batch, Mc, dm, task.K, d3, _MAX_RUNS) if exact else None
+        a_runs.append(None if runs is None else
+                      [(n, math.ceil(n * e * task.a_bytes_per_elem)) for n, e in runs])
+        bias = bias_word_runs(orientation, Nc, d2) if task.has_bias else []
+        b_words.append(task.batch * j * k + sum(n for n, _ in bias))
+        runs = (operand_word_runs(task.batch, Nc, dn, task.K, d3, _MAX_RUNS)
+                if exact and task.b is None else None)
+        b_runs.append(None if runs is None else
+                      [(n, n * w * 4) for n, w in bias]
+                      + [(n, math.ceil(n * e * task.b_bytes_per_elem)) for n, e in runs])
     runs = []
     if read(("A", "window")):
-        runs.append((max(a_words) if d.split == "N" or task.conv is not None else sum(a_words),
-                     read(("A", "window"))))
+        a_runs = a_runs[:1] if shared_a else a_runs
+        if whole("A") and None not in a_runs:
+            runs += [run for r in a_runs for run in r]
+        else:
+            runs.append((max(a_words) if shared_a else sum(a_words), read(("A", "window"))))
     if read(("side",)):
         sides = sum(1 for i in inputs if i.role == "side" and i.spilled and i.passes)
         runs.append((sides * _result_words(task, d, peas, cores), read(("side",))))
     rest = read(("weight", "B", "BT"))       # B from off-chip: weights (or a spilled B)
     if rest:
-        runs.append((max(b_words) if d.split == "M" and len(b_words) > 1 else sum(b_words),
-                     rest))
+        b_runs = b_runs[:1] if shared_b else b_runs
+        if whole("weight") and None not in b_runs:
+            runs += [run for r in b_runs for run in r]
+        else:
+            runs.append((max(b_words) if shared_b else sum(b_words), rest))
     return runs
+
+
+#: Most runs of one operand's words :func:`_loader_runs` times one by one.
+_MAX_RUNS = 16
 
 
 def _load_tail(d, peas, cores, weights):
@@ -185,7 +217,7 @@ def _result_words(task, d, peas, cores):
     for core, (orientation, Mc, Nc, cycles, _) in zip(cores, d.cores):
         if cycles > 0:
             rows, cols = (Mc, Nc) if orientation == "MN" else (Nc, Mc)
-            words += task.batch * rows * -(-cols // peas[core][1])
+            words += task.batch * rows * cdiv(cols, peas[core][1])
     return words
 
 
@@ -266,7 +298,7 @@ def _deal_dim(peas, batch, M, N, K, chunk, dim, softmax_bits=0):
         for orientation in ("MN",) if softmax_bits else ("MN", "NM"):
             dm, dn, *_ = _tiles(peas[0], orientation, M, N)
             unit = dm if dim == "M" else dn
-            units = -(-size // unit)
+            units = cdiv(size, unit)
             base, extra = divmod(units, g)
             counts = [base + (1 if c < extra else 0) for c in range(g)]
             sizes = [n * unit for n in counts]
@@ -422,7 +454,7 @@ def _staging(task, d, peas):
         dm = pea[0] if o == "MN" else pea[1]
         if task.conv is not None:
             c = task.conv
-            rows = -(-min(dm, Mc) // c.out_width) + c.band_rows
+            rows = cdiv(min(dm, Mc), c.out_width) + c.band_rows
             rows = min(rows, c.in_height)
             per_core.append(int(math.ceil(rows * c.in_width * c.in_channels
                                           * task.a_bytes_per_elem)))
@@ -636,9 +668,9 @@ def _window_steps(ptask, pdeal, task, d):
     y, x = np.clip(y, 0, hs - 1), np.clip(x, 0, ws - 1)
     pixel = np.maximum.accumulate(image * hs * ws + y * ws + x)
     rows = d.rows_per_pass
-    tiles = -(-task.M // rows)
+    tiles = cdiv(task.M, rows)
     ends = np.minimum(np.arange(1, tiles + 1) * rows, task.M) - 1
-    return pixel[ends] // pdeal.rows_per_pass, -(-(images * hs * ws) // pdeal.rows_per_pass)
+    return pixel[ends] // pdeal.rows_per_pass, cdiv(images * hs * ws, pdeal.rows_per_pass)
 
 
 def _passes_done(pe, passes, count):
@@ -715,7 +747,7 @@ def _timing(tg, members, evals, plan, arrival):
                 back = te.end - pace * np.arange(tiles - 1, -1, -1)
                 te.emitted = np.maximum(te.emitted, back)
         if m.order is Order.KOUTER and chunk:
-            passes = -(-task.K // chunk)
+            passes = cdiv(task.K, chunk)
             te.emit_start = te.end - int(math.ceil(te.busy / passes))
         else:
             te.emit_start = te.start
@@ -948,7 +980,7 @@ def _choose_reuse(task, member, d, inputs, free, buffers):
                 free -= b_tile
                 buffers.append(("b_block", b.tensor, task.name, None, b_tile, 2 * P_N, 0))
             else:
-                b.passes = -(-M // P_M)
+                b.passes = cdiv(M, P_M)
         return free
     if order is Order.ROWS:
         if a.streamed:
@@ -968,9 +1000,9 @@ def _choose_reuse(task, member, d, inputs, free, buffers):
             if rows > P_M and b_tile <= free:
                 free -= b_tile
                 buffers.append(("b_block", b.tensor, task.name, None, b_tile, 2 * P_N, 0))
-                b.passes = -(-M // rows)
+                b.passes = cdiv(M, rows)
             else:
-                b.passes = -(-M // P_M)
+                b.passes = cdiv(M, P_M)
         return free
     # COLS
     if b is None:
@@ -993,14 +1025,14 @@ def _choose_reuse(task, member, d, inputs, free, buffers):
             free -= b_tile
             buffers.append(("b_block", b.tensor, task.name, None, b_tile, 2 * P_N, 0))
         else:
-            b.passes = -(-M // P_M)
+            b.passes = cdiv(M, P_M)
     if a_off and N > P_N:
         if cols > P_N and a_tile <= free:
             free -= a_tile
             buffers.append(("a_block", a.tensor, task.name, None, a_tile, 2 * P_M, 0))
-            a.passes = -(-N // cols)
+            a.passes = cdiv(N, cols)
         else:
-            a.passes = -(-N // P_N)
+            a.passes = cdiv(N, P_N)
     return free
 
 
@@ -1020,5 +1052,5 @@ def _port_cycles(task, d, inputs, results, resources):
         rows = task.batch * (j * Mc if o == "MN" else i * Nc)
         reads = (a_sp + b_sp) * beats + sides * rows
         writes = to_sp * rows
-        worst = max(worst, -(-reads // resources.scratchpad_ports), writes)
+        worst = max(worst, cdiv(reads, resources.scratchpad_ports), writes)
     return worst

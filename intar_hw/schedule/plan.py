@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, fields, replace
 
 from ..graph import Graph
 from .resources import Resources
+from ..table import Column, Table
+from ..integers import is_int
 
 
 __all__ = ["Pattern", "Location", "Order", "BOUNDS", "Core", "Operand", "Result", "Loop",
@@ -79,12 +81,9 @@ _BUFFER_KINDS = ("line", "row_block", "col_block", "accumulator", "whole", "a_bl
 
 # --- validation helpers -------------------------------------------------------------------------
 
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
 
 def _int(owner, name, value, minimum=0):
-    if not _is_int(value):
+    if not is_int(value):
         raise TypeError(f"{owner} {name} must be an integer, not {value!r}")
     if value < minimum:
         raise ValueError(f"{owner} {name} must be at least {minimum}, not {value!r}")
@@ -123,7 +122,7 @@ class Core:
     def __post_init__(self):
         _int("Core", "index", self.index)
         if (not isinstance(self.pea, tuple) or len(self.pea) != 3
-                or not all(_is_int(d) for d in self.pea)):
+                or not all(is_int(d) for d in self.pea)):
             raise TypeError(f"Core {self.index} PE array must be a tuple of 3 integers, "
                             f"not {self.pea!r}")
         if min(self.pea) < 1:
@@ -488,14 +487,15 @@ class Schedule:
 
     # --- display ---
 
-    def table(self):
-        """The stage table as text: one line per task, grouped by stage."""
-        lines = [f"{self.model}: {self.policy} schedule on {self.resources.describe()}"]
-        header = (f"{'stage':>5} {'pattern':<13} {'task':<14} {'cores':<9} {'order':<6} "
-                  f"{'A from':<11} {'result to':<11} {'sfu':<22} {'cycles':>11} "
-                  f"{'bound':<13} {'off-chip B':>12}")
-        lines.append(header)
-        lines.append("-" * len(header))
+    def table(self, scale=None):
+        """The stage table as text: a header naming the graph's activation format, ``scale``
+        (when given), the cores the stages use and the budget; one line per task, grouped by
+        stage; the totals."""
+        fmts = sorted({t.fmt.name for t in self.graph.inputs}) if self.graph is not None else []
+        what = ", ".join(([scale] if scale else []) + fmts)
+        title = (f"{self.model}{f' ({what})' if what else ''}: {self.policy} schedule on "
+                 f"{_cores_used_text(self.cores_used)}\nbudget: {self.resources.describe()}")
+        rows = []
         for stage in self.stages:
             for n, p in enumerate(stage.placements):
                 a = next((o for o in p.operands if o.role in ("A", "window")), None)
@@ -504,21 +504,17 @@ class Schedule:
                 dest = "-" if result is None else _where(result.dest, result.spilled_bytes,
                                                          result.bytes)
                 sfu = "-" if result is None or not result.sfu else ",".join(result.sfu)
-                cores = _cores_text(p.cores)
                 first = n == 0
-                lines.append(
-                    f"{stage.index if first else '':>5} "
-                    f"{stage.pattern.value if first else '':<13} {p.task:<14.14} {cores:<9} "
-                    f"{p.order.value:<6} {source:<11} {dest:<11} {sfu:<22.22} "
-                    f"{stage.cycles if first else '':>11} {stage.bound if first else '':<13} "
-                    f"{stage.offchip_bytes if first else '':>12}")
-        lines.append("-" * len(header))
+                rows.append((stage.index if first else "", stage.pattern.value if first else "",
+                             p.task, _cores_text(p.cores), p.order.value, source, dest, sfu,
+                             stage.cycles if first else "", stage.bound if first else "",
+                             stage.offchip_bytes if first else ""))
         ms = self.milliseconds()
-        lines.append(f"total {self.cycles} cycles" + (f" ({ms:.4g} ms)" if ms else "")
-                     + f", {self.macs} MACs, {self.offchip_bytes} off-chip bytes, "
-                     f"utilisation {self.utilisation:.3f}, "
-                     f"peak on-chip {self.peak_scratchpad_bytes / 1024:.1f} KiB")
-        return "\n".join(lines)
+        total = (f"total {self.cycles:,} cycles" + (f" ({ms:.4g} ms)" if ms else "")
+                 + f", {self.macs:,} MACs, {self.offchip_bytes:,} off-chip bytes, "
+                 f"utilisation {self.utilisation:.3f}, "
+                 f"peak on-chip {self.peak_scratchpad_bytes / 1024:,.1f} KiB")
+        return _STAGE_TABLE.text(rows, title=title, footer=[total])
 
     # --- JSON ---
 
@@ -581,6 +577,22 @@ def _where(location, spilled, total):
     return {"scratchpad": "scratchpad", "offchip": "off-chip", "fifo": "fifo"}[location.value]
 
 
+_STAGE_TABLE = Table(
+    Column("stage"), Column("pattern", "<"), Column("task", "<"), Column("cores", "<"),
+    Column("order", "<"), Column("A from", "<"), Column("result to", "<"), Column("SFUs", "<"),
+    Column("cycles"), Column("bound", "<"), Column("off-chip bytes"))
+
+
+def _cores_used_text(cores):
+    """``cores`` grouped by PE shape: "3 cores: 0-1 of 1x16x4 PEs, 2 of 1x1x4 PEs"."""
+    shapes = {}
+    for core in cores:
+        shapes.setdefault(tuple(core.pea), []).append(core.index)
+    groups = ", ".join(f"{_cores_text(indices)} of {'x'.join(map(str, pea))} PEs"
+                       for pea, indices in shapes.items())
+    return f"{len(cores)} core{'s' if len(cores) != 1 else ''}: {groups}"
+
+
 def _cores_text(cores):
     cores = sorted(cores)
     if len(cores) > 1 and cores == list(range(cores[0], cores[-1] + 1)):
@@ -600,14 +612,21 @@ _ENUMS = {"pattern": Pattern, "order": Order, "source": Location, "dest": Locati
 def _plain(record):
     out = {}
     for f in fields(record):
-        value = getattr(record, f.name)
-        if isinstance(value, enum.Enum):
-            value = value.value
-        elif isinstance(value, tuple):
-            value = [_plain(v) if hasattr(v, "__dataclass_fields__") else
-                     (list(v) if isinstance(v, tuple) else v) for v in value]
-        out[f.name] = value
+        out[f.name] = _plain_value(getattr(record, f.name))
     return out
+
+
+def _plain_value(value):
+    # Records accept numpy integers (integers.is_int); JSON gets Python ints.
+    if isinstance(value, enum.Enum):
+        return value.value
+    if hasattr(value, "__dataclass_fields__"):
+        return _plain(value)
+    if isinstance(value, (tuple, list)):
+        return [_plain_value(v) for v in value]
+    if is_int(value):
+        return int(value)
+    return value
 
 
 def _build(cls, data):

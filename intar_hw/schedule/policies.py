@@ -60,7 +60,7 @@ MAX_ORDERS = 24
 _FRONT = 6
 
 
-def schedule(graph, resources, policy="intar"):
+def schedule(graph, resources, policy="intar", *, buildable=True):
     """Schedule ``graph`` on ``resources`` with ``policy``.
 
     Parameters
@@ -69,6 +69,12 @@ def schedule(graph, resources, policy="intar"):
     resources : Resources
     policy : str
         ``"sequential"``, ``"dataflow"`` or ``"intar"``.
+    buildable : bool
+        Offer only a schedule the generator can build (:func:`intar_hw.build`; checked by its
+        layout planner, which takes milliseconds): ``intar`` picks the best of its candidates
+        that builds, ``sequential`` and ``dataflow`` refuse when theirs does not. ``False``
+        searches the cost model's whole design space, also designs the generator cannot build
+        yet (the paper-scale comparisons). Needs a :class:`~intar_hw.graph.Graph`.
 
     Returns
     -------
@@ -81,8 +87,10 @@ def schedule(graph, resources, policy="intar"):
     TypeError
         If an argument has the wrong type.
     ValueError
-        For an unknown policy, or a budget that cannot hold the model (the message names the
-        task or tensor that does not fit, and by how much).
+        For an unknown policy, a budget that cannot hold the model (the message names the
+        task or tensor that does not fit, and by how much), or (``buildable``) a policy whose
+        schedules the generator cannot build (the message says what it lacks, naming the task
+        and tensor).
     """
     if not isinstance(resources, Resources):
         raise TypeError(f"Resources must be a Resources, not {resources!r}")
@@ -90,14 +98,37 @@ def schedule(graph, resources, policy="intar"):
         raise TypeError(f"Policy must be a string, not {policy!r}")
     if policy not in POLICIES:
         raise ValueError(f"Policy must be one of {', '.join(POLICIES)}, not {policy!r}")
+    if not isinstance(buildable, bool):
+        raise TypeError(f"Buildable must be a bool, not {buildable!r}")
     tg = _as_task_graph(graph)
-    if policy == "sequential":
-        result = _sequential(tg, resources)
-    elif policy == "dataflow":
-        result = _dataflow(tg, resources)
+    if buildable and isinstance(graph, TaskGraph):
+        raise TypeError("Buildable schedules need the Graph, not its TaskGraph (or pass "
+                        "buildable=False)")
+    unbuildable = _generator_check(graph) if buildable else (lambda s: None)
+    if policy == "intar":
+        result = _intar(tg, resources, unbuildable)
     else:
-        result = _intar(tg, resources)
+        result = _sequential(tg, resources) if policy == "sequential" else _dataflow(tg, resources)
+        reason = unbuildable(result)
+        if reason is not None:
+            raise ValueError(f"The {policy} schedule of {tg.name!r} cannot be generated: "
+                             f"{reason} (buildable=False, or --explore, schedules it in the "
+                             f"cost model alone)")
     return _carrying(result, graph)
+
+
+def _generator_check(graph):
+    """A function of a schedule of ``graph``: ``None`` if the generator can build it, else
+    the reason it cannot (the layout planner's message)."""
+    from ..compose.layout import plan        # the generator sits above the scheduler
+
+    def unbuildable(result):
+        try:
+            plan(result, graph)
+        except ValueError as error:
+            return str(error)
+        return None
+    return unbuildable
 
 
 def _carrying(result, graph):
@@ -583,7 +614,7 @@ def _inputs(task):
         [(s, "side") for s in task.side]
 
 
-def _intar(tg, resources):
+def _intar(tg, resources, unbuildable):
     n = len(tg.tasks)
     capacity = _capacity(resources)
     peas = resources.pea
@@ -610,6 +641,9 @@ def _intar(tg, resources):
             continue
         if _joins_in_place(result):
             candidates.append((result.cycles, result.offchip_bytes, result))
+    # The sequential end of the space under the intar name (its stages are the sequential ones).
+    candidates[0] = (sequential.cycles, sequential.offchip_bytes,
+                     _realise(tg, resources, peas, _sequential_configs(tg, resources), "intar"))
     limit = sequential.cycles
     try:
         # One pipeline of every task is the dataflow end of InTAR's space (the paper's gating
@@ -619,13 +653,15 @@ def _intar(tg, resources):
         dataflow = None
     else:
         limit = min(limit, dataflow.cycles)
-        candidates.append((dataflow.cycles, dataflow.offchip_bytes, dataflow))
-    winner = pick(candidates, limit)[2]
-    if winner is sequential:
-        return _realise(tg, resources, peas, _sequential_configs(tg, resources), "intar")
-    if winner is dataflow:
-        return dataclasses.replace(dataflow, policy="intar")
-    return winner
+        candidates.append((dataflow.cycles, dataflow.offchip_bytes,
+                           dataclasses.replace(dataflow, policy="intar")))
+    reasons = [unbuildable(c[2]) for c in candidates]
+    buildable = [c for c, reason in zip(candidates, reasons) if reason is None]
+    if not buildable:
+        raise ValueError(f"No intar schedule of {tg.name!r} can be generated: {reasons[0]} "
+                         f"(buildable=False, or --explore, schedules it in the cost model "
+                         f"alone)")
+    return pick(buildable, limit)[2]
 
 
 def _joins_in_place(schedule):

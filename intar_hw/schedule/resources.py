@@ -48,12 +48,11 @@ import importlib
 import math
 import numbers
 
+from ..integers import is_int
+
 
 __all__ = ["Resources", "PRESETS"]
 
-
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _is_number(value):
@@ -62,7 +61,7 @@ def _is_number(value):
 
 def _check_shape(value, what):
     if (not isinstance(value, (tuple, list)) or len(value) not in (2, 3)
-            or not all(_is_int(d) for d in value)):
+            or not all(is_int(d) for d in value)):
         raise TypeError(f"{what} must be a tuple of 2 or 3 integers (d1, d2[, d3]), "
                         f"not {value!r}")
     if not all(d >= 1 for d in value):
@@ -135,7 +134,7 @@ class Resources:
     def __init__(self, *, ccs=2, pea=(4, 4), scratchpad_kib=64, scratchpad_ports=2,
                  offchip_bytes_per_cycle=8, offchip_latency=100, fifo_kib=None, clock_mhz=None,
                  device=None, name=None):
-        if not _is_int(ccs):
+        if not is_int(ccs):
             raise TypeError(f"Number of CCs must be an integer, not {ccs!r}")
         if ccs < 1:
             raise ValueError(f"Number of CCs must be at least 1, not {ccs!r}")
@@ -152,7 +151,7 @@ class Resources:
                 or round(scratchpad_kib * 1024) < 1:
             raise ValueError(f"Scratchpad size must be a positive number of KiB, "
                              f"not {scratchpad_kib!r}")
-        if not _is_int(scratchpad_ports):
+        if not is_int(scratchpad_ports):
             raise TypeError(f"Scratchpad ports must be an integer, not {scratchpad_ports!r}")
         if not 1 <= scratchpad_ports <= 4:
             raise ValueError(f"Scratchpad ports must be between 1 and 4, not {scratchpad_ports!r}")
@@ -162,7 +161,7 @@ class Resources:
         if not (offchip_bytes_per_cycle > 0 and math.isfinite(offchip_bytes_per_cycle)):
             raise ValueError(f"Off-chip bandwidth must be positive, "
                              f"not {offchip_bytes_per_cycle!r}")
-        if not _is_int(offchip_latency):
+        if not is_int(offchip_latency):
             raise TypeError(f"Off-chip latency must be an integer number of cycles, "
                             f"not {offchip_latency!r}")
         if offchip_latency < 0:

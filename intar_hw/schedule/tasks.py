@@ -25,6 +25,8 @@ tasks, side inputs of other tasks' epilogues, and graph outputs. This module imp
 import math
 from dataclasses import dataclass
 
+from ..integers import cdiv
+
 
 __all__ = ["MAC_KINDS", "ROW_WISE", "ConvGeometry", "Task", "TensorInfo", "TaskGraph",
            "task_graph"]
@@ -79,7 +81,7 @@ class ConvGeometry:
         """Input rows one output row's windows span, before clipping to the image."""
         span = (self.kernel[0] - 1) * self.dilation[0] + 1
         if self.transposed:
-            span = -(-span // self.stride[0])
+            span = cdiv(span, self.stride[0])
         return span
 
     @property
@@ -177,6 +179,7 @@ class Task:
     b_bytes_per_elem: float
     conv: object
     has_bias: bool = False
+    bias_bytes: int = 0
     sfu_latency: int = 0
     softmax_bits: int = 0
     view: object = None
@@ -339,6 +342,7 @@ def task_graph(graph):
             acc_bytes=max(1, math.ceil(op.acc_fmt.bits / 8)),
             a_bytes_per_elem=_bytes_per_elem(x.fmt), b_bytes_per_elem=_bytes_per_elem(b_fmt),
             conv=conv, has_bias=bool(getattr(op, "has_bias", False)), view=_view(chain),
+            bias_bytes=op.params["bias"].nbytes if "bias" in op.params else 0,
             sfu_latency=_sfu_latency(chain, op.output.fmt.bits),
             softmax_bits=next((c.inputs[0].fmt.bits for c in chain
                                if c.kind.value == "softmax"), 0)))

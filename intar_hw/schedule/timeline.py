@@ -22,10 +22,12 @@ def plot_timeline(schedule, path, *, title=None):
     """Draw ``schedule`` to ``path`` (PNG).
 
     Top: one row per core; each task is a bar from its start to its end, coloured by its stage's
-    pattern and labelled with its name, over a pale band spanning its whole stage (a stage outlasts
-    its tasks when off-chip traffic or fill bounds it; the band is labelled with that bound);
-    dotted lines mark stage boundaries. Bottom: on-chip
-    occupancy per stage (resident tensors plus buffers) against the budget's capacity.
+    pattern and labelled with its name where it is wide enough, over a pale band spanning its
+    whole stage (a stage outlasts its tasks when off-chip traffic or fill bounds it). Every stage
+    is numbered above the bars (``S3``, as in the stage table), with its bound when that is not
+    compute; dotted lines mark stage boundaries. Bottom: on-chip occupancy per stage (resident
+    tensors plus buffers) on a log scale, so a few KiB show beside a budget of hundreds, with the
+    budget's capacity.
     """
     from matplotlib.figure import Figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -44,9 +46,11 @@ def plot_timeline(schedule, path, *, title=None):
             for core in placement.cores:
                 bars.broken_barh([(stage.start, stage.cycles)], (core - 0.45, 0.9),
                                  facecolors=colour, alpha=0.25, linewidth=0)
-        if stage.cycles > total * 0.06 and stage.bound != "compute":
-            bars.text(stage.start + stage.cycles / 2, -0.62, f"{stage.bound} bound",
-                      ha="center", va="center", fontsize=6, clip_on=True)
+        wide = stage.cycles > total * 0.06
+        label = f"S{stage.index}" + (f" {stage.bound}" if wide and stage.bound != "compute"
+                                     else "")
+        bars.text(stage.start + stage.cycles / 2, -0.62, label, ha="center", va="center",
+                  fontsize=6 if wide else 5, rotation=0 if wide else 90, clip_on=True)
         for placement in stage.placements:
             begin = stage.start + placement.start
             width = max(placement.end - placement.start, total * 1e-4)
@@ -63,7 +67,8 @@ def plot_timeline(schedule, path, *, title=None):
     bars.set_ylim(-0.8, len(cores) - 0.4)
     bars.invert_yaxis()
     bars.set_xlim(0, total)
-    bars.legend(handles=[Patch(color=c, label=p.value) for p, c in COLOURS.items()],
+    bars.legend(handles=[Patch(color=c, label=p.value) for p, c in COLOURS.items()]
+                + [Patch(color="grey", alpha=0.25, label="stage span\n(task bars inside)")],
                 loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7)
     bars.set_title(title or f"{schedule.model}: {schedule.policy}, {schedule.cycles:,} cycles",
                    fontsize=9)
@@ -71,15 +76,17 @@ def plot_timeline(schedule, path, *, title=None):
     for stage in schedule.stages:
         xs += [stage.start, stage.end]
         ys += [stage.scratchpad_bytes / 1024] * 2
-    memory.plot(xs, ys, color="black", linewidth=1)
+    memory.plot(xs, ys, color="black", linewidth=1, label="on-chip used")
     memory.fill_between(xs, ys, alpha=0.2, color="black")
     resources = schedule.resources
     capacity = (resources.total_scratchpad_bytes + resources.fifo_bytes) / 1024
     memory.axhline(capacity, color="red", linestyle="--", linewidth=0.8, label="on-chip budget")
-    memory.set_ylabel("on-chip KiB", fontsize=8)
+    memory.set_ylabel("on-chip KiB (log)", fontsize=8)
     memory.set_xlabel("cycle", fontsize=8)
     memory.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7)
-    memory.set_ylim(0, capacity * 1.1)
+    used = [y for y in ys if y > 0]
+    memory.set_yscale("log")
+    memory.set_ylim(min(used + [capacity]) / 2, max(used + [capacity]) * 2)
     figure.subplots_adjust(left=0.08, right=0.86)
     figure.savefig(path, dpi=110)
     return path

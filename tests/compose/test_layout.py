@@ -108,7 +108,7 @@ def test_plan_type_errors():
 ])
 def test_unsupported(model, scale, policy, message):
     graph = ih.model_graph(model, scale)
-    s = schedule(graph, Resources.for_model(model, scale), policy)
+    s = schedule(graph, Resources.for_model(model, scale), policy, buildable=False)
     with pytest.raises(ValueError, match=rf"^The generator does not support {message} yet$"):
         plan(s, graph)
 
@@ -116,7 +116,8 @@ def test_unsupported(model, scale, policy, message):
 def test_dealt_tasks_are_parts_on_each_core():
     """The tiny MLP on two 8-lane cores: fc1 and fc2 are dealt along N, tile by tile."""
     graph = ih.model_graph("mlp", "tiny")
-    s = schedule(graph, Resources.for_model("mlp", "tiny").replace(pea=(1, 8, 1)), "sequential")
+    s = schedule(graph, Resources.for_model("mlp", "tiny").replace(pea=(1, 8, 1)), "sequential",
+                 buildable=False)
     p = plan(s, graph)
     fc1, fc2 = p.parts("fc1"), p.parts("fc2")
     assert [(t.core, t.split, t.picks) for t in fc1] == [
@@ -175,7 +176,7 @@ def test_gather_from_three_cores_unsupported():
     with pytest.raises(ValueError, match=r"^The generator does not support a core reading "
                                          r"results of two other cores \(core 0 in task 'fc2'\) "
                                          r"yet$"):
-        plan(schedule(graph, budget, "sequential"), graph)
+        plan(schedule(graph, budget, "sequential", buildable=False), graph)
 
 
 def test_unsupported_output_after_a_view():
@@ -184,7 +185,7 @@ def test_unsupported_output_after_a_view():
     g = ih.Graph("upsampled")
     x = g.input("x", shape=(1, 1, 4, 4), fmt="int8")
     g.output(g.upsample(g.conv2d(x, 1, 3, padding=1, shift=6, name="conv"), 2, name="up"))
-    s = schedule(g, Resources.for_model("cnn4l", "tiny"), "sequential")
+    s = schedule(g, Resources.for_model("cnn4l", "tiny"), "sequential", buildable=False)
     with pytest.raises(ValueError, match=r"^The generator does not support a graph output "
                                          r"after an upsampling or pooling \('up'\) yet$"):
         plan(s, g)
@@ -220,7 +221,7 @@ def test_mul_add_in_two_formats_unsupported():
     eps = g.input("eps", shape=(4, 8), fmt="int8")
     h = g.relu(g.linear(x, 8, shift=7, name="fc"), name="h")
     g.output(g.add(h, g.mul(h, eps, shift=7, name="noise"), out_format="int16", name="z"))
-    s = schedule(g, Resources.for_model("mlp", "tiny"), "sequential")
+    s = schedule(g, Resources.for_model("mlp", "tiny"), "sequential", buildable=False)
     with pytest.raises(ValueError, match=r"^The generator does not support a mul and an add of "
                                          r"its factor in different formats \(task 'fc'\) yet$"):
         plan(s, g)
@@ -244,7 +245,7 @@ def test_side_in_another_format_unsupported():
     eps = g.input("eps", shape=(4, 8), fmt="int16")
     h = g.relu(g.linear(x, 8, shift=7, name="fc"), name="h")
     g.output(g.add(h, eps, out_format="int16", name="z"))
-    s = schedule(g, Resources.for_model("mlp", "tiny"), "sequential")
+    s = schedule(g, Resources.for_model("mlp", "tiny"), "sequential", buildable=False)
     with pytest.raises(ValueError, match=r"^The generator does not support a join with a graph "
                                          r"input in another format than the result it joins "
                                          r"\(task 'fc' joins 'eps'\) yet$"):

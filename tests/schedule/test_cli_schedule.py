@@ -17,8 +17,11 @@ def test_schedule_table(capsys):
     status, out, err = run(capsys, "schedule", "mlp", "--scale", "tiny")
     assert status == 0 and err == ""
     lines = out.splitlines()
-    assert lines[0].startswith("mlp: intar schedule on 2 x 1x64x1 PEs")
-    assert "stage pattern" in lines[1]
+    assert lines[0] == ("mlp (tiny, int8): intar schedule on 3 cores: 0 of 1x32x1 PEs, "
+                        "1 of 3x21x1 PEs, 2 of 3x10x1 PEs")
+    assert lines[1].startswith("budget: 2 x 1x64x1 PEs")
+    assert lines[2].split()[:3] == ["stage", "pattern", "task"]
+    assert lines[2].endswith("off-chip bytes")
     assert lines[-1].startswith("total ")
     assert sum(1 for line in lines if "fc" in line) == 3
 
@@ -53,7 +56,7 @@ def test_budget_overrides(capsys):
 
 
 def test_compare_at_paper_scale(capsys):
-    status, out, _ = run(capsys, "compare", "mlp", "--fmt", "int16")
+    status, out, _ = run(capsys, "compare", "mlp", "--scale", "paper", "--fmt", "int16")
     assert status == 0
     lines = out.splitlines()
     assert "paper ms" in lines[1] and "paper speedup" in lines[1]
@@ -88,14 +91,15 @@ def test_model_file_brings_its_budget(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["schedule", "mlp", "--scratchpad-kib", "0.125"],
+    (["schedule", "mlp", "--scale", "paper", "--scratchpad-kib", "0.125"],
      "Task 'fc1' needs 0.25 KiB of scratchpad for its input row tile of 'x' but each CC has "
      "0.125 KiB (0.125 KiB short)"),
     (["schedule", "mlp", "--pea", "4"], "PE array shape must look like 4x4 or 1x16x9, not '4'"),
     (["schedule", "mlp", "--ccs", "0"], "Number of CCs must be at least 1, not 0"),
     (["schedule", "mlp", "--scale", "small", "--pea", "1x200x1"],
      "PE arrays of 400 MACs do not fit ecp5-85k: it has 156 multipliers (one per MAC)"),
-    (["compare", "vae", "--ccs", "3"], "--ccs on a budget with unequal cores needs --pea as well"),
+    (["compare", "vae", "--scale", "paper", "--ccs", "3"],
+     "--ccs on a budget with unequal cores needs --pea as well"),
     (["schedule", "mlp", "--resources", "u280"], "Unknown resource preset 'u280'; known: "),
     (["schedule", "mlp", "--scale", "huge"], "Scale must be one of tiny, small, paper, "
                                              "not 'huge'"),

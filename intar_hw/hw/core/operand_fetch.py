@@ -9,6 +9,7 @@ from ..mac_array import MACBeatLayout
 from ..scratchpad import ReadPortSignature
 from .program import MEMORIES, Source
 from .result_read import ResultReader, read_spec
+from ...integers import cdiv
 
 
 __all__ = ["operand_word", "by_program", "window_entries", "window_port", "window_sources",
@@ -61,7 +62,7 @@ def window_port(entries, pea, operand_width):
     addresses of the programs' im2col tiles, words of the largest block of lanes."""
     used = [e for e in entries if e is not None]
     block = max(b for _, b, _ in used)
-    span = max(-(-window.M // b) * kb for window, b, kb in used)
+    span = max(cdiv(window.M, b) * kb for window, b, kb in used)
     return ReadPortSignature(ceil_log2(max(span, 2)), operand_word(operand_width, block, pea[2]))
 
 

@@ -51,6 +51,7 @@ import numpy as np
 
 from ... import numerics
 from ... import timing
+from ...integers import cdiv, is_int
 
 
 __all__ = ["Source", "Destination", "MEMORIES", "MAX_SHIFT", "BIAS_FORMAT", "BIAS_LATENCY",
@@ -103,26 +104,20 @@ JOINS = ("add", "mul", "mul_add")
 BIAS_LATENCY = timing.BIAS_LATENCY
 
 
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
 
 def _check_count(name, value):
-    if not _is_int(value):
+    if not is_int(value):
         raise TypeError(f"GemmProgram {name} must be an integer, not {value!r}")
     if value < 1:
         raise ValueError(f"GemmProgram {name} must be a positive integer, not {value!r}")
 
 
 def _check_base(name, value):
-    if not _is_int(value):
+    if not is_int(value):
         raise TypeError(f"GemmProgram {name} must be an integer, not {value!r}")
     if value < 0:
         raise ValueError(f"GemmProgram {name} must be a non-negative integer, not {value!r}")
 
-
-def _cdiv(a, b):
-    return -(-a // b)
 
 
 @dataclass(frozen=True)
@@ -296,7 +291,7 @@ class GemmProgram:
 
     def __post_init__(self):
         if (not isinstance(self.pea, tuple) or len(self.pea) != 3
-                or not all(_is_int(d) for d in self.pea)):
+                or not all(is_int(d) for d in self.pea)):
             raise TypeError(f"GemmProgram pea must be a tuple of 3 integers, not {self.pea!r}")
         if min(self.pea) < 1:
             raise ValueError(f"GemmProgram pea dimensions must be positive integers, "
@@ -321,13 +316,13 @@ class GemmProgram:
         for name in ("a_base", "b_base", "dest_base"):
             _check_base(name, getattr(self, name))
         if self.bias_base is not None:
-            if not _is_int(self.bias_base):
+            if not is_int(self.bias_base):
                 raise TypeError(f"GemmProgram bias_base must be an integer or None, "
                                 f"not {self.bias_base!r}")
             if self.bias_base < 0:
                 raise ValueError(f"GemmProgram bias_base must be a non-negative integer, "
                                  f"not {self.bias_base!r}")
-        if not _is_int(self.shift):
+        if not is_int(self.shift):
             raise TypeError(f"GemmProgram shift must be an integer, not {self.shift!r}")
         if not 0 <= self.shift <= MAX_SHIFT:
             raise ValueError(f"GemmProgram shift must be between 0 and {MAX_SHIFT}, "
@@ -344,12 +339,12 @@ class GemmProgram:
             object.__setattr__(self, "out_format", fmt)
         if not isinstance(self.relu, bool):
             raise TypeError(f"GemmProgram relu must be a bool, not {self.relu!r}")
-        if self.a_lanes is not None and (not _is_int(self.a_lanes) or self.a_lanes < 1):
+        if self.a_lanes is not None and (not is_int(self.a_lanes) or self.a_lanes < 1):
             raise ValueError(f"GemmProgram a_lanes must be a positive integer or None, "
                              f"not {self.a_lanes!r}")
         _check_count("slots", self.slots)
         self._check_b_layout()
-        if self.a_slots is not None and not _is_int(self.a_slots):
+        if self.a_slots is not None and not is_int(self.a_slots):
             raise TypeError(f"GemmProgram a_slots must be an integer or None, "
                             f"not {self.a_slots!r}")
         if self.a_slots is not None and self.a_slots < 1:
@@ -439,7 +434,7 @@ class GemmProgram:
     def _check_gather(self, name, parts, first):
         if (not isinstance(parts, tuple) or len(parts) < 2
                 or not all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], Source)
-                           and _is_int(p[1]) and p[1] >= 0 for p in parts)):
+                           and is_int(p[1]) and p[1] >= 0 for p in parts)):
             raise TypeError(f"GemmProgram {name} must be a tuple of at least two "
                             f"(Source, base) pairs or None, not {parts!r}")
         sources = [source for source, _ in parts]
@@ -457,7 +452,7 @@ class GemmProgram:
             raise TypeError(f"GemmProgram b_transposed must be a bool, not {self.b_transposed!r}")
         for name in ("b_lanes", "b_slots"):
             value = getattr(self, name)
-            if value is not None and not _is_int(value):
+            if value is not None and not is_int(value):
                 raise TypeError(f"GemmProgram {name} must be an integer or None, not {value!r}")
             if value is not None and value < 1:
                 raise ValueError(f"GemmProgram {name} must be a positive integer or None, "
@@ -487,7 +482,7 @@ class GemmProgram:
         if not isinstance(self.softmax, bool) or not isinstance(self.causal, bool):
             raise TypeError(f"GemmProgram softmax and causal must be bools, not "
                             f"{self.softmax!r} and {self.causal!r}")
-        if self.softmax_frac is not None and not _is_int(self.softmax_frac):
+        if self.softmax_frac is not None and not is_int(self.softmax_frac):
             raise TypeError(f"GemmProgram softmax_frac must be an integer or None, "
                             f"not {self.softmax_frac!r}")
         if self.causal and not self.softmax:
@@ -505,7 +500,7 @@ class GemmProgram:
             raise ValueError(f"GemmProgram activation must be one of "
                              f"{', '.join(map(repr, ACTIVATIONS))} or None, "
                              f"not {self.activation!r}")
-        if self.activation_frac is not None and not _is_int(self.activation_frac):
+        if self.activation_frac is not None and not is_int(self.activation_frac):
             raise TypeError(f"GemmProgram activation_frac must be an integer or None, "
                             f"not {self.activation_frac!r}")
         if self.approximate not in ("none", "tanh"):
@@ -522,7 +517,7 @@ class GemmProgram:
             raise ValueError(f"GemmProgram join_source must be Source.RESULTS, Source.PEER or "
                              f"Source.SIDES, not {self.join_source!r}")
         _check_base("join_base", self.join_base)
-        if not _is_int(self.join_shift):
+        if not is_int(self.join_shift):
             raise TypeError(f"GemmProgram join_shift must be an integer, not {self.join_shift!r}")
         if not 0 <= self.join_shift <= MAX_SHIFT or (self.join == "add" and self.join_shift):
             raise ValueError(f"GemmProgram join_shift must be between 0 and {MAX_SHIFT} (0 for "
@@ -611,11 +606,11 @@ class GemmProgram:
     @property
     def kb(self):
         """Beats per tile, ``ceil(K / d3)``."""
-        return _cdiv(self.K, self.pea[2])
+        return cdiv(self.K, self.pea[2])
 
     @property
     def tiles(self):
-        return (_cdiv(self.M, self.dm), _cdiv(self.N, self.dn), self.kb)
+        return (cdiv(self.M, self.dm), cdiv(self.N, self.dn), self.kb)
 
     @property
     def p_rows(self):
@@ -629,11 +624,11 @@ class GemmProgram:
 
     @property
     def p_tiles(self):
-        return _cdiv(self.p_rows, self.pea[0])
+        return cdiv(self.p_rows, self.pea[0])
 
     @property
     def q_tiles(self):
-        return _cdiv(self.q_rows, self.pea[1])
+        return cdiv(self.q_rows, self.pea[1])
 
     @property
     def p_rem(self):
@@ -733,29 +728,29 @@ class GemmProgram:
         if self.a_window is not None:
             return self.a_window.words if self.a_window.layout == "flat" else 0
         if self.a_laid_out:
-            return self.batch * _cdiv(self.M, self.a_slots) * _cdiv(self.K, self.a_lanes)
-        return self.batch * _cdiv(self.M, self.dm) * self.kb
+            return self.batch * cdiv(self.M, self.a_slots) * cdiv(self.K, self.a_lanes)
+        return self.batch * cdiv(self.M, self.dm) * self.kb
 
     @property
     def b_words(self):
         """Words ``B`` takes in its memory."""
         if self.b_laid_out and self.b_transposed:
-            return self.batch * _cdiv(self.K, self.b_slots) * _cdiv(self.N, self.b_lanes)
+            return self.batch * cdiv(self.K, self.b_slots) * cdiv(self.N, self.b_lanes)
         if self.b_laid_out:
-            return self.batch * _cdiv(self.N, self.b_slots) * _cdiv(self.K, self.b_lanes)
-        return self.batch * _cdiv(self.N, self.dn) * self.kb
+            return self.batch * cdiv(self.N, self.b_slots) * cdiv(self.K, self.b_lanes)
+        return self.batch * cdiv(self.N, self.dn) * self.kb
 
     @property
     def bias_words(self):
         """Words the bias takes in the ``biases`` memory (0 without a bias)."""
         if self.bias_base is None:
             return 0
-        return _cdiv(self.N, self.pea[1]) if self.orientation == "MN" else self.N
+        return cdiv(self.N, self.pea[1]) if self.orientation == "MN" else self.N
 
     @property
     def dest_words(self):
         """Words the result takes in its memory."""
-        return self.batch * _cdiv(self.p_rows, self.slots) * self.q_tiles
+        return self.batch * cdiv(self.p_rows, self.slots) * self.q_tiles
 
     def extents(self):
         """``{memory name: words used from address 0}`` of every memory the program touches."""
@@ -789,7 +784,7 @@ class GemmProgram:
             raise ValueError(f"GemmProgram operand {name} must have shape "
                              f"{(self.batch, rows, self.K)!r}, not {X.shape!r}")
         X = X.reshape(self.batch, rows, self.K).astype(np.int64)
-        blocks = _cdiv(rows, block)
+        blocks = cdiv(rows, block)
         padded = np.zeros((self.batch, blocks * block, kb * d3), dtype=np.int64)
         padded[:, :rows, :self.K] = X
         # (batch, block index, lane, beat, element) -> (batch, block index, beat, lane, element)
@@ -838,7 +833,7 @@ class GemmProgram:
         if self.orientation == "NM":
             R = R.transpose(0, 2, 1)
         d2, slots = self.pea[1], self.slots
-        rows = _cdiv(self.p_rows, slots) * slots
+        rows = cdiv(self.p_rows, slots) * slots
         padded = np.zeros((self.batch, rows, self.q_tiles * d2), dtype=np.int64)
         padded[:, :self.p_rows, :self.q_rows] = R
         # (batch, word row, slot, tile, lane) -> (batch, word row, tile, slot, lane)
@@ -849,7 +844,7 @@ class GemmProgram:
         """Address of row ``p``, Q tile ``t`` of ``R[b]`` on the core's ``results_read`` port:
         ``word << ceil_log2(slots) | slot`` (with one slot, the word)."""
         S = self.slots
-        word = self.dest_base + (b * _cdiv(self.p_rows, S) + p // S) * self.q_tiles + t
+        word = self.dest_base + (b * cdiv(self.p_rows, S) + p // S) * self.q_tiles + t
         return (word << (S - 1).bit_length()) | (p % S)
 
     def host_addresses(self):

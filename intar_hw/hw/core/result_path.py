@@ -12,6 +12,7 @@ from .operand_fetch import by_program
 from ... import timing
 from .program import BIAS_FORMAT, BIAS_LATENCY, result_bits
 from .row_reorder import RowReorder
+from ...integers import cdiv
 
 
 __all__ = ["ResultPath", "result_multipliers"]
@@ -150,7 +151,7 @@ class _RowWalk:
             def advance(s):
                 p = programs[s]
                 S, q = p.slots, p.q_tiles
-                per_batch = -(-p.p_rows // S) * q
+                per_batch = cdiv(p.p_rows, S) * q
 
                 def next_row(slot_to, row_to):
                     if S == 1:

@@ -21,13 +21,11 @@ from dataclasses import dataclass
 from amaranth import *
 
 from .program import Source
+from ...integers import cdiv
 
 
 __all__ = ["ReadSpec", "read_spec", "ResultReader"]
 
-
-def _cdiv(a, b):
-    return -(-a // b)
 
 
 @dataclass(frozen=True)
@@ -79,17 +77,17 @@ def read_spec(program, which):
         parts, transposed = program.b_parts, program.b_transposed
         by_tiles = len(parts) > 1 and not transposed
     if transposed:
-        row_words = _cdiv(rows, L)
+        row_words = cdiv(rows, L)
         return ReadSpec(side, block, L, S, parts, True, pos_limit=L, pos_row=1, sub_limit=S,
-                        sub_row=row_words, batch_words=_cdiv(program.K, S) * row_words,
+                        sub_row=row_words, batch_words=cdiv(program.K, S) * row_words,
                         wraps=L % block == 0,
-                        words=program.batch * _cdiv(program.K, S) * row_words)
-    row_words = _cdiv(program.K, L)
+                        words=program.batch * cdiv(program.K, S) * row_words)
+    row_words = cdiv(program.K, L)
     stride = program.a_tile_stride if which == "a" else 1
     return ReadSpec(side, block, L, S, parts, False, pos_limit=S, pos_row=row_words,
-                    sub_limit=L // d3, sub_row=1, batch_words=_cdiv(rows, S) * row_words,
+                    sub_limit=L // d3, sub_row=1, batch_words=cdiv(rows, S) * row_words,
                     wraps=S % block == 0,
-                    words=program.batch * _cdiv(rows, S) * row_words * stride,
+                    words=program.batch * cdiv(rows, S) * row_words * stride,
                     by_tiles=by_tiles, stride=stride)
 
 

@@ -53,13 +53,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..checks import check_bool, check_count, check_pair
+from ...integers import cdiv
 
 
 __all__ = ["Window"]
 
-
-def _cdiv(a, b):
-    return -(-a // b)
 
 
 def _div(a, b):
@@ -247,7 +245,7 @@ class Window:
         if self.rows is None:
             return self.pixels
         block, count, position = self.rows
-        tiles = _cdiv(self.pixels, block)
+        tiles = cdiv(self.pixels, block)
         return sum(min(block, self.pixels - u * block) for u in range(position, tiles, count))
 
     def row(self, m):
@@ -274,7 +272,7 @@ class Window:
         if self.source_size is not None:
             h, w = self.source_size
         elif self.upsample is not None:
-            h, w = _cdiv(self.height, self.upsample[0]), _cdiv(self.width, self.upsample[1])
+            h, w = cdiv(self.height, self.upsample[0]), cdiv(self.width, self.upsample[1])
         else:
             h, w = self.height, self.width
         return (self.images, self.channels, h, w)
@@ -288,9 +286,9 @@ class Window:
         """Words of the stored tensor from ``base`` (``"flat"``; ``"result"``: its producer's)."""
         n, c, h, w = self.stored
         if self.layout == "flat":
-            return _cdiv(n * c * h * w, self.word_elements)
+            return cdiv(n * c * h * w, self.word_elements)
         rows, cols = (n * h * w, c) if self.orientation == "MN" else (c, n * h * w)
-        return _cdiv(rows, self.slots) * _cdiv(cols, self.lanes)
+        return cdiv(rows, self.slots) * cdiv(cols, self.lanes)
 
     # --- the address pattern ----------------------------------------------------------------
 

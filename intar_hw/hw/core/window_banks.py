@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...integers import cdiv
+
 
 __all__ = ["BankPlan", "plan_banks", "window_reads", "banks_pay", "SEARCH_LIMIT"]
 
@@ -74,7 +76,7 @@ class BankPlan:
 
     def rows(self, depth):
         """Rows of each bank for a memory of ``depth`` words."""
-        return max(1, -(-depth // self.banks))
+        return max(1, cdiv(depth, self.banks))
 
     def deal(self, words, depth):
         """Per bank, its rows' initial contents from ``words`` (a memory's initial words, the
@@ -106,7 +108,7 @@ def window_reads(windows, d3, block, reads):
         if entry is None:
             continue
         window, rows, kb = entry
-        tiles = -(-window.M // rows)
+        tiles = cdiv(window.M, rows)
         tile, beat, lane, k = (a.reshape(tiles * kb, block * d3) for a in np.meshgrid(
             np.arange(tiles), np.arange(kb), np.arange(block), np.arange(d3), indexing="ij"))
         row = tile * rows + lane if window.rows is None else window.tile_row(tile, lane)
@@ -160,7 +162,7 @@ def plan_banks(windows, *, d3, block, elements_per_word, max_banks=256, limit=SE
     with every skew below it; the cheapest (fewest multiplexer inputs, then fewest banks) wins.
     """
     windows = [w for w in windows if w is not None]
-    sizes = [-(-w.M // rows) * kb * block * d3 * max(w.reads for w, _, _ in windows)
+    sizes = [cdiv(w.M, rows) * kb * block * d3 * max(w.reads for w, _, _ in windows)
              for w, rows, kb in windows]
     if sum(sizes) > limit:
         return None
@@ -201,7 +203,7 @@ _LUTRAM_DEPTH = 64
 
 def _brams(depth, width):
     """18-kbit block RAMs (512 x 36 up to 16,384 x 1) holding ``depth`` words of ``width``."""
-    return min(-(-width // w) * -(-depth // d)
+    return min(cdiv(width, w) * cdiv(depth, d)
                for d, w in ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)))
 
 
@@ -220,8 +222,8 @@ def banks_pay(plan, *, ports, elements, width, depth):
     banked = plan.inputs * width
     total = elements * width
     if depth <= _LUTRAM_DEPTH:
-        storage = 2 * -(-depth // 16) * -(-total // 4) * 6
+        storage = 2 * cdiv(depth, 16) * cdiv(total, 4) * 6
     else:
         storage = 2 * _brams(depth, total) * LOGIC_PER_BRAM
-    copied = ports * elements * width + -(-ports // 2) * storage
+    copied = ports * elements * width + cdiv(ports, 2) * storage
     return banked <= copied

@@ -16,6 +16,7 @@ from ... import numerics
 from .layouts import VectorLayout
 from ..checks import check_count, check_format
 from ..logic import bank_ring, stage, wrap_increment
+from ...integers import cdiv
 
 
 __all__ = ["LayerNormParamsLayout", "LayerNorm"]
@@ -288,7 +289,7 @@ class LayerNorm(wiring.Component):
 
     @property
     def banks(self):
-        return -(-(2 * self.beats + self.stats_cycles) // self.row_period)
+        return cdiv(2 * self.beats + self.stats_cycles, self.row_period)
 
     @property
     def storage_bytes(self):

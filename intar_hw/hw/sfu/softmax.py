@@ -15,6 +15,7 @@ from ... import numerics
 from .layouts import VectorLayout
 from ..checks import check_count, check_format
 from ..logic import bank_ring, read_copies, stage, wrap_increment
+from ...integers import cdiv
 
 
 __all__ = ["Softmax", "multipliers"]
@@ -203,7 +204,7 @@ class Softmax(wiring.Component):
 
     @property
     def banks(self):
-        return -(-self._bank_hold // self.row_period)
+        return cdiv(self._bank_hold, self.row_period)
 
     @property
     def latency(self):

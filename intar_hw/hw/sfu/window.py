@@ -19,6 +19,7 @@ from ... import numerics
 from .layouts import VectorLayout
 from ..checks import check_count, check_format, check_pair
 from ..logic import wrap_increment
+from ...integers import cdiv
 
 
 __all__ = ["MaxPool", "Upsample"]
@@ -209,7 +210,7 @@ class MaxPool(wiring.Component):
     @property
     def _slots(self):
         # Output rows / columns whose windows can cover one input row / column.
-        return tuple(-(-k // s) for k, s in zip(self._kernel, self._stride))
+        return tuple(cdiv(k, s) for k, s in zip(self._kernel, self._stride))
 
     @property
     def storage_bytes(self):
