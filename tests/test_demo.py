@@ -1,6 +1,3 @@
-import numpy as np
-import pytest
-
 from intar_hw import demo
 
 

@@ -183,7 +183,8 @@ def test_cli_verilog(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["sim", "gpt2_medium", "--scale", "tiny"],
-     "The generator does not support matmuls of several heads (task 'scores') yet"),
+     "No intar schedule of 'gpt2_medium' can be generated: The generator does not support "
+     "matmuls of several heads (task 'scores') yet"),
     (["sim", "nonsense"],
      "Unknown model 'nonsense'; expected one of mlp, self_attention, cnn4l, vae, gating_net, "
      "gpt2_medium, or a path to a .py file defining graph(scale)"),

@@ -1,7 +1,7 @@
 import pytest
 from amaranth import *
 from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In
 
 from intar_hw.testbench import beats_per_cycle, put, run
 

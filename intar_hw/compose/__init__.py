@@ -6,7 +6,8 @@
 the unit streaming each stage's off-chip operands into the cores' memories.
 """
 
-from .layout import Plan, plan, onchip_cycles
+from .layout import Plan, onchip_cycles
+from .planner import plan
 from .controller import ModeController
 from .loader import Segment, LoaderStage, Loader
 from .accelerator import Accelerator, build

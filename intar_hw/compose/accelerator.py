@@ -14,7 +14,8 @@ from ..hw.offchip import BurstBeat, BurstRequest
 from ..hw.scratchpad import WriteRequest
 from ..schedule import Schedule
 from .controller import ModeController
-from .layout import onchip_cycles, plan
+from .layout import onchip_cycles
+from .planner import plan
 from .loader import Loader
 from .storer import Storer
 

@@ -6,8 +6,7 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..hw.scratchpad import ReadPortSignature, WriteRequest
-from .loader import Segment
+from ..hw.scratchpad import WriteRequest
 
 
 __all__ = ["StorerStage", "Storer"]

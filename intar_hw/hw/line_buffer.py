@@ -11,7 +11,6 @@ from amaranth import *
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .. import numerics
 from .sfu.layouts import VectorLayout
 from .checks import check_count, check_format, check_pair
 from .logic import wrap_increment

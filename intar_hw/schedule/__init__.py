@@ -10,9 +10,9 @@ from .resources import Resources, PRESETS
 from .plan import Pattern, Location, Order, Core, Operand, Result, Loop, Placement, Buffer, \
     Stage, Schedule
 from .cost import InfeasibleError
-from .policies import POLICIES, schedule, evaluate
+from .policies import POLICIES, UnbuildableError, schedule, evaluate
 
 
 __all__ = ["Resources", "PRESETS", "Pattern", "Location", "Order", "Core", "Operand", "Result",
            "Loop", "Placement", "Buffer", "Stage", "Schedule", "InfeasibleError", "POLICIES",
-           "schedule", "evaluate"]
+           "UnbuildableError", "schedule", "evaluate"]

@@ -12,7 +12,7 @@ import re
 import sys
 
 from .resources import Resources
-from .policies import POLICIES, schedule
+from .policies import POLICIES, UnbuildableError, schedule
 from .compare import compare
 
 
@@ -65,10 +65,20 @@ def budget(args, module, name):
     return resources
 
 
+def _explorable(function, *args, **kwargs):
+    """``function(*args, **kwargs)``; a refusal to offer unbuildable schedules says how to
+    explore them anyway."""
+    try:
+        return function(*args, **kwargs)
+    except UnbuildableError as error:
+        raise UnbuildableError(f"{error} (--explore schedules it in the cost model alone)") \
+            from None
+
+
 def _cmd_schedule(args):
     graph, module, name = load_model(args)
     resources = budget(args, module, name)
-    result = schedule(graph, resources, args.policy, buildable=not args.explore)
+    result = _explorable(schedule, graph, resources, args.policy, buildable=not args.explore)
     if args.json:
         print(result.to_json(indent=2))
     else:
@@ -82,7 +92,7 @@ def _cmd_schedule(args):
 def _cmd_compare(args):
     graph, module, name = load_model(args)
     resources = budget(args, module, name)
-    comparison = compare(graph, resources, model=name, buildable=not args.explore)
+    comparison = _explorable(compare, graph, resources, model=name, buildable=not args.explore)
     at_paper = args.scale == "paper"
     print(comparison.table(paper=at_paper))
     if at_paper and comparison.paper is not None:

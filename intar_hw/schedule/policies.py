@@ -46,8 +46,8 @@ from .resources import Resources
 from .tasks import task_graph, TaskGraph
 
 
-__all__ = ["POLICIES", "CLOSE", "MAX_ORDERS", "schedule", "evaluate", "pick", "spill_plan",
-           "dataflow_shapes"]
+__all__ = ["POLICIES", "CLOSE", "MAX_ORDERS", "UnbuildableError", "schedule", "evaluate", "pick",
+           "spill_plan", "dataflow_shapes"]
 
 
 #: The policies :func:`schedule` accepts.
@@ -111,16 +111,21 @@ def schedule(graph, resources, policy="intar", *, buildable=True):
         result = _sequential(tg, resources) if policy == "sequential" else _dataflow(tg, resources)
         reason = unbuildable(result)
         if reason is not None:
-            raise ValueError(f"The {policy} schedule of {tg.name!r} cannot be generated: "
-                             f"{reason} (buildable=False, or --explore, schedules it in the "
-                             f"cost model alone)")
+            raise UnbuildableError(f"The {policy} schedule of {tg.name!r} cannot be "
+                                   f"generated: {reason}")
     return _carrying(result, graph)
+
+
+class UnbuildableError(ValueError):
+    """A policy's schedules are all beyond what the generator builds (``schedule(...,
+    buildable=True)``); the message says what it lacks. ``buildable=False`` schedules the graph
+    in the cost model alone."""
 
 
 def _generator_check(graph):
     """A function of a schedule of ``graph``: ``None`` if the generator can build it, else
     the reason it cannot (the layout planner's message)."""
-    from ..compose.layout import plan        # the generator sits above the scheduler
+    from ..compose.planner import plan       # the generator sits above the scheduler
 
     def unbuildable(result):
         try:
@@ -658,9 +663,8 @@ def _intar(tg, resources, unbuildable):
     reasons = [unbuildable(c[2]) for c in candidates]
     buildable = [c for c, reason in zip(candidates, reasons) if reason is None]
     if not buildable:
-        raise ValueError(f"No intar schedule of {tg.name!r} can be generated: {reasons[0]} "
-                         f"(buildable=False, or --explore, schedules it in the cost model "
-                         f"alone)")
+        raise UnbuildableError(f"No intar schedule of {tg.name!r} can be generated: "
+                               f"{reasons[0]}")
     return pick(buildable, limit)[2]
 
 

@@ -101,6 +101,10 @@ def test_model_file_brings_its_budget(capsys, tmp_path):
     (["compare", "vae", "--scale", "paper", "--ccs", "3"],
      "--ccs on a budget with unequal cores needs --pea as well"),
     (["schedule", "mlp", "--resources", "u280"], "Unknown resource preset 'u280'; known: "),
+    (["compare", "self_attention", "--scale", "paper"],
+     "The sequential schedule of 'self_attention' cannot be generated: The generator does not "
+     "support a result of several rows as the A of a task dealt by rows (task 'attn' reads "
+     "'softmax') yet (--explore schedules it in the cost model alone)"),
     (["schedule", "mlp", "--scale", "huge"], "Scale must be one of tiny, small, paper, "
                                              "not 'huge'"),
 ])
@@ -115,3 +119,9 @@ def test_unknown_policy_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["schedule", "mlp", "--policy", "greedy"])
     assert exit_info.value.code == 2
+
+
+def test_explore_schedules_what_the_generator_cannot_build(capsys):
+    status, out, err = run(capsys, "schedule", "self_attention", "--scale", "paper", "--explore")
+    assert status == 0 and err == ""
+    assert out.splitlines()[-1].startswith("total 29,623,619 cycles")

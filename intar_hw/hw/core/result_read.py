@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from amaranth import *
 
-from .program import Source
 from ...integers import cdiv
 
 

@@ -15,7 +15,6 @@ from amaranth import *
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ... import numerics
 from .layouts import VectorLayout
 from ..checks import check_count, check_format, check_pair
 from ..logic import wrap_increment

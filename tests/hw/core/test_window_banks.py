@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from intar_hw.hw.core.window import Window
 from intar_hw.hw.core.window_banks import BankPlan, banks_pay, plan_banks, window_reads
 
 from test_window_read import CASES, laid_out, stored_and_expected
