@@ -13,7 +13,7 @@ from intar_hw.testbench import beats_per_cycle, flow
 from intar_hw.table import Column, Table
 
 
-__all__ = ["SUITES", "hardware_blocks", "synthesis", "main"]
+__all__ = ["SUITES", "hardware_blocks", "random_graphs", "synthesis", "main"]
 
 
 def _queue_throughput(depth, beats=256):
@@ -42,6 +42,28 @@ def hardware_blocks():
     return rows
 
 
+def random_graphs(cases=100):
+    """The buildable-schedule property on ``cases`` random graphs and budgets
+    (:mod:`intar_hw.random_graphs`): how many policy outcomes built bit-exact within 1% of the
+    predicted cycles, were refused with a reason, ran off the prediction, or computed wrong
+    outputs; each case that did not pass is printed as it is found."""
+    from intar_hw.random_graphs import check_case
+
+    counts = {"ok": 0, "refused": 0, "off": 0, "wrong": 0}
+    for seed in range(cases):
+        for outcome in check_case(seed):
+            kind = outcome.status
+            if kind == "failed":
+                kind = "wrong" if outcome.detail.startswith("outputs") else "off"
+                print(f"  case {seed} ({outcome.policy}): {outcome.detail}", flush=True)
+            counts[kind] += 1
+    return [(f"random cases x policies, {what}", n, "outcomes")
+            for what, n in (("built bit-exact, cycles within 1%", counts["ok"]),
+                            ("refused with a reason", counts["refused"]),
+                            ("cycles more than 1% off (bit-exact)", counts["off"]),
+                            ("outputs wrong", counts["wrong"]))]
+
+
 def synthesis():
     """Every kernel x policy at small scale through Yosys and nextpnr on the ECP5-85F; the
     table is printed as it goes (:func:`intar_hw.flow.synth_table.synth_table`)."""
@@ -50,7 +72,7 @@ def synthesis():
     return []
 
 
-SUITES = {"hw": hardware_blocks, "synth": synthesis}
+SUITES = {"hw": hardware_blocks, "random": random_graphs, "synth": synthesis}
 
 _FIGURES = Table(Column("figure", "<"), Column("value"), Column("unit", "<"))
 
@@ -63,7 +85,8 @@ def main(suites=None):
             raise ValueError(f"Benchmark suite must be one of {', '.join(SUITES)}, not {name!r}")
     for name in names:
         print(f"== {name}")
-        rows = [(what, f"{figure:,.0f}" if figure >= 100 else f"{figure:.2f}", unit)
+        rows = [(what, f"{figure:,}" if isinstance(figure, int) else
+                 f"{figure:,.0f}" if figure >= 100 else f"{figure:.2f}", unit)
                 for what, figure, unit in SUITES[name]()]
         if rows:
             print(_FIGURES.text(rows))

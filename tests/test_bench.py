@@ -16,4 +16,10 @@ def test_hardware_blocks_measure_full_throughput():
 def test_unknown_suite_is_one_line_and_exit_2(capsys):
     assert main(["bench", "nope"]) == 2
     assert capsys.readouterr().err == (
-        "intar bench: error: Benchmark suite must be one of hw, synth, not 'nope'\n")
+        "intar bench: error: Benchmark suite must be one of hw, random, synth, not 'nope'\n")
+
+
+def test_random_graphs_counts_every_outcome(capsys):
+    rows = bench.random_graphs(cases=2)
+    assert sum(n for _, n, _ in rows) == 2 * 3           # two cases, three policies
+    assert [unit for _, _, unit in rows] == ["outcomes"] * 4

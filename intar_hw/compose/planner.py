@@ -242,6 +242,30 @@ def _result_slots(schedule):
     return slots
 
 
+def _check_result_read(task, tensor, producer, pea, orientation=None, rows=0):
+    """Raise what the generator lacks, in the user's terms, when a part of ``task`` on a core of
+    PE array ``pea`` cannot read ``tensor`` the way ``producer`` (a :class:`Task`) stored it: a
+    beat takes ``d3`` elements of a stored word, so the producer's words (``d2`` lanes) must
+    hold whole beats; and (with ``orientation``, for an ``A`` of ``rows`` rows) a tile's rows
+    must sit in one word row or in whole tiles of them."""
+    lanes, slots = producer.gemm.pea[1], producer.gemm.slots
+    where = f"task {task!r} reads {tensor!r} from core {producer.core}"
+    if lanes % pea[2]:
+        raise _unsupported(f"reading a result written {lanes} element{'s' * (lanes != 1)} a "
+                           f"word in beats of {pea[2]} ({where}: the cores' PE arrays "
+                           f"{_shape(producer.gemm.pea)} and {_shape(pea)} would need d3 "
+                           f"dividing the producer's d2)")
+    block = pea[0] if orientation == "MN" else pea[1]
+    if orientation is not None and rows > slots and slots % block:
+        raise _unsupported(f"reading a result stored {slots} rows a word in tiles of {block} "
+                           f"rows ({where}: the cores' PE arrays {_shape(producer.gemm.pea)} "
+                           f"and {_shape(pea)})")
+
+
+def _shape(pea):
+    return "x".join(map(str, pea))
+
+
 class _Planner:
     """The state of one :func:`plan`: the memory words allocated so far, the parts made, which
     peer each core reads; a method per step (joins, B operands, convolution windows, A operands,
@@ -417,6 +441,8 @@ class _Planner:
                     raise _unsupported(f"gathering a matmul operand B dealt over cores (task "
                                        f"{p.task!r} reads {tensor!r})")
                 tiles = True
+        if not op.transpose_b:
+            _check_result_read(p.task, tensor, parts[0], pea)
         sources = self.sources_of(parts, core, self.b_peers, p.task)
         (source, base), = sources[:1]
         return dict(b_source=source, b_base=base, b_lanes=parts[0].gemm.pea[1],
@@ -508,6 +534,8 @@ class _Planner:
                 sources = [(source, base + a_first * cdiv(K, producers[0].gemm.pea[1]))]
             a_lanes = producers[0].gemm.pea[1]
             a_slots = producers[0].gemm.slots
+            rows = len(picks) if picks is not None and p.split == "M" else M
+            _check_result_read(p.task, a_tensor, producers[0], pea, orientation, rows)
             if len(producers) > 1 and not a_tiles and (
                     batch != 1 or producers[0].split != "N" or M > a_slots):
                 raise _unsupported(f"gathering a result dealt over cores by rows, in "

@@ -51,12 +51,17 @@ import numbers
 from ..integers import is_int
 
 
-__all__ = ["Resources", "PRESETS"]
+__all__ = ["Resources", "PRESETS", "MAX_MACS"]
 
 
 
 def _is_number(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+#: The most MACs a budget may have: an Alveo U280's 9,024 DSP slices at two int8 MACs each, the
+#: largest device of the paper's class. A budget beyond it is a typo, not an FPGA.
+MAX_MACS = 18_048
 
 
 def _check_shape(value, what):
@@ -178,6 +183,11 @@ class Resources:
                 raise ValueError(f"Clock must be positive, not {clock_mhz!r}")
         if name is not None and not isinstance(name, str):
             raise TypeError(f"Budget name must be a string or None, not {name!r}")
+        macs = sum(d1 * d2 * d3 for d1, d2, d3 in shapes)
+        if macs > MAX_MACS:
+            raise ValueError(f"PE arrays (pea) of {macs:,} MACs in all exceed any FPGA this tool "
+                             f"targets (at most {MAX_MACS:,}: an Alveo U280's DSPs at two int8 "
+                             f"MACs each)")
         self._ccs = int(ccs)
         self._pea = shapes
         self._scratchpad_bytes = int(round(scratchpad_kib * 1024))

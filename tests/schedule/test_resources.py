@@ -179,3 +179,11 @@ def test_describe():
     assert Resources.preset("paper_vae").describe() == (
         "1x1x64 + 1x1x16 PEs (80 MACs/cycle), 64 KiB scratchpad per CC, "
         "off-chip 64 B/cycle + 100 cycles")
+
+
+@pytest.mark.parametrize("kwargs", [dict(pea=(1000, 1000, 1000)), dict(ccs=8, pea=(16, 16, 9))])
+def test_a_budget_beyond_any_fpga_is_refused(kwargs):
+    with pytest.raises(ValueError, match=r"^PE arrays \(pea\) of [\d,]+ MACs in all exceed any "
+                                         r"FPGA this tool targets \(at most 18,048: "):
+        Resources(**kwargs)
+    Resources(ccs=2, pea=(8, 16, 4))           # the paper's GPT-2 budget stays
