@@ -261,7 +261,7 @@ class Plan:
             if inputs is not None:
                 image = g.side_image(self._part_side(t, inputs[t.side]))
                 words = [_bytes(w[:n // rb], rb) for w, n in zip(image, sizes)]
-            parts.append(("sides", g.join_base, sizes, words))
+            parts.append(("sides", g.join.base, sizes, words))
         if g.bias_base is not None and not t.b_shared:
             sizes = [n * 4 for words, n in bias_word_runs(g.orientation, g.N, d2)
                      for _ in range(words)]

@@ -56,7 +56,7 @@ not supported yet):
 from dataclasses import replace
 
 from ..graph import Graph, OpKind
-from ..hw.core import GemmProgram, Source
+from ..hw.core import GemmProgram, Join, SoftmaxLink, Source
 from ..hw.core.window import Window
 from ..integers import cdiv
 from ..schedule import Order, Schedule
@@ -152,7 +152,8 @@ def _deal(schedule, p):
 
 def _epilogue(graph, op, kinds):
     """``(GemmProgram keyword arguments, side tensor or None, view or None)`` of the SFU chain
-    ``kinds`` after ``op``: an optional ReLU first (fused into the requantiser), an optional
+    ``kinds`` after ``op`` (a join's ``kind``, ``shift`` and ``fmt`` as a dict under ``"join"``,
+    made a :class:`Join` once its side's memory is known): an optional ReLU first (fused into the requantiser), an optional
     table activation, an optional softmax, an optional join with a side tensor, in that order.
     An upsampling or max-pooling (the ``view``) may come before or after the ReLU (they
     commute) and nothing else: the result is stored before it, and its readers' windows apply
@@ -165,12 +166,14 @@ def _epilogue(graph, op, kinds):
     for kind in kinds:
         follower = next((c for c in graph.consumers(current) if c.kind.value == kind), None)
         spatial = kind in ("upsample", "maxpool")
-        if (kind == "add" and kwargs.get("join") == "mul" and follower is not None
+        join = kwargs.get("join")
+        if (kind == "add" and join is not None and join["kind"] == "mul"
+                and follower is not None
                 and {t.name for t in follower.inputs} == {current, factor}):
-            if follower.output.fmt != kwargs["join_format"]:
+            if follower.output.fmt != join["fmt"]:
                 raise _unsupported(f"a mul and an add of its factor in different formats "
                                    f"(task {op.name!r})")
-            kwargs["join"] = "mul_add"
+            join["kind"] = "mul_add"
             current = follower.name
             continue
         if (follower is None or order.get(kind, -1) < stage
@@ -188,13 +191,13 @@ def _epilogue(graph, op, kinds):
             kwargs.update(activation=kind, activation_frac=follower.frac,
                           approximate=getattr(follower, "approximate", "none"))
         elif kind == "softmax":
-            kwargs.update(softmax=True, softmax_frac=follower.frac, causal=follower.causal)
+            kwargs.update(softmax=SoftmaxLink(follower.frac, follower.causal))
         else:
             side = next((t.name for t in follower.inputs if t.name != current), None)
             if side is None:
                 raise _unsupported(f"a join of a result with itself (task {op.name!r})")
-            kwargs.update(join=kind, join_shift=getattr(follower, "shift", 0),
-                          join_format=follower.output.fmt)
+            kwargs.update(join=dict(kind=kind, shift=getattr(follower, "shift", 0),
+                                    fmt=follower.output.fmt))
             factor = current
         current = follower.name
     return kwargs, side, view
@@ -318,9 +321,9 @@ class _Planner:
         return shared[memory]
 
     def join_of(self, p, core, position, side):
-        """Join arguments of part ``position`` of ``p``: the side tensor's part with the same
-        tiles, in this core's result memory or a peer's, or (a graph input) loaded into this
-        core's side memory (its base is taken once the part's size is known)."""
+        """``(source, base)`` of the join's side tensor for part ``position`` of ``p``: its part
+        with the same tiles, in this core's result memory or a peer's, or (a graph input) loaded
+        into this core's side memory (base 0 until the part's size is known)."""
         if side in {t.name for t in self.graph.inputs}:
             if self.graph.tensor(side).fmt != self.graph.op(p.task).output.fmt:
                 raise _unsupported(f"a join with a graph input in another format than the "
@@ -328,7 +331,7 @@ class _Planner:
             if self.slots[core] != 1:
                 raise _unsupported(f"a join with a graph input in a result memory of "
                                    f"{self.slots[core]} slots (task {p.task!r} joins {side!r})")
-            return dict(join_source=Source.SIDES, join_base=0)
+            return Source.SIDES, 0
         owner = next((name for name, parts in self.made.items()
                       if name == side or any(t.result == side for t in parts)), None)
         if owner is None:
@@ -345,11 +348,11 @@ class _Planner:
             raise _unsupported(f"a join with a tensor computed on another PE array "
                                f"(task {p.task!r} joins {side!r})")
         if part.core == core:
-            return dict(join_source=Source.RESULTS, join_base=part.gemm.dest_base)
+            return Source.RESULTS, part.gemm.dest_base
         if self.join_peers.setdefault(core, part.core) != part.core:
             raise _unsupported(f"a core joining results of two other cores (core {core} in "
                                f"task {p.task!r})")
-        return dict(join_source=Source.PEER, join_base=part.gemm.dest_base)
+        return Source.PEER, part.gemm.dest_base
 
     def loops_of(self, p):
         return {loop.core: loop.orientation for loop in p.loops}
@@ -585,9 +588,10 @@ class _Planner:
             pea = self.schedule.cores[core].pea
             a = self.a_of(p, op, a_operand, core, position, picks, pea, loop.orientation)
             a_base, a_window = a.pop("a_base"), a["a_window"]
-            join = {}
+            link = dict(epilogue)
             if side is not None:
-                join = self.join_of(p, core, position, side)
+                source, base = self.join_of(p, core, position, side)
+                link["join"] = Join(source=source, base=base, **epilogue["join"])
             b = {}
             if op.kind is OpKind.MATMUL:
                 b = self.matmul_b(p, op, core, position, picks, pea, loop.orientation)
@@ -596,7 +600,7 @@ class _Planner:
                                    f"{pea[1]} columns (task {p.task!r})")
             shape = dict(pea=pea, M=Mc, N=Nc, K=K, batch=batch,
                          orientation=loop.orientation, **a, shift=op.shift,
-                         out_format=op.output.fmt, slots=self.slots[core], **epilogue, **join,
+                         out_format=op.output.fmt, slots=self.slots[core], **link,
                          **{k: v for k, v in b.items() if k != "b_base"})
             try:
                 probe = GemmProgram(**{**shape, "a_base": a_base or 0},
@@ -616,8 +620,10 @@ class _Planner:
                 bias_base=(self.take(core, "biases", probe.bias_words, weights) if op.has_bias
                            else None),
                 dest_base=self.take(core, "results", probe.dest_words))
-            if gemm.join_source is Source.SIDES:
-                gemm = replace(gemm, join_base=self.take(core, "sides", gemm.dest_words))
+            sides = gemm.join is not None and gemm.join.source is Source.SIDES
+            if sides:
+                gemm = replace(gemm, join=replace(gemm.join, base=self.take(
+                    core, "sides", gemm.dest_words)))
             # The program must walk the loop nest the schedule costed.
             tiles = gemm.tiles
             expected = ((loop.i, loop.j) if p.order is Order.KOUTER
@@ -632,6 +638,6 @@ class _Planner:
                               result.tensor, p.split if picks is not None else None,
                               picks, others if broadcast else (), broadcast and position > 0,
                               others if b_broadcast else (), b_broadcast and position > 0,
-                              view, side if gemm.join_source is Source.SIDES else None))
+                              view, side if sides else None))
         self.made[p.task] = tuple(parts)
         self.tasks.extend(parts)

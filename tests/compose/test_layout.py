@@ -201,8 +201,8 @@ def test_vae_noise_is_one_side_join():
     assert [t.split for t in parts] == ["N", "N"] and [t.side for t in parts] == ["eps"] * 2
     for t in parts:
         g = t.gemm
-        assert (g.join, g.join_source, g.join_base, g.join_shift) == ("mul_add", Source.SIDES,
-                                                                      0, 7)
+        assert (g.join.kind, g.join.source, g.join.base, g.join.shift) == (
+            "mul_add", Source.SIDES, 0, 7)
         assert g.relu and (t.core, "sides") in p.targets()
     runs = [(t.core, run[0]) for t, run in p._stage_words(1)]
     assert runs == [(0, "sides"), (1, "sides"), (0, "biases"), (0, "weights"),

@@ -236,7 +236,7 @@ class ComputingCore(wiring.Component):
                      for source, _ in p.a_parts}
         self._fetch_ports = result_ports(programs)
         self._chained = [n for n in self._fetch_ports if n.endswith("results")]
-        join_sources = {p.join_source for p in programs if p.join is not None}
+        join_sources = {p.join.source for p in programs if p.join is not None}
         if len(join_sources) > 1:
             raise ValueError(f"ComputingCore programs must join from one memory, not from "
                              f"{' and '.join(sorted(map(repr, join_sources)))}")

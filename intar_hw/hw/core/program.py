@@ -45,7 +45,7 @@ Memory layouts (word addresses, all relative to the program's base address)
 """
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -55,7 +55,7 @@ from ...integers import cdiv, is_int
 
 
 __all__ = ["Source", "Destination", "MEMORIES", "MAX_SHIFT", "BIAS_FORMAT", "BIAS_LATENCY",
-           "ACTIVATIONS", "JOINS", "GemmProgram", "result_bits", "memory_lanes", "memory_words",
+           "ACTIVATIONS", "JOINS", "Join", "SoftmaxLink", "GemmProgram", "result_bits", "memory_lanes", "memory_words",
            "memory_images"]
 
 
@@ -118,6 +118,64 @@ def _check_base(name, value):
     if value < 0:
         raise ValueError(f"GemmProgram {name} must be a non-negative integer, not {value!r}")
 
+
+
+@dataclass(frozen=True)
+class Join:
+    """A join on a program's result link: the result ``r`` (after the activation) is added to
+    (``"add"``) or multiplied with (``"mul"``) a tensor ``s`` of its shape, or becomes
+    ``r + requantize(r * s, shift)`` (``"mul_add"``), each step clamped to ``fmt``.
+
+    ``s`` is stored in result layout (the program's result geometry, ``slots`` included) at word
+    ``base`` of ``source``: :attr:`Source.RESULTS`, :attr:`Source.PEER` or :attr:`Source.SIDES`
+    (loaded from off-chip). ``shift`` requantises the product (0 for ``"add"``); ``fmt`` is the
+    join's output format, the program's result (``None``: the program's ``out_format``).
+    """
+
+    kind: str
+    source: Source
+    base: int = 0
+    shift: int = 0
+    fmt: object = None
+
+    def __post_init__(self):
+        if self.kind not in JOINS:
+            raise ValueError(f"Join kind must be one of {', '.join(map(repr, JOINS))}, "
+                             f"not {self.kind!r}")
+        if self.source not in (Source.RESULTS, Source.PEER, Source.SIDES):
+            raise ValueError(f"Join source must be Source.RESULTS, Source.PEER or "
+                             f"Source.SIDES, not {self.source!r}")
+        if not is_int(self.base):
+            raise TypeError(f"Join base must be an integer, not {self.base!r}")
+        if self.base < 0:
+            raise ValueError(f"Join base must be a non-negative integer, not {self.base!r}")
+        if not is_int(self.shift):
+            raise TypeError(f"Join shift must be an integer, not {self.shift!r}")
+        if not 0 <= self.shift <= MAX_SHIFT or (self.kind == "add" and self.shift):
+            raise ValueError(f"Join shift must be between 0 and {MAX_SHIFT} (0 for 'add'), "
+                             f"not {self.shift!r}")
+        if self.fmt is not None:
+            try:
+                object.__setattr__(self, "fmt", numerics.as_format(self.fmt))
+            except (TypeError, ValueError):
+                raise ValueError(f"Join fmt must be a format like 'int8' or None, "
+                                 f"not {self.fmt!r}") from None
+
+
+@dataclass(frozen=True)
+class SoftmaxLink:
+    """A row-wise :func:`intar_hw.numerics.softmax` on a program's result link, after the
+    activation and before the join: ``frac`` fractional bits of its input (``None``: the
+    default), ``causal`` masking (rows counted modulo the program's ``M``)."""
+
+    frac: object = None
+    causal: bool = False
+
+    def __post_init__(self):
+        if self.frac is not None and not is_int(self.frac):
+            raise TypeError(f"Softmax frac must be an integer or None, not {self.frac!r}")
+        if not isinstance(self.causal, bool):
+            raise TypeError(f"Softmax causal must be a bool, not {self.causal!r}")
 
 
 @dataclass(frozen=True)
@@ -191,34 +249,17 @@ class GemmProgram:
         :func:`intar_hw.numerics.default_frac`).
     approximate : str
         GELU's approximation, ``"none"`` or ``"tanh"``.
-    join : str or None
-        ``"add"``, ``"mul"`` or ``"mul_add"`` (:data:`JOINS`): the result ``r`` (after the
-        activation) is added to or multiplied with a tensor ``s`` of the same shape, or becomes
-        ``r + requantize(r * s, join_shift)`` (both steps clamped to ``join_format``); ``s`` is
-        stored in result layout (the same geometry as this program's result, ``slots``
-        included) at ``join_base`` of ``join_source`` (:attr:`Source.RESULTS`,
-        :attr:`Source.PEER` or :attr:`Source.SIDES`); ``None``: no join.
-    join_source : Source or None
-        The memory holding the join's second tensor.
-    join_base : int
-        Word address of that tensor there.
-    join_shift : int
-        Requantisation shift of the product of a ``"mul"`` or ``"mul_add"`` join.
-    join_format : Format, str or None
-        Format of the join's output, which is the program's result; ``None``: ``out_format``.
+    join : Join or None
+        A join with a second tensor on the result link (:class:`Join`), or ``None``.
     b_lanes, b_slots : int or None
         As ``a_lanes`` and ``a_slots``, for ``B`` read from a result memory.
     b_transposed : bool
         ``B`` read from a result memory holds ``X`` with ``B[n, k] = X[k, n]`` (the ``B`` of
         ``A . B``): ``X`` has ``K`` rows of ``N`` elements in result layout; ``d3`` must be 1.
-    softmax : bool
-        A row-wise :func:`intar_hw.numerics.softmax` after the activation and before the join,
-        in orientation ``"MN"`` with ``N <= d2`` or a multiple of ``d2`` (rows drained in
-        several tiles are reordered first: :attr:`reorders_rows`).
-    softmax_frac : int or None
-        Fractional bits of the softmax input (``None``: the default).
-    causal : bool
-        Causal mask of the softmax (rows counted modulo ``M``).
+    softmax : SoftmaxLink or None
+        A row-wise softmax on the result link (:class:`SoftmaxLink`), in orientation ``"MN"``
+        with ``N <= d2`` or a multiple of ``d2`` (rows drained in several tiles are reordered
+        first: :attr:`reorders_rows`), or ``None``.
     a_window : Window or None
         ``A`` is a convolution's im2col matrix, read through the core's
         :class:`~.window_read.WindowReader` of ``a_source`` (:attr:`Source.ACTIVATIONS` holding
@@ -240,7 +281,7 @@ class GemmProgram:
         (:func:`intar_hw.timing.sfu_latency`); with a softmax, ``busy_cycles`` stretched
         by :func:`intar_hw.timing.softmax_busy`.
     result_format : Format
-        Format of the written result: ``join_format`` with a join, else ``out_format``.
+        Format of the written result: the join's ``fmt`` with a join, else ``out_format``.
 
     Raises
     ------
@@ -277,16 +318,10 @@ class GemmProgram:
     activation_frac: object = None
     approximate: str = "none"
     join: object = None
-    join_source: object = None
-    join_base: int = 0
-    join_shift: int = 0
-    join_format: object = None
     b_lanes: object = None
     b_slots: object = None
     b_transposed: bool = False
-    softmax: bool = False
-    softmax_frac: object = None
-    causal: bool = False
+    softmax: object = None
     a_window: object = None
 
     def __post_init__(self):
@@ -479,16 +514,11 @@ class GemmProgram:
                              f"rows per tile, not N={self.N!r}, b_slots={S!r}, pea {self.pea!r}")
 
     def _check_epilogue(self):
-        if not isinstance(self.softmax, bool) or not isinstance(self.causal, bool):
-            raise TypeError(f"GemmProgram softmax and causal must be bools, not "
-                            f"{self.softmax!r} and {self.causal!r}")
-        if self.softmax_frac is not None and not is_int(self.softmax_frac):
-            raise TypeError(f"GemmProgram softmax_frac must be an integer or None, "
-                            f"not {self.softmax_frac!r}")
-        if self.causal and not self.softmax:
-            raise ValueError("GemmProgram causal needs softmax")
+        if self.softmax is not None and not isinstance(self.softmax, SoftmaxLink):
+            raise TypeError(f"GemmProgram softmax must be a SoftmaxLink or None, "
+                            f"not {self.softmax!r}")
         d1, d2, _ = self.pea
-        if self.softmax and (self.orientation != "MN" or not (
+        if self.softmax is not None and (self.orientation != "MN" or not (
                 self.N <= d2 or self.N % d2 == 0)):
             raise ValueError(f"GemmProgram softmax needs rows drained in orientation 'MN', "
                              f"N <= d2 or a multiple of d2, not {self.orientation!r}, "
@@ -506,33 +536,14 @@ class GemmProgram:
         if self.approximate not in ("none", "tanh"):
             raise ValueError(f"GemmProgram approximate must be 'none' or 'tanh', "
                              f"not {self.approximate!r}")
-        if self.join is None:
-            if self.join_source is not None or self.join_format is not None:
-                raise ValueError("GemmProgram join_source and join_format need a join")
-            return
-        if self.join not in JOINS:
-            raise ValueError(f"GemmProgram join must be one of {', '.join(map(repr, JOINS))} or "
-                             f"None, not {self.join!r}")
-        if self.join_source not in (Source.RESULTS, Source.PEER, Source.SIDES):
-            raise ValueError(f"GemmProgram join_source must be Source.RESULTS, Source.PEER or "
-                             f"Source.SIDES, not {self.join_source!r}")
-        _check_base("join_base", self.join_base)
-        if not is_int(self.join_shift):
-            raise TypeError(f"GemmProgram join_shift must be an integer, not {self.join_shift!r}")
-        if not 0 <= self.join_shift <= MAX_SHIFT or (self.join == "add" and self.join_shift):
-            raise ValueError(f"GemmProgram join_shift must be between 0 and {MAX_SHIFT} (0 for "
-                             f"'add'), not {self.join_shift!r}")
-        fmt = self.out_format if self.join_format is None else self.join_format
-        try:
-            fmt = numerics.as_format(fmt)
-        except (TypeError, ValueError):
-            raise ValueError(f"GemmProgram join_format must be a format like 'int8' or None, "
-                             f"not {self.join_format!r}") from None
-        object.__setattr__(self, "join_format", fmt)
+        if self.join is not None and not isinstance(self.join, Join):
+            raise TypeError(f"GemmProgram join must be a Join or None, not {self.join!r}")
+        if self.join is not None and self.join.fmt is None:
+            object.__setattr__(self, "join", replace(self.join, fmt=self.out_format))
 
     @property
     def result_format(self):
-        return self.out_format if self.join is None else self.join_format
+        return self.out_format if self.join is None else self.join.fmt
 
     @property
     def a_block(self):
@@ -563,7 +574,8 @@ class GemmProgram:
     @property
     def sfu_latency(self):
         """Cycles the activation and the join add to the result path."""
-        return timing.sfu_latency(self.activation, self.join, self.out_format.bits)
+        return timing.sfu_latency(self.activation, self.join and self.join.kind,
+                                  self.out_format.bits)
 
     @property
     def softmax_lanes(self):
@@ -574,7 +586,8 @@ class GemmProgram:
     def reorders_rows(self):
         """Whether a softmax needs the drained row pieces reordered: its rows leave in several
         Q tiles, and a P tile holds several rows (see :class:`.row_reorder.RowReorder`)."""
-        return self.softmax and self.q_tiles > 1 and min(self.pea[0], self.p_rows) > 1
+        return (self.softmax is not None and self.q_tiles > 1
+                and min(self.pea[0], self.p_rows) > 1)
 
     @property
     def reorder_key(self):
@@ -588,10 +601,11 @@ class GemmProgram:
     def softmax_key(self):
         """What a softmax unit is built from (``None`` without one): programs with equal keys
         share it."""
-        if not self.softmax:
+        if self.softmax is None:
             return None
-        return (self.N, self.softmax_lanes, self.out_format, self.softmax_frac, self.causal,
-                self.M if self.causal else None)
+        causal = self.softmax.causal
+        return (self.N, self.softmax_lanes, self.out_format, self.softmax.frac, causal,
+                self.M if causal else None)
 
     # --- geometry -----------------------------------------------------------------------------
 
@@ -701,7 +715,8 @@ class GemmProgram:
         """``(join, in format, shift, format)`` or ``None``: equal keys share one join unit."""
         if self.join is None:
             return None
-        return (self.join, self.out_format, self.join_shift, self.join_format)
+        join = self.join
+        return (join.kind, self.out_format, join.shift, join.fmt)
 
     # --- cycles -------------------------------------------------------------------------------
 
@@ -713,7 +728,7 @@ class GemmProgram:
     @property
     def cycles(self):
         busy = self.busy_cycles
-        if self.softmax:
+        if self.softmax is not None:
             busy = timing.softmax_busy(self.pea, self.batch, self.M, self.N, self.K,
                                      self.out_format.bits, busy)
         return (busy + timing.ARRAY_LATENCY + (BIAS_LATENCY if self.bias_base is not None else 0)
@@ -764,8 +779,8 @@ class GemmProgram:
             use(source.value, base + len(range(i, self.a_words, len(parts))))
         use(self.b_source.value, self.b_base + self.b_words)
         use(self.dest.value, self.dest_base + self.dest_words)
-        if self.join_source is not None:
-            use(self.join_source.value, self.join_base + self.dest_words)
+        if self.join is not None:
+            use(self.join.source.value, self.join.base + self.dest_words)
         if self.bias_base is not None:
             use("biases", self.bias_base + self.bias_words)
         return used
@@ -822,7 +837,7 @@ class GemmProgram:
 
     def side_image(self, S):
         """Words of a join's second tensor ``S`` (``(batch, M, N)`` or ``(M, N)``, like ``C``)
-        in this program's result layout, for :attr:`Source.SIDES` from ``join_base``: per word,
+        in this program's result layout, for :attr:`Source.SIDES` from ``join.base``: per word,
         ``slots * d2`` elements (slot by slot), padding 0."""
         S = np.asarray(S, dtype=np.int64)
         if S.shape != (self.batch, self.M, self.N) and not (self.batch == 1
@@ -931,12 +946,13 @@ def memory_images(programs, operands, depths=None):
             raise ValueError(f"memory_images operands of program {index} must be (A, B, bias) "
                              f"or (A, B, bias, side), not {len(inputs)} items")
         A, B, bias, side = tuple(inputs) + (None,) * (4 - len(inputs))
-        if program.join_source is Source.SIDES:
+        if program.join is not None and program.join.source is Source.SIDES:
             if side is None:
                 raise ValueError(f"memory_images needs a side tensor for program {index}, "
                                  f"which joins Source.SIDES")
             s = program.side_image(side)
-            images["sides"][program.join_base:program.join_base + len(s)] = s
+            base = program.join.base
+            images["sides"][base:base + len(s)] = s
         if program.a_computed:
             if A is not None:
                 raise ValueError(f"memory_images takes no A for a program reading "

@@ -29,7 +29,7 @@ def _units(programs):
     :class:`ResultPath` of ``programs`` builds, one unit per key."""
     return (_distinct(programs, "activation_key", lambda p: p.activation is not None),
             _distinct(programs, "join_key", lambda p: p.join is not None),
-            _distinct(programs, "softmax_key", lambda p: p.softmax))
+            _distinct(programs, "softmax_key", lambda p: p.softmax is not None))
 
 
 def result_multipliers(programs):
@@ -195,7 +195,7 @@ class ResultPath(wiring.Component):
     4. with ``join``, an :class:`~intar_hw.hw.sfu.elementwise.Add`,
        :class:`~intar_hw.hw.sfu.elementwise.Mul` or
        :class:`~intar_hw.hw.sfu.elementwise.MulAdd` whose second operand is read ahead, row by row
-       in drain order, from the slot of the same result-layout word at ``join_base`` through
+       in drain order, from the slot of the same result-layout word at ``join.base`` through
        ``join``;
 
     and is written to the result memory at its result-layout word and slot (see
@@ -417,7 +417,7 @@ class ResultPath(wiring.Component):
                     return
                 unit = join_of(p)
                 m.d.comb += [
-                    self.join.req.payload.addr.eq(p.join_base + walk.offset),
+                    self.join.req.payload.addr.eq(p.join.base + walk.offset),
                     unit.b.valid.eq(self.join.resp.valid),
                     self.join.resp.ready.eq(unit.b.ready),
                 ]
@@ -475,7 +475,7 @@ class ResultPath(wiring.Component):
                 tail = feed(tail, activation_of(p))
             if p.reorders_rows:
                 tail = feed(tail, reorders[self._reorders.index(p.reorder_key)])
-            if p.softmax:
+            if p.softmax is not None:
                 tail = feed(tail, softmaxes[self._softmaxes.index(p.softmax_key)])
             if p.join is not None:
                 tail = feed(tail, join_of(p), "a")

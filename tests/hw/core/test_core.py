@@ -4,7 +4,7 @@ import pytest
 
 from intar_hw import numerics
 from intar_hw.flow.verilog import to_verilog
-from intar_hw.hw.core import ComputingCore, GemmProgram, Source, memory_images
+from intar_hw.hw.core import ComputingCore, GemmProgram, Join, SoftmaxLink, Source, memory_images
 from intar_hw.hw.core.program import BIAS_LATENCY
 from intar_hw.schedule import cost
 from intar_hw.testbench import get, put, run, seeded
@@ -550,9 +550,9 @@ def test_programs_share_slots():
 EPILOGUES = {
     # name: (pea, orientation, M, N, K, slots, second program's epilogue)
     "silu-mul": ((2, 4, 1), "MN", 3, 6, 4, 2,
-                 dict(activation="silu", join="mul", join_shift=6)),
+                 dict(activation="silu", join=dict(kind="mul", shift=6))),
     "gelu": ((2, 3, 1), "NM", 2, 5, 3, 1, dict(activation="gelu")),
-    "add-relu": ((4, 2, 2), "MN", 3, 4, 5, 4, dict(relu=True, join="add")),
+    "add-relu": ((4, 2, 2), "MN", 3, 4, 5, 4, dict(relu=True, join=dict(kind="add"))),
     "silu-int16": ((2, 2, 1), "MN", 2, 3, 4, 2,
                    dict(activation="silu", out_format="int16", shift=2)),
 }
@@ -567,15 +567,14 @@ def reference_epilogue(program, y, side):
         y = numerics.silu(y, fmt, frac)
     elif program.activation == "gelu":
         y = numerics.gelu(y, fmt, frac, program.approximate)
-    if program.join == "mul":
-        y = numerics.requantize(y.astype(np.int64) * side, program.join_shift,
-                                program.join_format)
-    elif program.join == "add":
-        y = numerics.requantize(y.astype(np.int64) + side, 0, program.join_format)
-    elif program.join == "mul_add":
-        product = numerics.requantize(y.astype(np.int64) * side, program.join_shift,
-                                      program.join_format)
-        y = numerics.requantize(y.astype(np.int64) + product, 0, program.join_format)
+    join = program.join
+    if join is not None and join.kind == "mul":
+        y = numerics.requantize(y.astype(np.int64) * side, join.shift, join.fmt)
+    elif join is not None and join.kind == "add":
+        y = numerics.requantize(y.astype(np.int64) + side, 0, join.fmt)
+    elif join is not None and join.kind == "mul_add":
+        product = numerics.requantize(y.astype(np.int64) * side, join.shift, join.fmt)
+        y = numerics.requantize(y.astype(np.int64) + product, 0, join.fmt)
     return np.asarray(y, dtype=np.int64)
 
 
@@ -587,12 +586,11 @@ def test_epilogue_sfus(name):
     epilogue = {"shift": 6, **epilogue}
     first = GemmProgram(pea, M, N, K, orientation=orientation, shift=5, slots=slots,
                         out_format=epilogue.get("out_format", "int8"))
-    extra = {}
     if "join" in epilogue:
-        extra = dict(join_source=Source.RESULTS, join_base=0)
+        epilogue["join"] = Join(source=Source.RESULTS, base=0, **epilogue["join"])
     second = GemmProgram(pea, M, N, K, orientation=orientation, a_base=first.a_words,
                          b_base=first.b_words, dest_base=first.dest_words, slots=slots,
-                         **epilogue, **extra)
+                         **epilogue)
     rng = np.random.default_rng(sum(map(ord, name)))
     width = 8
     ops0 = random_operands(rng, first, width)
@@ -605,8 +603,8 @@ def test_epilogue_sfus(name):
     expected = reference_epilogue(second, reference_gemm(second, *ops1), side)
     np.testing.assert_array_equal(read_results(core, second, words), expected)
     assert cycles == [predicted(first), predicted(second) + second.sfu_latency]
-    assert second.sfu_latency == cost.sfu_latency(second.activation, second.join,
-                                                  second.out_format.bits) > 0
+    assert second.sfu_latency == cost.sfu_latency(
+        second.activation, second.join and second.join.kind, second.out_format.bits) > 0
 
 
 @pytest.mark.parametrize("pea,orientation,M,N,K,slots,join", [
@@ -618,8 +616,8 @@ def test_side_join(pea, orientation, M, N, K, slots, join):
     # A join's second tensor loaded into the side memory (a graph input, in this program's
     # result layout): ReLU, then the result plus its product with the side (or their sum).
     program = GemmProgram(pea, M, N, K, orientation=orientation, shift=5, slots=slots,
-                          relu=True, join=join, join_shift=6 if join == "mul_add" else 0,
-                          join_source=Source.SIDES, join_base=1)
+                          relu=True, join=Join(join, Source.SIDES, base=1,
+                                               shift=6 if join == "mul_add" else 0))
     rng = np.random.default_rng(M * N * K)
     ops = random_operands(rng, program, 8)
     side = rng.integers(-128, 128, (M, N))
@@ -646,14 +644,27 @@ def test_side_image_layout():
         program.side_image(np.zeros((3, 2)))
     with pytest.raises(ValueError, match=r"^memory_images needs a side tensor for program 0, "
                                          r"which joins Source.SIDES$"):
-        memory_images((GemmProgram((2, 2, 1), 3, 3, 2, join="add", join_source=Source.SIDES),),
+        memory_images((GemmProgram((2, 2, 1), 3, 3, 2, join=Join("add", Source.SIDES)),),
                       [(np.zeros((3, 2)), np.zeros((3, 2)), None)])
 
 
 def test_join_needs_a_source():
-    with pytest.raises(ValueError, match=r"^GemmProgram join_source must be Source.RESULTS, "
+    with pytest.raises(ValueError, match=r"^Join source must be Source.RESULTS, "
                                          r"Source.PEER or Source.SIDES, not None$"):
+        Join("mul", None)
+    with pytest.raises(ValueError, match=r"^Join kind must be one of 'add', 'mul', 'mul_add', "
+                                         r"not 'sub'$"):
+        Join("sub", Source.RESULTS)
+    with pytest.raises(ValueError, match=r"^Join shift must be between 0 and 62 \(0 for 'add'\), "
+                                         r"not 3$"):
+        Join("add", Source.RESULTS, shift=3)
+    with pytest.raises(TypeError, match=r"^GemmProgram join must be a Join or None, not 'mul'$"):
         GemmProgram((1, 4, 1), 1, 4, 4, join="mul")
+    with pytest.raises(TypeError, match=r"^GemmProgram softmax must be a SoftmaxLink or None, "
+                                        r"not True$"):
+        GemmProgram((1, 4, 1), 1, 4, 4, softmax=True)
+    with pytest.raises(TypeError, match=r"^Softmax causal must be a bool, not 1$"):
+        SoftmaxLink(causal=1)
     with pytest.raises(ValueError, match=r"^GemmProgram activation must be one of 'gelu', "
                                          r"'silu' or None, not 'tanh'$"):
         GemmProgram((1, 4, 1), 1, 4, 4, activation="tanh")
@@ -675,7 +686,7 @@ SOFTMAXES = {
 @pytest.mark.parametrize("name", list(SOFTMAXES))
 def test_softmax_on_the_result_link(name):
     pea, M, N, K, causal = SOFTMAXES[name]
-    program = GemmProgram(pea, M, N, K, shift=6, softmax=True, causal=causal)
+    program = GemmProgram(pea, M, N, K, shift=6, softmax=SoftmaxLink(causal=causal))
     rng = np.random.default_rng(sum(map(ord, name)))
     ops = random_operands(rng, program)
     core = ComputingCore((program,), init=memory_images((program,), [ops]))
