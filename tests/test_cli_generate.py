@@ -32,6 +32,7 @@ def test_errors_are_one_line(argv, message, capsys):
 
 def test_verilog_takes_a_budget(tmp_path, capsys):
     out = tmp_path / "mlp.v"
-    assert main(["verilog", "mlp", "--pea", "1x16", "--ccs", "1", "-o", str(out)]) == 0
+    assert main(["verilog", "mlp", "--scale", "tiny", "--pea", "1x16", "--ccs", "1", "-o",
+                 str(out)]) == 0
     assert capsys.readouterr().out.startswith(f"{out}: ")
     assert "module top(" in out.read_text()
