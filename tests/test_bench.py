@@ -20,6 +20,7 @@ def test_unknown_suite_is_one_line_and_exit_2(capsys):
 
 
 def test_random_graphs_counts_every_outcome(capsys):
-    rows = bench.random_graphs(cases=2)
+    rows = bench.random_graphs(cases=2, first=2)         # cases every policy refuses: quick
     assert sum(n for _, n, _ in rows) == 2 * 3           # two cases, three policies
+    assert rows[1][1] == 6
     assert [unit for _, _, unit in rows] == ["outcomes"] * 4

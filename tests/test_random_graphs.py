@@ -7,14 +7,37 @@ import pytest
 from intar_hw.random_graphs import FAMILIES, check_case, random_budget, random_graph
 from intar_hw.schedule import Resources
 
-# Cases whose simulated cycles still differ from the prediction by more than 1% (found by this
-# property; the outputs are bit-exact in all of them). Strict: a fix makes the test say so.
+# Cases whose simulated cycles still differ from the prediction by more than 1%: the cost model's
+# open errors this property found (the outputs are bit-exact in all of them), as "family, first
+# policy off: simulated against predicted cycles". Strict: a fix makes the test say so.
 OFF = {
-    8: "attention, intar: 231 cycles against 205 predicted",
-    23: "two linear layers on one 4x4 core: 87 against 88",
-    36: "gated join, dataflow on one 1x8 budget: 174 against 170",
-    46: "residual join with a graph input: 54 against 53",
+    8: "attention, intar: 231 against 205 (softmax over 3-element rows behind q_proj)",
+    23: "chain, sequential: 87 against 88",
+    36: "gated, dataflow: 174 against 170 (KOUTER consumer: reduction chunks as one run)",
+    46: "residual, sequential: 54 against 53",
     50: "attention, intar: 429 against 348",
+    81: "chain, sequential: 41 against 39",
+    86: "convolutions, sequential: 60 against 59",
+    92: "residual, sequential: 321 against 326",
+    95: "residual, sequential: 29 against 28",
+    101: "gated, dataflow: 128 against 143",
+    112: "chain, sequential: 139 against 141",
+    116: "gated, sequential: 256 against 246",
+    120: "gated, sequential: 95 against 94",
+    122: "convolutions, sequential: 61 against 56",
+    125: "residual, sequential: 38 against 37",
+    129: "residual, sequential: 57 against 55",
+    131: "residual, sequential: 69 against 67",
+    133: "residual, dataflow: 47 against 46",
+    147: "chain, dataflow: 238 against 275",
+    155: "chain, intar: 125 against 114",
+    157: "chain, sequential: 97 against 98",
+    158: "residual, sequential: 33 against 32",
+    159: "convolutions, dataflow: 155 against 159",
+    161: "convolutions, dataflow: 320 against 327",
+    172: "gated, dataflow: 1215 against 1199",
+    180: "gated, sequential: 239 against 231",
+    195: "gated, intar: 48 against 51",
 }
 
 
@@ -36,13 +59,13 @@ def _check(seed):
             assert outcome.status == "ok", outcome
 
 
-@pytest.mark.parametrize("seed", _seeds(range(32)))
+@pytest.mark.parametrize("seed", _seeds(range(16)))
 def test_every_policy_builds_bit_exact_or_refuses(seed):
     _check(seed)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", _seeds(range(32, 200)))
+@pytest.mark.parametrize("seed", _seeds(range(16, 200)))
 def test_every_policy_builds_bit_exact_or_refuses_more_cases(seed):
     _check(seed)
 

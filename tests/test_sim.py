@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import intar_hw as ih
+from intar_hw.compose import plan
 from intar_hw.cli import main
 from intar_hw.schedule import Resources, schedule
 
@@ -322,6 +323,7 @@ def test_vae(scale, policy, predicted, measured):
 SWEEP = [(ccs, pea) for ccs in (1, 3) for pea in ((4, 4, 1), (1, 16, 1), (4, 8, 2))]
 
 
+@pytest.mark.slow     # make bench; make test's random graphs (tests/test_random_graphs.py) sweep budgets
 @pytest.mark.parametrize("model", ["mlp", "gating_net", "self_attention"])
 def test_budget_sweep_is_bit_exact(model):
     """Every accelerator the generator builds for a grid of budgets computes the golden outputs
@@ -366,6 +368,10 @@ def test_a_users_graph_builds_from_its_schedule_alone(policy):
     np.testing.assert_array_equal(result.outputs["encoder_fc2"],
                                   ih.reference(g, inputs, params)["encoder_fc2"])
     assert abs(result.cycles - result.predicted_cycles) <= 0.01 * result.predicted_cycles
-    # The schedule through JSON builds the same hardware.
+    # The schedule through JSON builds the same hardware (Verilog compared for one policy: the
+    # export is the slow part; the others compare the planned programs).
     again = ih.Schedule.from_json(s.to_json())
-    assert ih.to_verilog(ih.build(again)) == ih.to_verilog(ih.build(s))
+    if policy == "intar":
+        assert ih.to_verilog(ih.build(again)) == ih.to_verilog(ih.build(s))
+    else:
+        assert plan(again, again.graph).programs == plan(s, g).programs
