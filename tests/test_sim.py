@@ -323,7 +323,7 @@ def test_vae(scale, policy, predicted, measured):
 SWEEP = [(ccs, pea) for ccs in (1, 3) for pea in ((4, 4, 1), (1, 16, 1), (4, 8, 2))]
 
 
-@pytest.mark.slow     # make bench; make test's random graphs (tests/test_random_graphs.py) sweep budgets
+@pytest.mark.slow     # in make bench; the random graphs of make test vary budgets too
 @pytest.mark.parametrize("model", ["mlp", "gating_net", "self_attention"])
 def test_budget_sweep_is_bit_exact(model):
     """Every accelerator the generator builds for a grid of budgets computes the golden outputs
