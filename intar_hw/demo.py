@@ -66,7 +66,8 @@ def generator_table(scale="small", models=KERNELS, seed=0, out=None):
     print(f"Generated accelerators at {scale} scale, simulated in Amaranth (ECP5 budgets):",
           file=out)
     table = Table(Column("model", "<", width=14), Column("policy", "<", width=10),
-                  Column("cycles", width=7), Column("predicted"), Column("diff", spec="+.2%"),
+                  Column("cycles", width=7), Column("predicted"),
+                  Column("diff", spec="+.2%", width=7),
                   Column("utilisation", spec=".3f"), Column("match"),
                   Column("sim s", spec=".1f", width=6))
     print(table.header(), file=out)

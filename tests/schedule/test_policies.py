@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import pytest
 
 from intar_hw.models import MODELS, SCALES, model_graph
-from intar_hw.schedule import Resources, Pattern, Order, schedule, evaluate
+from intar_hw.schedule import Resources, Pattern, Order, UnbuildableError, schedule, evaluate
 from intar_hw.schedule.policies import pick, spill_plan, dataflow_shapes, _shares
 from intar_hw.schedule.tasks import task_graph
 
@@ -185,3 +185,19 @@ def test_evaluate_errors():
     s = evaluate(graph, r, [[("fc1", (0, 1), "rows")], [("fc2", (0,), "rows"),
                                                           ("fc3", (1,), "kouter")]])
     assert s.placement("fc3").order is Order.KOUTER
+
+
+def test_only_buildable_schedules_are_offered():
+    graph = model_graph("gpt2_medium", "tiny")
+    resources = Resources.for_model("gpt2_medium", "tiny")
+    for policy in ("sequential", "dataflow", "intar"):
+        with pytest.raises(UnbuildableError, match=r"generated: The generator does not support "
+                                                   r"matmuls of several heads \(task 'scores'\) "
+                                                   r"yet$"):
+            schedule(graph, resources, policy)
+        assert schedule(graph, resources, policy, buildable=False).policy == policy
+    with pytest.raises(TypeError, match=r"^Buildable must be a bool, not 'yes'$"):
+        schedule(graph, resources, "intar", buildable="yes")
+    with pytest.raises(TypeError, match=r"^Buildable schedules need the Graph, not its "
+                                        r"TaskGraph \(or pass buildable=False\)$"):
+        schedule(task_graph(graph), resources, "intar")
