@@ -56,8 +56,9 @@ CASES = {
 }
 
 
-#: Slow cases (the window readers' Verilog takes Icarus minutes): run by ``pytest -m slow``.
-SLOW = ("sequential-vae", "task-pipeline-vae")
+#: Slow cases (the window readers' Verilog takes Icarus minutes; the small self-attention half a
+#: minute, its features also in ``make test``'s Amaranth runs): run by ``pytest -m slow``.
+SLOW = ("sequential-vae", "task-pipeline-vae", "task-parallel-self-attention-small")
 
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW

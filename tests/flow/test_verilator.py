@@ -25,7 +25,10 @@ def mlp(scale, policy):
     return graph, schedule(graph, Resources.for_model("mlp", scale), policy)
 
 
-@pytest.mark.parametrize("policy, cycles", [("sequential", 437), ("intar", 377)])
+@pytest.mark.parametrize("policy, cycles", [
+    ("sequential", 437),
+    pytest.param("intar", 377, marks=pytest.mark.slow),     # a second build: make bench
+])
 def test_mlp_tiny_matches_amaranth(policy, cycles):
     graph, s = mlp("tiny", policy)
     inputs, params = graph.random_inputs(3), graph.random_parameters(3)
