@@ -36,7 +36,7 @@ def cell_text(value, spec=None):
     to thousands separators); anything else its ``str``."""
     if value is None:
         return "-"
-    if isinstance(value, bool) or isinstance(value, str):
+    if isinstance(value, (bool, str)):
         return str(value)
     if isinstance(value, int):
         return format(value, spec or ",")

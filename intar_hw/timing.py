@@ -163,7 +163,7 @@ def bias_word_runs(orientation, N, d2):
     return [(words, n) for words, n in ((full, d2), (1 if short else 0, short)) if words]
 
 
-# --- a core's cycles ------------------------------------------------------------------------------------
+# --- a core's cycles ------------------------------------------------------------------------------
 
 def _tiles(pea, orientation, M, N):
     d1, d2, _ = pea

@@ -11,7 +11,6 @@ from ..integers import is_int
 __all__ = ["ModeController"]
 
 
-
 class ModeController(wiring.Component):
     """Steps the cores through the schedule's stages, one FSM state per stage.
 

@@ -153,8 +153,9 @@ def _deal(schedule, p):
 def _epilogue(graph, op, kinds):
     """``(GemmProgram keyword arguments, side tensor or None, view or None)`` of the SFU chain
     ``kinds`` after ``op`` (a join's ``kind``, ``shift`` and ``fmt`` as a dict under ``"join"``,
-    made a :class:`Join` once its side's memory is known): an optional ReLU first (fused into the requantiser), an optional
-    table activation, an optional softmax, an optional join with a side tensor, in that order.
+    made a :class:`Join` once its side's memory is known): an optional ReLU first (fused into
+    the requantiser), an optional table activation, an optional softmax, an optional join with
+    a side tensor, in that order.
     An upsampling or max-pooling (the ``view``) may come before or after the ReLU (they
     commute) and nothing else: the result is stored before it, and its readers' windows apply
     it. A ``mul`` followed by an ``add`` of its first factor is one ``"mul_add"`` join

@@ -17,7 +17,6 @@ MAX_LOOPS = 6
 MAX_DIMS = 4
 
 
-
 def _is_sequence(value):
     return isinstance(value, (tuple, list))
 

@@ -142,6 +142,8 @@ def _loader_runs(task, d, peas, cores, inputs):
 
     shared_a = d.split == "N" or task.conv is not None
     shared_b = d.split == "M" and sum(1 for c in d.cores if c[3]) > 1
+    # Word by word only what is read whole and once (the search calls this for every member).
+    by_words_a, by_words_b = whole("A"), whole("weight") and task.b is None
     a_words, a_runs, b_words, b_runs = [], [], [], []
     for core, (orientation, Mc, Nc, cycles, (i, j, k)) in zip(cores, d.cores):
         if cycles == 0:
@@ -154,20 +156,21 @@ def _loader_runs(task, d, peas, cores, inputs):
             a_words.append(cdiv(c.in_channels * c.in_height * c.in_width, dm * d3))
         else:
             a_words.append(task.batch * i * k)
-        runs = operand_word_runs(task.batch, Mc, dm, task.K, d3, _MAX_RUNS) if exact else None
+        runs = (operand_word_runs(task.batch, Mc, dm, task.K, d3, _MAX_RUNS)
+                if exact and by_words_a else None)
         a_runs.append(None if runs is None else
                       [(n, math.ceil(n * e * task.a_bytes_per_elem)) for n, e in runs])
         bias = bias_word_runs(orientation, Nc, d2) if task.has_bias else []
         b_words.append(task.batch * j * k + sum(n for n, _ in bias))
         runs = (operand_word_runs(task.batch, Nc, dn, task.K, d3, _MAX_RUNS)
-                if exact and task.b is None else None)
+                if exact and by_words_b else None)
         b_runs.append(None if runs is None else
                       [(n, n * w * 4) for n, w in bias]
                       + [(n, math.ceil(n * e * task.b_bytes_per_elem)) for n, e in runs])
     runs = []
     if read(("A", "window")):
         a_runs = a_runs[:1] if shared_a else a_runs
-        if whole("A") and None not in a_runs:
+        if by_words_a and None not in a_runs:
             runs += [run for r in a_runs for run in r]
         else:
             runs.append((max(a_words) if shared_a else sum(a_words), read(("A", "window"))))
@@ -177,7 +180,7 @@ def _loader_runs(task, d, peas, cores, inputs):
     rest = read(("weight", "B", "BT"))       # B from off-chip: weights (or a spilled B)
     if rest:
         b_runs = b_runs[:1] if shared_b else b_runs
-        if whole("weight") and None not in b_runs:
+        if by_words_b and None not in b_runs:
             runs += [run for r in b_runs for run in r]
         else:
             runs.append((max(b_words) if shared_b else sum(b_words), rest))

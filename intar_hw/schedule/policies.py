@@ -646,9 +646,10 @@ def _intar(tg, resources, unbuildable):
             continue
         if _joins_in_place(result):
             candidates.append((result.cycles, result.offchip_bytes, result))
-    # The sequential end of the space under the intar name (its stages are the sequential ones).
+    # The sequential end of the space under the intar name (the same stages: the policy is only
+    # the schedule's label).
     candidates[0] = (sequential.cycles, sequential.offchip_bytes,
-                     _realise(tg, resources, peas, _sequential_configs(tg, resources), "intar"))
+                     dataclasses.replace(sequential, policy="intar"))
     limit = sequential.cycles
     try:
         # One pipeline of every task is the dataflow end of InTAR's space (the paper's gating

@@ -54,7 +54,6 @@ from ..integers import is_int
 __all__ = ["Resources", "PRESETS", "MAX_MACS"]
 
 
-
 def _is_number(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 

@@ -7,5 +7,6 @@ from .result_path import ResultPath
 from .core import ComputingCore, result_word
 
 
-__all__ = ["Source", "Destination", "GemmProgram", "Join", "SoftmaxLink", "result_bits", "memory_lanes", "memory_words",
+__all__ = ["Source", "Destination", "GemmProgram", "Join", "SoftmaxLink", "result_bits",
+           "memory_lanes", "memory_words",
            "memory_images", "OperandFetch", "ResultPath", "ComputingCore", "result_word"]

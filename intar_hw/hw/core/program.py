@@ -55,8 +55,8 @@ from ...integers import cdiv, is_int
 
 
 __all__ = ["Source", "Destination", "MEMORIES", "MAX_SHIFT", "BIAS_FORMAT", "BIAS_LATENCY",
-           "ACTIVATIONS", "JOINS", "Join", "SoftmaxLink", "GemmProgram", "result_bits", "memory_lanes", "memory_words",
-           "memory_images"]
+           "ACTIVATIONS", "JOINS", "Join", "SoftmaxLink", "GemmProgram", "result_bits",
+           "memory_lanes", "memory_words", "memory_images"]
 
 
 class Source(enum.Enum):
@@ -104,7 +104,6 @@ JOINS = ("add", "mul", "mul_add")
 BIAS_LATENCY = timing.BIAS_LATENCY
 
 
-
 def _check_count(name, value):
     if not is_int(value):
         raise TypeError(f"GemmProgram {name} must be an integer, not {value!r}")
@@ -112,12 +111,11 @@ def _check_count(name, value):
         raise ValueError(f"GemmProgram {name} must be a positive integer, not {value!r}")
 
 
-def _check_base(name, value):
+def _check_base(name, value, owner="GemmProgram"):
     if not is_int(value):
-        raise TypeError(f"GemmProgram {name} must be an integer, not {value!r}")
+        raise TypeError(f"{owner} {name} must be an integer, not {value!r}")
     if value < 0:
-        raise ValueError(f"GemmProgram {name} must be a non-negative integer, not {value!r}")
-
+        raise ValueError(f"{owner} {name} must be a non-negative integer, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -145,10 +143,7 @@ class Join:
         if self.source not in (Source.RESULTS, Source.PEER, Source.SIDES):
             raise ValueError(f"Join source must be Source.RESULTS, Source.PEER or "
                              f"Source.SIDES, not {self.source!r}")
-        if not is_int(self.base):
-            raise TypeError(f"Join base must be an integer, not {self.base!r}")
-        if self.base < 0:
-            raise ValueError(f"Join base must be a non-negative integer, not {self.base!r}")
+        _check_base("base", self.base, "Join")
         if not is_int(self.shift):
             raise TypeError(f"Join shift must be an integer, not {self.shift!r}")
         if not 0 <= self.shift <= MAX_SHIFT or (self.kind == "add" and self.shift):

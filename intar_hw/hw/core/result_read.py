@@ -26,7 +26,6 @@ from ...integers import cdiv
 __all__ = ["ReadSpec", "read_spec", "ResultReader"]
 
 
-
 @dataclass(frozen=True)
 class ReadSpec:
     """How one program reads one operand in result layout.
@@ -39,7 +38,8 @@ class ReadSpec:
     ``batch_words`` the words of one batch's operand, ``words`` of all batches; ``wraps``
     whether ``pos`` returns to 0 on the next word (else the rows all fit one word).
     ``by_tiles``: several parts hold whole tiles round-robin (a result dealt by rows), not
-    words of a row (or, read transposed, a word row of stored rows each, in turn). ``stride``: the operand's tiles are every ``stride``-th stored tile.
+    words of a row (or, read transposed, a word row of stored rows each, in turn). ``stride``:
+    the operand's tiles are every ``stride``-th stored tile.
     """
     side: str
     block: int

@@ -59,7 +59,6 @@ from ...integers import cdiv
 __all__ = ["Window"]
 
 
-
 def _div(a, b):
     """``a // b`` (floor) for an integer or an Amaranth value and a positive constant ``b``: a
     shift when ``b`` is a power of two (a divider otherwise)."""
@@ -401,8 +400,8 @@ class Window:
     # --- references ---------------------------------------------------------------------------
 
     def matrix(self, words):
-        """The program's ``M x K`` im2col matrix read from ``words`` (a list of memory words, each a flat
-        list of elements) through :meth:`locate`: the reference of the hardware."""
+        """The program's ``M x K`` im2col matrix read from ``words`` (a list of memory words,
+        each a flat list of elements) through :meth:`locate`: the reference of the hardware."""
         A = np.zeros((self.M, self.K), dtype=np.int64)
         for m in range(self.M):
             for t in range(self.K):
