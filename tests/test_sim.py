@@ -259,7 +259,9 @@ def test_shapes_bit_exact(pea, M, N, K, bias):
     ("tiny", "sequential", 313, 313),
     ("tiny", "dataflow", 249, 249),
     ("tiny", "intar", 249, 249),
-    ("small", "sequential", 3367, 3367),
+    # The small intar schedule is the sequential one relabelled (the same hardware): make test
+    # simulates it once.
+    pytest.param("small", "sequential", 3367, 3367, marks=pytest.mark.slow),
     ("small", "dataflow", 3488, 3488),
     ("small", "intar", 3367, 3367),
 ])
