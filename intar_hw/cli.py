@@ -112,7 +112,7 @@ def _cmd_synth(args):
     import intar_hw as ih
     from intar_hw.flow.synth import check_options
 
-    check_options(args.device or "ecp5-85k", args.freq, args.seed)        # before any work
+    check_options(args.device or "ecp5-85k", args.freq, args.seed, keep=args.keep)   # first
     graph, schedule = _scheduled(args)
     device = args.device or schedule.resources.device or "ecp5-85k"
     log = None if args.json or not sys.stderr.isatty() else (
@@ -120,7 +120,7 @@ def _cmd_synth(args):
     acc = ih.build(schedule, graph)
     report = ih.synthesize(acc, device, freq_mhz=args.freq, seed=args.seed,
                            hierarchy=args.modules, router=args.router, cache=not args.no_cache,
-                           log=log)
+                           log=log, keep=args.keep)
     cycles = schedule.cycles
     latency_us = cycles / report.fmax_mhz if report.fits and report.fmax_mhz else None
     if args.json:
@@ -208,6 +208,9 @@ def _parser():
                             "designs)")
     synth.add_argument("--no-cache", action="store_true",
                        help="run the tools even if this design's report is cached")
+    synth.add_argument("--keep", metavar="DIR",
+                       help="run the tools in DIR and keep their files there (netlist, logs, "
+                            "nextpnr's report.json with the critical paths cell by cell)")
     synth.add_argument("--json", action="store_true", help="print the report as JSON")
     synth.set_defaults(run=_cmd_synth)
     return parser

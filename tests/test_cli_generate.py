@@ -22,6 +22,8 @@ from intar_hw.cli import main
      "intar synth: error: Target frequency must be in (0, 1000] MHz, not 0.0"),
     (["synth", "mlp", "--pea", "4by4"],
      "intar synth: error: PE array shape must look like 4x4 or 1x16x9, not '4by4'"),
+    (["synth", "mlp", "--keep", "/proc/version/work"],
+     "intar synth: error: Keep folder '/proc/version/work' cannot be made: Not a directory"),
 ])
 def test_errors_are_one_line(argv, message, capsys):
     assert main(argv) == 2

