@@ -8,7 +8,7 @@ import pytest
 
 from intar_hw import numerics
 from intar_hw.flow.cocotb_runner import run_cocotb
-from intar_hw.hw.core import ComputingCore, GemmProgram, Source, memory_images
+from intar_hw.hw.core import ComputingCore, GemmProgram, OperandRead, Source, memory_images
 from vectors import SIM_DIR, bits, input_ports
 
 
@@ -43,9 +43,8 @@ def with_garbage(rng, programs, images, width):
     used = {name: np.zeros(np.shape(words), dtype=bool) for name, words in images.items()}
     for p in programs:
         d3 = p.pea[2]
-        for base, source, rows, block in ((p.a_base, p.a_source, p.M, p.dm),
-                                          (p.b_base, p.b_source, p.N, p.dn)):
-            blocks = -(-rows // block)
+        for read, rows, block in ((p.a, p.M, p.dm), (p.b, p.N, p.dn)):
+            source, base, blocks = read.source, read.base, -(-rows // block)
             for b in range(p.batch):
                 for i in range(blocks):
                     for kk in range(p.kb):
@@ -118,8 +117,9 @@ SHAPES = {
 @pytest.mark.parametrize("name", list(SHAPES))
 def test_gemm(tmp_path, name):
     pea, orientation, batch, M, N, K, epilogue = SHAPES[name]
-    program = GemmProgram(pea, M, N, K, batch=batch, orientation=orientation, a_base=1,
-                          b_base=2, dest_base=3, **epilogue)
+    program = GemmProgram(pea, M, N, K, batch=batch, orientation=orientation,
+                          a=OperandRead(Source.ACTIVATIONS, 1), b=OperandRead(Source.WEIGHTS, 2),
+                          dest_base=3, **epilogue)
     check(tmp_path, (program,), [0], seed=sum(map(ord, name)))
 
 
@@ -133,8 +133,8 @@ def test_operand_widths(tmp_path, width):
 def test_two_programs_back_to_back(tmp_path):
     # Different shapes, orientations, sources, bases and epilogues on one core.
     p0 = GemmProgram((2, 3, 2), 5, 4, 5, dest_base=0, bias_base=0, shift=6, relu=True)
-    p1 = GemmProgram((2, 3, 2), 3, 7, 3, orientation="NM", a_source=Source.WEIGHTS, a_base=8,
-                     b_source=Source.ACTIVATIONS, b_base=12, dest_base=10, shift=3,
+    p1 = GemmProgram((2, 3, 2), 3, 7, 3, orientation="NM", a=OperandRead(Source.WEIGHTS, 8),
+                     b=OperandRead(Source.ACTIVATIONS, 12), dest_base=10, shift=3,
                      out_format="int16")
     check(tmp_path, (p0, p1), [1, 0, 1], seed=7)
 

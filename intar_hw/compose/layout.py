@@ -148,9 +148,9 @@ class Plan:
             g = t.gemm
             op = self._graph.op(t.op)
             A = B = None
-            if not g.a_computed:
+            if not g.a.computed:
                 A = self._part_a(t, _array("Input", inputs, t.a))
-            if not g.b_laid_out:
+            if not g.b.computed:
                 B = self._part_b(t, _array("Parameter", params, f"{t.op}.weight"))
             bias = side = None
             if op.has_bias:
@@ -171,7 +171,7 @@ class Plan:
         """Task ``t``'s rows of the graph input ``A``, as ``(batch, M, K)`` (a convolution's:
         the whole input tensor, which its window reads)."""
         g = t.gemm
-        if g.a_window is not None:
+        if g.a.window is not None:
             return np.asarray(A)
         if t.split == "M":
             return np.asarray(A).reshape(g.batch, -1, g.K)[:, list(t.picks), :]
@@ -179,8 +179,8 @@ class Plan:
 
     def _part_b(self, t, B):
         g = t.gemm
-        if g.a_window is not None:
-            B = g.a_window.weights(B)
+        if g.a.window is not None:
+            B = g.a.window.weights(B)
         if t.split == "N":
             return np.asarray(B).reshape(g.batch, -1, g.K)[:, list(t.picks), :]
         return np.asarray(B).reshape(g.batch, g.N, g.K)
@@ -203,11 +203,11 @@ class Plan:
         found = []
         for t in self._tasks:
             g = t.gemm
-            wanted = ([] if g.b_laid_out else [g.b_source.value]) + (
+            wanted = ([] if g.b.computed else [g.b.source.value]) + (
                 ["biases"] if g.bias_base is not None else []) + (
                 ["sides"] if t.side is not None else [])
-            if not g.a_computed:
-                wanted.insert(0, g.a_source.value)
+            if not g.a.computed:
+                wanted.insert(0, g.a.source.value)
             for memory in wanted:
                 if (t.core, memory) not in found:
                     found.append((t.core, memory))
@@ -227,20 +227,20 @@ class Plan:
         lanes = _lanes(self._programs[t.core])
         parts = []
 
-        def operand(source, base, rows, block, array, image_of):
+        def operand(read, rows, block, array, image_of):
             # A word holds a beat of a block of rows (the cost model times the same words).
             sizes = [elements * eb for words, elements in
                      operand_word_runs(g.batch, rows, block, g.K, d3) for _ in range(words)]
             words = None
             if array is not None:
-                image = image_of(array, lanes[source.value])
+                image = image_of(array, lanes[read.source.value])
                 words = [_bytes(np.asarray(w).reshape(-1)[:n // eb], eb)
                          for w, n in zip(image, sizes)]
-            parts.append((source.value, base, sizes, words))
+            parts.append((read.source.value, read.base, sizes, words))
 
-        if g.a_window is not None and g.a_window.layout == "flat" and not t.a_shared:
+        if g.a.window is not None and g.a.window.layout == "flat" and not t.a_shared:
             # A convolution's input, flat: word_elements elements a word.
-            window = g.a_window
+            window = g.a.window
             total = int(np.prod(window.stored))
             per = window.word_elements
             sizes = [min(per, total - i * per) * eb for i in range(window.words)]
@@ -248,10 +248,10 @@ class Plan:
             if inputs is not None:
                 flat = window.image(inputs[t.a])
                 words = [_bytes(w[:n // eb], eb) for w, n in zip(flat, sizes)]
-            parts.append((g.a_source.value, g.a_base, sizes, words))
-        elif not g.a_computed and not t.a_shared:
+            parts.append((g.a.source.value, g.a.base, sizes, words))
+        elif not g.a.computed and not t.a_shared:
             A = None if inputs is None else self._part_a(t, inputs[t.a])
-            operand(g.a_source, g.a_base, g.M, g.dm, A, g.a_image)
+            operand(g.a, g.M, g.dm, A, g.a_image)
         if t.side is not None:
             # One slot per word (the composer checks): a word's valid lanes are its low bytes.
             rb = self._result_bytes(t.core)
@@ -270,9 +270,9 @@ class Plan:
                 image = g.bias_image(self._part_bias(t, params[f"{t.op}.bias"]))
                 words = [_bytes(np.asarray(w)[:n // 4], 4) for w, n in zip(image, sizes)]
             parts.append(("biases", g.bias_base, sizes, words))
-        if not g.b_laid_out and not t.b_shared:
+        if not g.b.computed and not t.b_shared:
             B = None if params is None else self._part_b(t, params[f"{t.op}.weight"])
-            operand(g.b_source, g.b_base, g.N, g.dn, B, g.b_image)
+            operand(g.b, g.N, g.dn, B, g.b_image)
         return parts
 
     def _stage_words(self, stage, inputs=None, params=None):
@@ -283,7 +283,7 @@ class Plan:
         for name in dict.fromkeys(t.name for t in self._tasks if t.stage == stage):
             runs = [(t, run) for t in self.parts(name)
                     for run in self._task_words(t, inputs, params)]
-            rank = {t.gemm.a_source.value: 0 for t, _ in runs} | {"sides": 1}
+            rank = {t.gemm.a.source.value: 0 for t, _ in runs} | {"sides": 1}
             order += sorted(runs, key=lambda item: rank.get(item[1][0], 2))
         return order
 
@@ -299,9 +299,9 @@ class Plan:
             for t, (memory, base, sizes, _) in self._stage_words(s):
                 target = targets.index((t.core, memory))
                 also = ()
-                if memory == t.gemm.a_source.value:
+                if memory == t.gemm.a.source.value:
                     also = tuple(targets.index((c, memory)) for c in t.a_also)
-                elif memory in (t.gemm.b_source.value, "biases"):
+                elif memory in (t.gemm.b.source.value, "biases"):
                     also = tuple(targets.index((c, memory)) for c in t.b_also)
                 run_start = 0
                 for i in range(1, len(sizes) + 1):

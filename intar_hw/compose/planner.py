@@ -56,7 +56,7 @@ not supported yet):
 from dataclasses import replace
 
 from ..graph import Graph, OpKind
-from ..hw.core import GemmProgram, Join, SoftmaxLink, Source
+from ..hw.core import GemmProgram, Join, OperandRead, SoftmaxLink, Source
 from ..hw.core.window import Window
 from ..integers import cdiv
 from ..schedule import Order, Schedule
@@ -83,6 +83,12 @@ def plan(schedule, graph):
         raise TypeError(f"Graph must be a Graph, not {graph!r}")
     _check_gemms(schedule, graph)
     return _Planner(schedule, graph).run()
+
+
+def _moved(read, base):
+    """``read`` (an :class:`OperandRead`) at word ``base``, a window's stored input with it."""
+    window = None if read.window is None else replace(read.window, base=base)
+    return replace(read, base=base, window=window)
 
 
 def _unsupported(what):
@@ -407,8 +413,8 @@ class _Planner:
         return sources
 
     def matmul_b(self, p, op, core, position, picks, pea, orientation):
-        """The B arguments of a matmul part: its second input read where it was written, as
-        rows (``A . B^T``) or transposed (``A . B``)."""
+        """The :class:`OperandRead` of a matmul part's B: its second input read where it was
+        written, as rows (``A . B^T``) or transposed (``A . B``)."""
         tensor = op.inputs[1].name
         producer = next((o.producer for o in p.operands if o.role in ("B", "BT")), None)
         parts = self.made.get(producer)
@@ -449,12 +455,12 @@ class _Planner:
             _check_result_read(p.task, tensor, parts[0], pea)
         sources = self.sources_of(parts, core, self.b_peers, p.task)
         (source, base), = sources[:1]
-        return dict(b_source=source, b_base=base, b_lanes=parts[0].gemm.pea[1],
-                    b_slots=parts[0].gemm.slots, b_transposed=not op.transpose_b,
-                    b_gather=tuple(sources) if tiles else None)
+        return OperandRead(source, base, lanes=parts[0].gemm.pea[1], slots=parts[0].gemm.slots,
+                           gather=tuple(sources) if tiles else None,
+                           transposed=not op.transpose_b)
 
     def conv_a(self, p, op, a_operand, core, position, picks, pea, orientation):
-        """``(a_source, window)`` of a convolution part: its input read through a window, from
+        """``(source, window)`` of a convolution part: its input read through a window, from
         the graph input (flat in the activations memory, the whole tensor: windows overlap)
         or from its producer's result layout, wherever the producer's parts wrote it."""
         n, c, h, w = op.inputs[0].shape
@@ -505,51 +511,45 @@ class _Planner:
 
 
     def a_of(self, p, op, a_operand, core, position, picks, pea, orientation):
-        """The ``a_*`` arguments of a part's program (``a_base`` ``None`` where the loader
-        allocates it): a graph input in the activations memory, a convolution's window, or an
-        earlier result read where it was written (own memory or one peer's, gathered over the
-        producer's parts or one part's tiles)."""
+        """The :class:`OperandRead` of a part's A (at base 0 when it is loaded into the
+        activations memory: the loader allocates it): a graph input in the activations memory,
+        a convolution's window, or an earlier result read where it was written (own memory or
+        one peer's, gathered over the producer's parts or one part's tiles)."""
         a_tensor = op.inputs[0].name
         batch, M, _, K = p.gemm
-        a_lanes, a_slots, a_gather, a_tiles, a_stride = None, None, None, False, 1
-        a_window = None
         if is_conv(op):
-            a_source, a_window = self.conv_a(p, op, a_operand, core, position, picks, pea,
-                                             orientation)
-            a_base = None if a_source is Source.ACTIVATIONS else a_window.base
-        elif a_operand.producer is None:
-            a_source, a_base = Source.ACTIVATIONS, None
-        else:
-            producers = self.made.get(a_operand.producer)
-            if producers is None:
-                raise _unsupported(f"an A operand produced outside the planned tasks "
-                                   f"(task {p.task!r} reads {a_tensor!r})")
-            if producers[0].gemm.orientation != "MN" and producers[0].gemm.M > 1:
-                raise _unsupported(f"a result of several rows computed in orientation "
-                                   f"'NM' as an A operand (task {p.task!r} reads "
-                                   f"{a_tensor!r})")
-            producers, a_tiles, a_stride, a_first = self.by_rows(
-                p, producers, position, picks, a_tensor,
-                pea[0] if orientation == "MN" else pea[1])
-            sources = self.sources_of(producers, core, self.peers, p.task)
-            if a_first:
-                # Skip the tiles of the parts before this one: one word row each.
-                (source, base), = sources
-                sources = [(source, base + a_first * cdiv(K, producers[0].gemm.pea[1]))]
-            a_lanes = producers[0].gemm.pea[1]
-            a_slots = producers[0].gemm.slots
-            rows = len(picks) if picks is not None and p.split == "M" else M
-            _check_result_read(p.task, a_tensor, producers[0], pea, orientation, rows)
-            if len(producers) > 1 and not a_tiles and (
-                    batch != 1 or producers[0].split != "N" or M > a_slots):
-                raise _unsupported(f"gathering a result dealt over cores by rows, in "
-                                   f"batches or over several slot rows (task "
-                                   f"{p.task!r} reads {a_tensor!r})")
-            (a_source, a_base), = sources[:1]
-            a_gather = tuple(sources) if len(sources) > 1 else None
-        return dict(a_source=a_source, a_base=a_base, a_lanes=a_lanes, a_slots=a_slots,
-                    a_gather=a_gather, a_gather_tiles=a_tiles, a_tile_stride=a_stride,
-                    a_window=a_window)
+            source, window = self.conv_a(p, op, a_operand, core, position, picks, pea,
+                                         orientation)
+            return OperandRead(source, window.base, window=window)
+        if a_operand.producer is None:
+            return OperandRead(Source.ACTIVATIONS)
+        producers = self.made.get(a_operand.producer)
+        if producers is None:
+            raise _unsupported(f"an A operand produced outside the planned tasks "
+                               f"(task {p.task!r} reads {a_tensor!r})")
+        if producers[0].gemm.orientation != "MN" and producers[0].gemm.M > 1:
+            raise _unsupported(f"a result of several rows computed in orientation "
+                               f"'NM' as an A operand (task {p.task!r} reads "
+                               f"{a_tensor!r})")
+        producers, tiles, stride, first = self.by_rows(
+            p, producers, position, picks, a_tensor, pea[0] if orientation == "MN" else pea[1])
+        sources = self.sources_of(producers, core, self.peers, p.task)
+        if first:
+            # Skip the tiles of the parts before this one: one word row each.
+            (source, base), = sources
+            sources = [(source, base + first * cdiv(K, producers[0].gemm.pea[1]))]
+        slots = producers[0].gemm.slots
+        rows = len(picks) if picks is not None and p.split == "M" else M
+        _check_result_read(p.task, a_tensor, producers[0], pea, orientation, rows)
+        if len(producers) > 1 and not tiles and (
+                batch != 1 or producers[0].split != "N" or M > slots):
+            raise _unsupported(f"gathering a result dealt over cores by rows, in "
+                               f"batches or over several slot rows (task "
+                               f"{p.task!r} reads {a_tensor!r})")
+        (source, base), = sources[:1]
+        return OperandRead(source, base, lanes=producers[0].gemm.pea[1], slots=slots,
+                           gather=tuple(sources) if len(sources) > 1 else None,
+                           gather_tiles=tiles, tile_stride=stride)
 
     def place(self, stage, p):
         """Plan placement ``p`` of ``stage``: one part (a :class:`Task` with its program) per
@@ -588,36 +588,31 @@ class _Planner:
                 Mc, Nc = (len(picks), N) if p.split == "M" else (M, len(picks))
             pea = self.schedule.cores[core].pea
             a = self.a_of(p, op, a_operand, core, position, picks, pea, loop.orientation)
-            a_base, a_window = a.pop("a_base"), a["a_window"]
             link = dict(epilogue)
             if side is not None:
                 source, base = self.join_of(p, core, position, side)
                 link["join"] = Join(source=source, base=base, **epilogue["join"])
-            b = {}
+            b = OperandRead(Source.WEIGHTS)
             if op.kind is OpKind.MATMUL:
                 b = self.matmul_b(p, op, core, position, picks, pea, loop.orientation)
             if epilogue.get("softmax") and Nc > pea[1] and Nc % pea[1]:
                 raise _unsupported(f"a softmax over rows of {Nc} drained in tiles of "
                                    f"{pea[1]} columns (task {p.task!r})")
             shape = dict(pea=pea, M=Mc, N=Nc, K=K, batch=batch,
-                         orientation=loop.orientation, **a, shift=op.shift,
-                         out_format=op.output.fmt, slots=self.slots[core], **link,
-                         **{k: v for k, v in b.items() if k != "b_base"})
+                         orientation=loop.orientation, shift=op.shift,
+                         out_format=op.output.fmt, slots=self.slots[core], **link)
             try:
-                probe = GemmProgram(**{**shape, "a_base": a_base or 0},
-                                    b_base=b.get("b_base", 0),
-                                    bias_base=0 if op.has_bias else None)
+                probe = GemmProgram(**shape, a=a, b=b, bias_base=0 if op.has_bias else None)
             except ValueError as error:
                 raise _unsupported(f"this layout (task {p.task!r}: {error})") from None
-            if a_base is None:
-                a_base = self.take(core, "activations", probe.a_words,
-                                   (shares, shared) if broadcast else None)
-            if a_window is not None and a_window.layout == "flat":
-                shape["a_window"] = replace(a_window, base=a_base)
+            if not a.computed:
+                a = _moved(a, self.take(core, "activations", probe.a_words,
+                                        (shares, shared) if broadcast else None))
             weights = (shares, shared) if b_broadcast else None
+            if not b.computed:
+                b = _moved(b, self.take(core, "weights", probe.b_words, weights))
             gemm = GemmProgram(
-                **shape, a_base=a_base,
-                b_base=b["b_base"] if b else self.take(core, "weights", probe.b_words, weights),
+                **shape, a=a, b=b,
                 bias_base=(self.take(core, "biases", probe.bias_words, weights) if op.has_bias
                            else None),
                 dest_base=self.take(core, "results", probe.dest_words))

@@ -18,13 +18,13 @@ def test_mlp_programs_chain_on_one_core():
     assert p.cores == (0,)                       # core 1 gets no tiles: it is not planned
     assert p.stages == (((0, 0),), ((0, 1),), ((0, 2),))
     first, second, third = p.programs[0]
-    assert (first.M, first.N, first.K, first.a_source) == (1, 16, 8, Source.ACTIVATIONS)
-    assert (second.a_source, second.a_base) == (Source.RESULTS, first.dest_base)
-    assert (third.a_source, third.a_base) == (Source.RESULTS, second.dest_base)
+    assert (first.M, first.N, first.K, first.a.source) == (1, 16, 8, Source.ACTIVATIONS)
+    assert (second.a.source, second.a.base) == (Source.RESULTS, first.dest_base)
+    assert (third.a.source, third.a.base) == (Source.RESULTS, second.dest_base)
     assert [g.relu for g in p.programs[0]] == [True] * 3
     assert [g.shift for g in p.programs[0]] == [8] * 3
     # Every memory region is its own: weights, biases and results one after the other.
-    assert second.b_base == first.b_words and third.b_base == first.b_words + second.b_words
+    assert second.b.base == first.b_words and third.b.base == first.b_words + second.b_words
     assert second.dest_base == first.dest_words
     assert p.output_locations() == {"relu3": (p.task("fc3"),)}
 
@@ -35,10 +35,10 @@ def test_mlp_pipeline_reads_peers():
     assert p.cores == (0, 1, 2) and p.stages == (((0, 0), (1, 0), (2, 0)),)
     assert p.peers == {1: 0, 2: 1}
     fc1, fc2, fc3 = (p.programs[c][0] for c in (0, 1, 2))
-    assert fc1.a_source is Source.ACTIVATIONS
+    assert fc1.a.source is Source.ACTIVATIONS
     # fc2 reads relu1 where fc1 wrote it: core 0's 32-lane result words.
-    assert (fc2.a_source, fc2.a_base, fc2.a_lanes) == (Source.PEER, fc1.dest_base, 32)
-    assert (fc3.a_source, fc3.a_base, fc3.a_lanes) == (Source.PEER, fc2.dest_base, 21)
+    assert (fc2.a.source, fc2.a.base, fc2.a.lanes) == (Source.PEER, fc1.dest_base, 32)
+    assert (fc3.a.source, fc3.a.base, fc3.a.lanes) == (Source.PEER, fc2.dest_base, 21)
     # Only core 0 loads an activation; every core loads its weights and biases.
     assert p.targets() == ((0, "activations"), (0, "weights"), (0, "biases"), (1, "weights"),
                            (1, "biases"), (2, "weights"), (2, "biases"))
@@ -124,13 +124,13 @@ def test_dealt_tasks_are_parts_on_each_core():
         (0, "N", tuple(range(8))), (1, "N", tuple(range(8, 16)))]
     # The graph input is read off-chip once and broadcast to both cores, at one address.
     assert [(t.a_also, t.a_shared) for t in fc1] == [((1,), False), ((), True)]
-    assert fc1[0].gemm.a_base == fc1[1].gemm.a_base
+    assert fc1[0].gemm.a.base == fc1[1].gemm.a.base
     # fc2 gathers relu1 from both result memories, its own first on each core.
-    assert fc2[0].gemm.a_gather == ((Source.RESULTS, 0), (Source.PEER, 0))
-    assert fc2[1].gemm.a_gather == ((Source.PEER, 0), (Source.RESULTS, 0))
+    assert fc2[0].gemm.a.gather == ((Source.RESULTS, 0), (Source.PEER, 0))
+    assert fc2[1].gemm.a.gather == ((Source.PEER, 0), (Source.RESULTS, 0))
     assert p.peers == {0: 1, 1: 0}
     fc3, = p.parts("fc3")
-    assert fc3.core == 0 and fc3.gemm.a_gather == ((Source.RESULTS, 1), (Source.PEER, 1))
+    assert fc3.core == 0 and fc3.gemm.a.gather == ((Source.RESULTS, 1), (Source.PEER, 1))
     stage0 = p.loader_stages(2)[0]
     assert stage0.words == (8 + 192) // 2
     assert stage0.segments[0].also == (p.targets().index((1, "activations")),)

@@ -108,7 +108,7 @@ class ComputingCore(wiring.Component):
         Read ports on the result memory for peers (``results_share<i>``), default 0.
     window_peer : (data.ArrayLayout, int, int) or None
         ``(shape, depth, slots)`` of the peer result memory that convolutions read windows of
-        (:attr:`.program.Source.PEER` with ``a_window``): the core's window reader keeps a copy
+        (:attr:`.program.Source.PEER` with ``a.window``): the core's window reader keeps a copy
         of it from ``window_peer_write`` (the peer's ``results_mirror``), each read waiting until
         its word is below ``window_peer_level``.
     mirrored : bool
@@ -232,8 +232,8 @@ class ComputingCore(wiring.Component):
                 # Join sides loaded from off-chip are kept in the result layout.
                 self._shapes[name] = result_word(programs)
 
-        a_sources = {source for p in programs if p.a_window is None
-                     for source, _ in p.a_parts}
+        a_sources = {source for p in programs if p.a.window is None
+                     for source, _ in p.a.parts}
         self._fetch_ports = result_ports(programs)
         self._chained = [n for n in self._fetch_ports if n.endswith("results")]
         join_sources = {p.join.source for p in programs if p.join is not None}

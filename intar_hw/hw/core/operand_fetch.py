@@ -41,10 +41,10 @@ def _port_name(which, source):
 def result_ports(programs):
     """Names of the result-memory read ports the operand fetch of ``programs`` needs, of
     ``results``, ``peer`` (A) and ``b_results``, ``b_peer`` (B)."""
-    names = {_port_name("a", source) for p in programs if p.a_laid_out
-             for source, _ in p.a_parts}
-    names |= {_port_name("b", source) for p in programs if p.b_laid_out
-              for source, _ in p.b_parts}
+    names = {_port_name("a", source) for p in programs if p.a.laid_out
+             for source, _ in p.a.parts}
+    names |= {_port_name("b", source) for p in programs if p.b.laid_out
+              for source, _ in p.b.parts}
     return [n for n in ("results", "peer", "b_results", "b_peer") if n in names]
 
 
@@ -52,8 +52,8 @@ def window_entries(programs, source):
     """Per program, ``(window, block, kb)`` if it reads ``A`` through a window of memory
     ``source``, else ``None``: the ``windows`` of that memory's
     :class:`~.window_read.WindowReader`."""
-    return tuple((p.a_window, p.a_block, p.kb)
-                 if p.a_window is not None and _window_memory(p.a_source) is source else None
+    return tuple((p.a.window, p.a_block, p.kb)
+                 if p.a.window is not None and _window_memory(p.a.source) is source else None
                  for p in programs)
 
 
@@ -75,20 +75,20 @@ def _window_memory(source):
 def window_sources(programs):
     """The memories programs read a convolution's ``A`` from through a window reader
     (:attr:`Source.RESULTS` standing for the results of this core and of its peer)."""
-    found = {_window_memory(p.a_source) for p in programs if p.a_window is not None}
+    found = {_window_memory(p.a.source) for p in programs if p.a.window is not None}
     return [s for s in (Source.ACTIVATIONS, Source.RESULTS) if s in found]
 
 
 def reads_peer_window(programs):
     """Whether some program reads a window from the peer's result memory."""
-    return any(p.a_window is not None and p.a_source is Source.PEER for p in programs)
+    return any(p.a.window is not None and p.a.source is Source.PEER for p in programs)
 
 
 def _side_ports(program):
     """``{"p": port name, "q": port name}`` of a program's plain (not result-layout) reads."""
-    a = (f"window_{_window_memory(program.a_source).value}" if program.a_window is not None
-         else program.a_source.value)
-    b = program.b_source.value
+    a = (f"window_{_window_memory(program.a.source).value}" if program.a.window is not None
+         else program.a.source.value)
+    b = program.b.source.value
     return {"p": a, "q": b} if program.orientation == "MN" else {"p": b, "q": a}
 
 
@@ -118,7 +118,7 @@ class OperandFetch(wiring.Component):
     :mod:`.program` and :mod:`.result_read`): one word holds the rows of the operand's tile side
     by side in its slots, each beat taking ``d3`` lanes of every row's slot, or (``B`` read
     transposed) one stored row whose lanes are the tile's rows, one word per beat. A program
-    gathering an operand from two memories (``a_gather``, ``b_gather``) keeps one word of it in
+    gathering an operand from two memories (``a.gather``, ``b.gather``) keeps one word of it in
     flight at a time, so the responses of the two ports are joined in request order.
 
     Parameters

@@ -36,12 +36,12 @@ Memory layouts (word addresses, all relative to the program's base address)
     ``slots`` rows side by side, one read gives a tile of rows: that is how a later program reads a
     result of several rows as its ``A`` with one read per beat.
     ``A`` read from :attr:`Source.RESULTS` or :attr:`Source.PEER` is in that result layout (the
-    result of a program with ``N == K`` and orientation ``"MN"``, written at ``a_base`` in a memory
-    of ``a_slots`` slots of ``a_lanes`` lanes): ``A[b, m, k]`` in slot ``m % a_slots``, lane
-    ``k % L`` of word ``(b * ceil(M / a_slots) + m // a_slots) * ceil(K / L) + k // L``, with
-    ``L = a_lanes``. A beat takes ``d3`` adjacent lanes (``d3`` divides ``L``) of the slots of its
-    tile's rows, all in one word: ``M <= a_slots``, or ``a_slots`` a multiple of the rows per tile
-    of ``A`` (``d1`` for ``"MN"``, ``d2`` for ``"NM"``).
+    result of a program with ``N == K`` and orientation ``"MN"``, written at ``a.base`` in a memory
+    of ``S = a.slots`` slots of ``L = a.lanes`` lanes): ``A[b, m, k]`` in slot ``m % S``, lane
+    ``k % L`` of word ``(b * ceil(M / S) + m // S) * ceil(K / L) + k // L``. A beat takes ``d3``
+    adjacent lanes (``d3`` divides ``L``) of the slots of its tile's rows, all in one word:
+    ``M <= S``, or ``S`` a multiple of the rows per tile of ``A`` (``d1`` for ``"MN"``, ``d2`` for
+    ``"NM"``).
 """
 
 import enum
@@ -51,12 +51,14 @@ import numpy as np
 
 from ... import numerics
 from ... import timing
+from ..checks import check_bool, check_count
 from ...integers import cdiv, is_int
+from .window import Window
 
 
 __all__ = ["Source", "Destination", "MEMORIES", "MAX_SHIFT", "BIAS_FORMAT", "BIAS_LATENCY",
-           "ACTIVATIONS", "JOINS", "Join", "SoftmaxLink", "GemmProgram", "result_bits",
-           "memory_lanes", "memory_words", "memory_images"]
+           "ACTIVATIONS", "JOINS", "Join", "SoftmaxLink", "OperandRead", "GemmProgram",
+           "result_bits", "memory_lanes", "memory_words", "memory_images"]
 
 
 class Source(enum.Enum):
@@ -102,13 +104,8 @@ JOINS = ("add", "mul", "mul_add")
 #: Cycles a bias adds to a stage, owned by the cost model (the contract this core meets):
 #: :class:`~intar_hw.hw.sfu.elementwise.Requantize` registers the biased sum before rounding.
 BIAS_LATENCY = timing.BIAS_LATENCY
-
-
-def _check_count(name, value):
-    if not is_int(value):
-        raise TypeError(f"GemmProgram {name} must be an integer, not {value!r}")
-    if value < 1:
-        raise ValueError(f"GemmProgram {name} must be a positive integer, not {value!r}")
+#: Memories holding earlier programs' results, read where they were written.
+_RESULT_SOURCES = (Source.RESULTS, Source.PEER)
 
 
 def _check_base(name, value, owner="GemmProgram"):
@@ -116,6 +113,14 @@ def _check_base(name, value, owner="GemmProgram"):
         raise TypeError(f"{owner} {name} must be an integer, not {value!r}")
     if value < 0:
         raise ValueError(f"{owner} {name} must be a non-negative integer, not {value!r}")
+
+
+def _check_optional_count(owner, name, value):
+    """``value`` is ``None`` or a positive integer."""
+    if value is not None and not is_int(value):
+        raise TypeError(f"{owner} {name} must be an integer or None, not {value!r}")
+    if value is not None and value < 1:
+        raise ValueError(f"{owner} {name} must be a positive integer or None, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,170 @@ class SoftmaxLink:
 
 
 @dataclass(frozen=True)
+class OperandRead:
+    """Where and how a program reads one GEMM operand, ``A`` or ``B`` (:class:`GemmProgram`'s
+    ``a`` and ``b``); ``gather_tiles``, ``tile_stride`` and ``window`` apply to ``A`` alone,
+    ``transposed`` to ``B`` alone.
+
+    ``lanes`` and ``slots`` describe a result memory read in result layout; their defaults
+    depend on the program (its ``d2`` and ``slots``), so a :class:`GemmProgram` stores its reads
+    with them filled in.
+
+    Parameters
+    ----------
+    source : Source
+        Memory holding the operand. ``A`` and ``B`` must be read from different operand memories
+        (one read port each); result memories (:attr:`Source.RESULTS`, :attr:`Source.PEER`)
+        have a port per reader.
+    base : int
+        Word address of the operand in ``source`` (with ``window``: the window's ``base``).
+    lanes : int or None
+        Lanes of the result-layout words the operand is read from (:attr:`Source.RESULTS`:
+        ``d2``, the default; :attr:`Source.PEER`: the peer's ``d2``).
+    slots : int or None
+        Slots of the result memory the operand is read from (:attr:`Source.RESULTS`: the
+        program's ``slots``, the default; :attr:`Source.PEER`: the peer's, default 1).
+    gather : tuple of (Source, int) or None
+        The operand in result layout gathered from several result memories, ``(source, base)``
+        a part, the first ``(source, base)``; the sources are :attr:`Source.RESULTS` or
+        :attr:`Source.PEER`, each at most once, and the program's ``batch`` is 1. ``A`` (a
+        result whose columns were dealt round-robin over cores, one ``lanes``-wide tile a word,
+        all of ``A``'s rows in one word row): word ``w`` of the row is word ``w // len(gather)``
+        from the base of part ``w % len(gather)``. ``B`` read as rows: as ``A`` with
+        ``gather_tiles``; read transposed, the parts hold the stored rows (``K``) dealt
+        round-robin in blocks of ``slots`` (one word row each). ``None`` (the default): the
+        operand is read from ``source`` alone.
+    gather_tiles : bool
+        ``A`` only: the parts of ``gather`` (which it needs) hold whole tiles of ``A``'s rows
+        round-robin instead (a result dealt over cores by rows): tile ``t`` is tile
+        ``t // len(gather)`` of part ``t % len(gather)``; each part's words hold one tile's rows
+        (``slots`` equal to ``A``'s rows per tile).
+    tile_stride : int
+        ``A`` only: tile ``t`` of ``A`` is tile ``t * tile_stride`` of the stored result from
+        ``base`` (a task dealt by rows reading its rows of an undealt result: ``base`` points at
+        its first tile); needs ``A`` read in result layout from one result memory, ``slots``
+        equal to ``A``'s rows per tile and ``batch`` 1.
+    transposed : bool
+        ``B`` only: ``B`` read from a result memory holds ``X`` with ``B[n, k] = X[k, n]`` (the
+        ``B`` of ``A . B``): ``X`` has ``K`` rows of ``N`` elements in result layout; ``d3``
+        must be 1.
+    window : Window or None
+        ``A`` only: ``A`` is a convolution's im2col matrix, read through the core's
+        :class:`~.window_read.WindowReader` of ``source`` (:attr:`Source.ACTIVATIONS` holding
+        the input in the window's ``"flat"`` layout, ``block * d3`` elements a word, or
+        :attr:`Source.RESULTS` or :attr:`Source.PEER`, the latter exactly when some of the
+        window's parts are the peer's, holding it in an earlier program's result layout): see
+        :mod:`.window`. It takes no ``gather`` or ``tile_stride``; ``batch`` is 1 and the
+        window's ``M`` and ``K`` are the program's.
+
+    Attributes
+    ----------
+    computed : bool
+        Whether the operand is an earlier program's result, read from a result memory.
+    laid_out : bool
+        Whether it is read in result layout (from a result memory, not through a window).
+    parts : tuple of (Source, int)
+        Where it is read from: ``gather``, or ``((source, base),)``.
+
+    Raises
+    ------
+    TypeError
+        If a field is of the wrong kind.
+    ValueError
+        If a field is out of range or the fields contradict each other (as documented above).
+    """
+
+    source: Source
+    base: int = 0
+    lanes: object = None
+    slots: object = None
+    gather: object = None
+    gather_tiles: bool = False
+    tile_stride: int = 1
+    transposed: bool = False
+    window: object = None
+
+    def __post_init__(self):
+        if not isinstance(self.source, Source):
+            raise TypeError(f"OperandRead source must be a Source, not {self.source!r}")
+        _check_base("base", self.base, "OperandRead")
+        _check_optional_count("OperandRead", "lanes", self.lanes)
+        _check_optional_count("OperandRead", "slots", self.slots)
+        check_bool("OperandRead", "gather_tiles", self.gather_tiles)
+        check_count("OperandRead", "tile_stride", self.tile_stride)
+        check_bool("OperandRead", "transposed", self.transposed)
+        if self.gather is not None:
+            self._check_gather()
+        if self.window is not None:
+            self._check_window()
+        if self.gather_tiles and self.gather is None:
+            raise ValueError("OperandRead gather_tiles needs gather")
+        if self.tile_stride > 1 and (not self.laid_out or self.gather is not None):
+            raise ValueError(f"OperandRead tile_stride needs a read in result layout from one "
+                             f"result memory, not from {self.source!r} with gather "
+                             f"{self.gather!r}")
+        if self.transposed and not self.computed:
+            raise ValueError(f"OperandRead transposed needs a read from a result memory, "
+                             f"not from {self.source!r}")
+
+    def _check_gather(self):
+        """``gather``: at least two ``(Source, base)`` pairs, ``(source, base)`` first, each
+        result memory at most once."""
+        parts = self.gather
+        if (not isinstance(parts, tuple) or len(parts) < 2
+                or not all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], Source)
+                           and is_int(p[1]) and p[1] >= 0 for p in parts)):
+            raise TypeError(f"OperandRead gather must be a tuple of at least two "
+                            f"(Source, base) pairs or None, not {parts!r}")
+        sources = [source for source, _ in parts]
+        if (parts[0] != (self.source, self.base) or len(set(sources)) != len(sources)
+                or not set(sources) <= set(_RESULT_SOURCES)):
+            raise ValueError(f"OperandRead gather must start with (source, base) and name "
+                             f"Source.RESULTS and Source.PEER at most once each, "
+                             f"not {parts!r}")
+
+    def _check_window(self):
+        """``window``: a :class:`Window` in the layout of ``source``, at ``base``."""
+        w = self.window
+        if not isinstance(w, Window):
+            raise TypeError(f"OperandRead window must be a Window or None, not {w!r}")
+        layout = {Source.ACTIVATIONS: "flat", Source.RESULTS: "result",
+                  Source.PEER: "result"}.get(self.source)
+        if layout is None or w.layout != layout:
+            raise ValueError(f"OperandRead window reads Source.ACTIVATIONS in 'flat' layout or "
+                             f"Source.RESULTS or Source.PEER in 'result' layout, not "
+                             f"{self.source!r} in {w.layout!r}")
+        if (self.source is Source.PEER) != (
+                w.parts is not None and any(peer for peer, _, _ in w.parts)):
+            raise ValueError("OperandRead window reads Source.PEER exactly when some of its "
+                             "parts are the peer's")
+        if self.gather is not None or self.tile_stride != 1:
+            raise ValueError("OperandRead window takes no gather or tile_stride")
+        if self.base != w.base:
+            raise ValueError(f"OperandRead base must be the window's base {w.base}, "
+                             f"not {self.base}")
+
+    @property
+    def computed(self):
+        """Whether the operand is an earlier program's result, read from a result memory
+        (directly or through a window), rather than loaded into an operand memory."""
+        return self.source in _RESULT_SOURCES
+
+    @property
+    def laid_out(self):
+        """Whether the operand is read from a result memory in result layout (not through a
+        window)."""
+        return self.computed and self.window is None
+
+    @property
+    def parts(self):
+        """``((source, base), ...)``: where the operand is read from (see ``gather``)."""
+        if self.gather is not None:
+            return self.gather
+        return ((self.source, self.base),)
+
+
+@dataclass(frozen=True)
 class GemmProgram:
     """One stage of a core: ``R = epilogue(A @ B^T + bias)``, ``batch`` times.
 
@@ -188,11 +357,17 @@ class GemmProgram:
         the bias is shared. (A layer applied to a batch of rows is one GEMM with a larger M.)
     orientation : str
         ``"MN"`` (M on the array's rows) or ``"NM"`` (N on the rows).
-    a_source, b_source : Source
-        Memories holding ``A`` and ``B``; operand memories must differ (one read port each),
-        result memories (:attr:`Source.RESULTS`, :attr:`Source.PEER`) have a port per reader.
-    a_base, b_base : int
-        Word address of ``A`` and ``B`` in their memories.
+    a : OperandRead
+        How ``A`` is read (:class:`OperandRead`; default ``OperandRead(Source.ACTIVATIONS)``):
+        its memory and base and, from a result memory, that memory's geometry (in result layout
+        it must fit the module's memory layouts; :attr:`Source.RESULTS` has the program's ``d2``
+        lanes and ``slots``), a gather, a tile stride or a convolution's window;
+        ``a.transposed`` is False.
+    b : OperandRead
+        How ``B`` is read (default ``OperandRead(Source.WEIGHTS)``): its memory and base, and
+        from a result memory that memory's geometry, a gather, or ``transposed``; ``b.window``,
+        ``b.gather_tiles`` and ``b.tile_stride`` keep their defaults. ``a.source`` and
+        ``b.source`` must differ unless they are result memories.
     dest : Destination
         Where the result goes.
     dest_base : int
@@ -207,35 +382,9 @@ class GemmProgram:
         has :attr:`result_format`.
     relu : bool
         Fused ReLU: clamp the requantised result at 0.
-    a_lanes : int or None
-        Lanes of the result-layout words ``A`` is read from (:attr:`Source.RESULTS`: ``d2``,
-        the default; :attr:`Source.PEER`: the peer's ``d2``).
-    a_gather : tuple of (Source, int) or None
-        ``A`` in result layout gathered from several result memories (a result whose columns
-        were dealt round-robin over cores, one ``a_lanes``-wide tile a word, all of ``A``'s rows
-        in one word row): word ``w`` of the row is word ``w // len(a_gather)`` from the base of
-        part ``w % len(a_gather)``. The first part is ``(a_source, a_base)``; the sources are
-        :attr:`Source.RESULTS` or :attr:`Source.PEER`, each at most once; ``batch`` is 1.
-        ``None`` (the default): ``A`` is read from ``a_source`` alone.
-    a_gather_tiles : bool
-        The parts of ``a_gather`` hold whole tiles of ``A``'s rows round-robin instead (a result
-        dealt over cores by rows): tile ``t`` is tile ``t // len(a_gather)`` of part
-        ``t % len(a_gather)``; each part's words hold one tile's rows (``a_slots`` equal to
-        ``A``'s rows per tile).
-    a_tile_stride : int
-        Tile ``t`` of ``A`` is tile ``t * a_tile_stride`` of the stored result from ``a_base``
-        (a task dealt by rows reading its rows of an undealt result: ``a_base`` points at its
-        first tile); needs ``a_slots`` equal to ``A``'s rows per tile and ``batch`` 1.
-    b_gather : tuple of (Source, int) or None
-        As ``a_gather`` with ``a_gather_tiles``, for ``B`` read as rows from a result memory;
-        the first part is ``(b_source, b_base)``. Read transposed, the parts hold the stored rows
-        (``K``) dealt round-robin in blocks of ``b_slots`` (one word row each).
     slots : int
         Slots of the core's result memory words (see the result layout): 1 (the default) or
         more, the same for every program of a core.
-    a_slots : int or None
-        Slots of the result memory ``A`` is read from (:attr:`Source.RESULTS`: ``slots``, the
-        default; :attr:`Source.PEER`: the peer's, default 1).
     activation : str or None
         ``"gelu"`` or ``"silu"`` (:data:`ACTIVATIONS`) applied to the requantised result, or
         ``None``.
@@ -246,24 +395,17 @@ class GemmProgram:
         GELU's approximation, ``"none"`` or ``"tanh"``.
     join : Join or None
         A join with a second tensor on the result link (:class:`Join`), or ``None``.
-    b_lanes, b_slots : int or None
-        As ``a_lanes`` and ``a_slots``, for ``B`` read from a result memory.
-    b_transposed : bool
-        ``B`` read from a result memory holds ``X`` with ``B[n, k] = X[k, n]`` (the ``B`` of
-        ``A . B``): ``X`` has ``K`` rows of ``N`` elements in result layout; ``d3`` must be 1.
     softmax : SoftmaxLink or None
         A row-wise softmax on the result link (:class:`SoftmaxLink`), in orientation ``"MN"``
         with ``N <= d2`` or a multiple of ``d2`` (rows drained in several tiles are reordered
         first: :attr:`reorders_rows`), or ``None``.
-    a_window : Window or None
-        ``A`` is a convolution's im2col matrix, read through the core's
-        :class:`~.window_read.WindowReader` of ``a_source`` (:attr:`Source.ACTIVATIONS` holding
-        the input in the window's ``"flat"`` layout, ``block * d3`` elements a word, or
-        :attr:`Source.RESULTS` holding it in an earlier program's result layout): see
-        :mod:`.window`. ``batch`` is 1 and the window's ``M`` and ``K`` are the program's.
 
     Attributes
     ----------
+    a, b : OperandRead
+        The reads as given, with the ``lanes`` and ``slots`` of a read in result layout filled
+        in: ``d2`` lanes, and the program's ``slots`` in :attr:`Source.RESULTS`, 1 in
+        :attr:`Source.PEER`.
     dm, dn : int
         Tile extents along M and N.
     tiles : (int, int, int)
@@ -283,8 +425,9 @@ class GemmProgram:
     TypeError
         If a parameter is of the wrong kind.
     ValueError
-        If a parameter is out of range, ``a_source`` and ``b_source`` are the same operand
-        memory, or an operand read from a result memory does not fit its layout.
+        If a parameter is out of range, ``a.source`` and ``b.source`` are the same operand
+        memory, or an operand read does not fit the program (its layout, a gather, a tile
+        stride or a window).
     """
     pea: tuple
     M: int
@@ -292,32 +435,20 @@ class GemmProgram:
     K: int
     batch: int = 1
     orientation: str = "MN"
-    a_source: Source = Source.ACTIVATIONS
-    a_base: int = 0
-    b_source: Source = Source.WEIGHTS
-    b_base: int = 0
+    a: OperandRead = OperandRead(Source.ACTIVATIONS)
+    b: OperandRead = OperandRead(Source.WEIGHTS)
     dest: Destination = Destination.RESULTS
     dest_base: int = 0
     bias_base: object = None
     shift: int = 0
     out_format: numerics.Format = numerics.INT8
     relu: bool = False
-    a_lanes: object = None
-    a_gather: object = None
-    a_gather_tiles: bool = False
-    a_tile_stride: int = 1
-    b_gather: object = None
     slots: int = 1
-    a_slots: object = None
     activation: object = None
     activation_frac: object = None
     approximate: str = "none"
     join: object = None
-    b_lanes: object = None
-    b_slots: object = None
-    b_transposed: bool = False
     softmax: object = None
-    a_window: object = None
 
     def __post_init__(self):
         if (not isinstance(self.pea, tuple) or len(self.pea) != 3
@@ -327,24 +458,22 @@ class GemmProgram:
             raise ValueError(f"GemmProgram pea dimensions must be positive integers, "
                              f"not {self.pea!r}")
         for name in ("M", "N", "K", "batch"):
-            _check_count(name, getattr(self, name))
+            check_count("GemmProgram", name, getattr(self, name))
         if not isinstance(self.orientation, str):
             raise TypeError(f"GemmProgram orientation must be a string, not {self.orientation!r}")
         if self.orientation not in ("MN", "NM"):
             raise ValueError(f"GemmProgram orientation must be 'MN' or 'NM', "
                              f"not {self.orientation!r}")
-        for name in ("a_source", "b_source"):
-            if not isinstance(getattr(self, name), Source):
-                raise TypeError(f"GemmProgram {name} must be a Source, "
+        for name in ("a", "b"):
+            if not isinstance(getattr(self, name), OperandRead):
+                raise TypeError(f"GemmProgram {name} must be an OperandRead, "
                                 f"not {getattr(self, name)!r}")
-        if self.a_source is self.b_source and self.a_source not in (Source.RESULTS,
-                                                                    Source.PEER):
-            raise ValueError(f"GemmProgram a_source and b_source must be different memories, "
-                             f"not {self.a_source!r} for both")
+        if self.a.source is self.b.source and not self.a.computed:
+            raise ValueError(f"GemmProgram a.source and b.source must be different memories, "
+                             f"not {self.a.source!r} for both")
         if not isinstance(self.dest, Destination):
             raise TypeError(f"GemmProgram dest must be a Destination, not {self.dest!r}")
-        for name in ("a_base", "b_base", "dest_base"):
-            _check_base(name, getattr(self, name))
+        _check_base("dest_base", self.dest_base)
         if self.bias_base is not None:
             if not is_int(self.bias_base):
                 raise TypeError(f"GemmProgram bias_base must be an integer or None, "
@@ -369,144 +498,104 @@ class GemmProgram:
             object.__setattr__(self, "out_format", fmt)
         if not isinstance(self.relu, bool):
             raise TypeError(f"GemmProgram relu must be a bool, not {self.relu!r}")
-        if self.a_lanes is not None and (not is_int(self.a_lanes) or self.a_lanes < 1):
-            raise ValueError(f"GemmProgram a_lanes must be a positive integer or None, "
-                             f"not {self.a_lanes!r}")
-        _check_count("slots", self.slots)
-        self._check_b_layout()
-        if self.a_slots is not None and not is_int(self.a_slots):
-            raise TypeError(f"GemmProgram a_slots must be an integer or None, "
-                            f"not {self.a_slots!r}")
-        if self.a_slots is not None and self.a_slots < 1:
-            raise ValueError(f"GemmProgram a_slots must be a positive integer or None, "
-                             f"not {self.a_slots!r}")
-        if self.a_window is not None:
-            self._check_window()
-        elif self.a_source in (Source.RESULTS, Source.PEER):
-            if self.a_lanes is None:
-                object.__setattr__(self, "a_lanes", self.pea[1])
-            if self.a_slots is None:
-                object.__setattr__(self, "a_slots",
-                                   self.slots if self.a_source is Source.RESULTS else 1)
-            block = self.a_block
-            if self.a_lanes % self.pea[2] or (self.M > self.a_slots and self.a_slots % block):
-                raise ValueError(f"GemmProgram reading A from {self.a_source!r} needs d3 dividing "
-                                 f"its {self.a_lanes} lanes and M <= a_slots or a_slots a "
-                                 f"multiple of A's {block} rows per tile, not M={self.M!r}, "
-                                 f"a_slots={self.a_slots!r}, pea {self.pea!r}")
+        check_count("GemmProgram", "slots", self.slots)
+        self._resolve_reads()
+        self._check_a()
+        self._check_b()
         self._check_epilogue()
-        laid_out = (("a", self.a_source, self.a_lanes, self.a_slots),) if self.a_laid_out else ()
-        for which, source, lanes, slots in laid_out + (("b", self.b_source, self.b_lanes,
-                                                         self.b_slots),):
-            # The own result memory has this program's geometry.
-            if source is Source.RESULTS and (lanes, slots) != (self.pea[1], self.slots):
-                raise ValueError(f"GemmProgram reading {which.upper()} from Source.RESULTS "
-                                 f"needs {which}_lanes d2 ({self.pea[1]}) and {which}_slots "
-                                 f"slots ({self.slots}), not {lanes!r} and {slots!r}")
-        if (self.a_gather is not None and not self.a_gather_tiles
-                and self.M > (self.a_slots or 1)):
-            raise ValueError(f"GemmProgram a_gather by words needs A's {self.M} rows in one word "
-                             f"row of {self.a_slots} slots")
-        for name, gathered, first in (("a_gather", self.a_gather, (self.a_source, self.a_base)),
-                                      ("b_gather", self.b_gather, (self.b_source, self.b_base))):
-            if gathered is not None:
-                self._check_gather(name, gathered, first)
-        _check_count("a_tile_stride", self.a_tile_stride)
-        if self.a_tile_stride > 1 and (not self.a_laid_out or self.a_slots != self.a_block
-                                       or self.batch != 1 or self.a_gather is not None):
-            raise ValueError(f"GemmProgram a_tile_stride needs A read from one result memory "
-                             f"with a_slots equal to A's {self.a_block} rows per tile and batch 1")
-        if self.a_gather_tiles and (self.a_gather is None or self.a_slots != self.a_block):
-            raise ValueError(f"GemmProgram a_gather_tiles needs a_gather and a_slots equal to "
-                             f"A's {self.a_block} rows per tile, not {self.a_slots!r}")
-        if (self.b_gather is not None and not self.b_transposed
-                and self.b_slots != self.b_block):
-            raise ValueError(f"GemmProgram b_gather needs B read transposed, or as rows with "
-                             f"b_slots equal to B's {self.b_block} rows per tile, not "
-                             f"{self.b_slots!r}")
+        self._check_result_reads()
+
+    def _resolve_reads(self):
+        """Store ``a`` and ``b`` with the lanes and slots a read in result layout defaults to:
+        ``d2`` lanes; the program's ``slots`` in its own result memory, 1 in a peer's."""
+        for name in ("a", "b"):
+            read = getattr(self, name)
+            if not read.laid_out:
+                continue
+            slots = self.slots if read.source is Source.RESULTS else 1
+            object.__setattr__(self, name, replace(
+                read, lanes=self.pea[1] if read.lanes is None else read.lanes,
+                slots=slots if read.slots is None else read.slots))
+
+    def _check_a(self):
+        """The checks of ``a`` that need the program's geometry (``a`` checked itself)."""
+        a, block = self.a, self.a_block
+        if a.transposed:
+            raise ValueError("GemmProgram a.transposed must be False (B alone is read "
+                             "transposed)")
+        if a.window is not None:
+            self._check_window()
+        elif a.laid_out and (a.lanes % self.pea[2] or (self.M > a.slots and a.slots % block)):
+            raise ValueError(f"GemmProgram reading A from {a.source!r} needs d3 dividing its "
+                             f"{a.lanes} lanes and M <= a.slots or a.slots a multiple of A's "
+                             f"{block} rows per tile, not M={self.M!r}, a.slots={a.slots!r}, "
+                             f"pea {self.pea!r}")
+        if a.gather is not None and not a.gather_tiles and self.M > a.slots:
+            raise ValueError(f"GemmProgram a.gather by words needs A's {self.M} rows in one "
+                             f"word row of {a.slots} slots")
+        if a.gather_tiles and a.slots != block:
+            raise ValueError(f"GemmProgram a.gather_tiles needs a.slots equal to A's {block} "
+                             f"rows per tile, not {a.slots!r}")
+        if a.tile_stride > 1 and (a.slots != block or self.batch != 1):
+            raise ValueError(f"GemmProgram a.tile_stride needs a.slots equal to A's {block} "
+                             f"rows per tile and batch 1, not {a.slots!r} and {self.batch!r}")
 
     def _check_window(self):
-        from .window import Window
-        w = self.a_window
-        if not isinstance(w, Window):
-            raise TypeError(f"GemmProgram a_window must be a Window or None, not {w!r}")
+        """The checks of ``a.window`` that need the program's geometry."""
+        w = self.a.window
         if (w.M, w.K) != (self.M, self.K) or self.batch != 1:
-            raise ValueError(f"GemmProgram a_window reads a {w.M} x {w.K} im2col matrix, not "
+            raise ValueError(f"GemmProgram a.window reads a {w.M} x {w.K} im2col matrix, not "
                              f"A of {self.batch} x {self.M} x {self.K}")
-        layout = {Source.ACTIVATIONS: "flat", Source.RESULTS: "result",
-                  Source.PEER: "result"}.get(self.a_source)
-        if layout is None or w.layout != layout:
-            raise ValueError(f"GemmProgram a_window reads Source.ACTIVATIONS in 'flat' layout or "
-                             f"Source.RESULTS or Source.PEER in 'result' layout, not "
-                             f"{self.a_source!r} in {w.layout!r}")
-        if (self.a_source is Source.PEER) != (
-                w.parts is not None and any(peer for peer, _, _ in w.parts)):
-            raise ValueError("GemmProgram a_window reads Source.PEER exactly when some of its "
-                             "parts are the peer's")
         if w.rows is not None and w.rows[0] != self.a_block:
-            raise ValueError(f"GemmProgram a_window rows must come in tiles of A's "
+            raise ValueError(f"GemmProgram a.window rows must come in tiles of A's "
                              f"{self.a_block} rows, not {w.rows[0]}")
-        if self.a_gather is not None or self.a_tile_stride != 1:
-            raise ValueError("GemmProgram a_window takes no a_gather or a_tile_stride")
-        if layout == "flat" and w.word_elements != self.a_block * self.pea[2]:
-            raise ValueError(f"GemmProgram a_window in 'flat' layout needs words of "
+        if w.layout == "flat" and w.word_elements != self.a_block * self.pea[2]:
+            raise ValueError(f"GemmProgram a.window in 'flat' layout needs words of "
                              f"{self.a_block * self.pea[2]} elements (A's rows per tile times "
                              f"d3), not {w.word_elements}")
-        if layout == "result" and w.parts is None and (w.slots, w.lanes) != (
+        if w.layout == "result" and w.parts is None and (w.slots, w.lanes) != (
                 self.slots, self.pea[1]):
-            raise ValueError(f"GemmProgram a_window reads the core's own result memory: "
+            raise ValueError(f"GemmProgram a.window reads the core's own result memory: "
                              f"{self.slots} slots of {self.pea[1]} lanes, not {w.slots} of "
                              f"{w.lanes}")
-        if self.a_base != w.base:
-            raise ValueError(f"GemmProgram a_base must be the window's base {w.base}, "
-                             f"not {self.a_base}")
 
-    def _check_gather(self, name, parts, first):
-        if (not isinstance(parts, tuple) or len(parts) < 2
-                or not all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], Source)
-                           and is_int(p[1]) and p[1] >= 0 for p in parts)):
-            raise TypeError(f"GemmProgram {name} must be a tuple of at least two "
-                            f"(Source, base) pairs or None, not {parts!r}")
-        sources = [source for source, _ in parts]
-        if (parts[0] != first or self.batch != 1
-                or len(set(sources)) != len(sources)
-                or not set(sources) <= {Source.RESULTS, Source.PEER}):
-            which = name[0]
-            raise ValueError(f"GemmProgram {name} must start with ({which}_source, "
-                             f"{which}_base) and name Source.RESULTS and Source.PEER at most "
-                             f"once each, with batch 1, not {parts!r} with batch "
-                             f"{self.batch!r}")
-
-    def _check_b_layout(self):
-        if not isinstance(self.b_transposed, bool):
-            raise TypeError(f"GemmProgram b_transposed must be a bool, not {self.b_transposed!r}")
-        for name in ("b_lanes", "b_slots"):
-            value = getattr(self, name)
-            if value is not None and not is_int(value):
-                raise TypeError(f"GemmProgram {name} must be an integer or None, not {value!r}")
-            if value is not None and value < 1:
-                raise ValueError(f"GemmProgram {name} must be a positive integer or None, "
-                                 f"not {value!r}")
-        if not self.b_laid_out:
-            if self.b_transposed:
-                raise ValueError("GemmProgram b_transposed needs B read from a result memory")
+    def _check_b(self):
+        """The checks of ``b`` that need the program's geometry (``b`` checked itself)."""
+        b, block = self.b, self.b_block
+        if b.window is not None or b.gather_tiles or b.tile_stride != 1:
+            raise ValueError(f"GemmProgram b.window, b.gather_tiles and b.tile_stride must be "
+                             f"None, False and 1 (A's alone), not {b.window!r}, "
+                             f"{b.gather_tiles!r} and {b.tile_stride!r}")
+        if not b.laid_out:
             return
-        if self.b_lanes is None:
-            object.__setattr__(self, "b_lanes", self.pea[1])
-        if self.b_slots is None:
-            object.__setattr__(self, "b_slots",
-                               self.slots if self.b_source is Source.RESULTS else 1)
-        block, L, S = self.b_block, self.b_lanes, self.b_slots
-        if self.b_transposed:
+        L, S = b.lanes, b.slots
+        if b.transposed:
             # B[n, k] = X[k, n]: a beat reads row k of X, the tile's B rows as adjacent lanes.
             if self.pea[2] != 1 or (L % block and self.N > L):
-                raise ValueError(f"GemmProgram reading B transposed from {self.b_source!r} "
-                                 f"needs d3 == 1 and its {block} rows per tile within one word "
-                                 f"of {L} lanes, not pea {self.pea!r}, N={self.N!r}")
+                raise ValueError(f"GemmProgram reading B transposed from {b.source!r} needs "
+                                 f"d3 == 1 and its {block} rows per tile within one word of "
+                                 f"{L} lanes, not pea {self.pea!r}, N={self.N!r}")
         elif L % self.pea[2] or (self.N > S and S % block):
-            raise ValueError(f"GemmProgram reading B from {self.b_source!r} needs d3 dividing its "
-                             f"{L} lanes and N <= b_slots or b_slots a multiple of B's {block} "
-                             f"rows per tile, not N={self.N!r}, b_slots={S!r}, pea {self.pea!r}")
+            raise ValueError(f"GemmProgram reading B from {b.source!r} needs d3 dividing its "
+                             f"{L} lanes and N <= b.slots or b.slots a multiple of B's {block} "
+                             f"rows per tile, not N={self.N!r}, b.slots={S!r}, pea {self.pea!r}")
+        if b.gather is not None and not b.transposed and S != block:
+            raise ValueError(f"GemmProgram b.gather needs B read transposed, or as rows with "
+                             f"b.slots equal to B's {block} rows per tile, not {S!r}")
+
+    def _check_result_reads(self):
+        """The checks ``a`` and ``b`` share: a gather needs batch 1, and the program's own result
+        memory has the program's geometry."""
+        for name, read in (("a", self.a), ("b", self.b)):
+            if read.gather is not None and self.batch != 1:
+                raise ValueError(f"GemmProgram {name}.gather needs batch 1, "
+                                 f"not {self.batch!r}")
+            if read.laid_out and read.source is Source.RESULTS and (
+                    (read.lanes, read.slots) != (self.pea[1], self.slots)):
+                raise ValueError(f"GemmProgram reading {name.upper()} from Source.RESULTS "
+                                 f"needs {name}.lanes d2 ({self.pea[1]}) and {name}.slots "
+                                 f"slots ({self.slots}), not {read.lanes!r} and "
+                                 f"{read.slots!r}")
 
     def _check_epilogue(self):
         if self.softmax is not None and not isinstance(self.softmax, SoftmaxLink):
@@ -546,25 +635,9 @@ class GemmProgram:
         return self.pea[0] if self.orientation == "MN" else self.pea[1]
 
     @property
-    def a_computed(self):
-        """Whether ``A`` is an earlier program's result, read from a result memory (directly or
-        through a window), rather than loaded into an operand memory."""
-        return self.a_source in (Source.RESULTS, Source.PEER)
-
-    @property
-    def a_laid_out(self):
-        """Whether ``A`` is read from a result memory in result layout (not through a window)."""
-        return self.a_computed and self.a_window is None
-
-    @property
     def b_block(self):
         """Rows of ``B`` per tile: ``d2`` (``"MN"``) or ``d1``."""
         return self.pea[1] if self.orientation == "MN" else self.pea[0]
-
-    @property
-    def b_laid_out(self):
-        """Whether ``B`` is read from a result memory (in result layout)."""
-        return self.b_source in (Source.RESULTS, Source.PEER)
 
     @property
     def sfu_latency(self):
@@ -656,40 +729,26 @@ class GemmProgram:
 
     @property
     def p_source(self):
-        return self.a_source if self.orientation == "MN" else self.b_source
+        return self.a.source if self.orientation == "MN" else self.b.source
 
     @property
     def q_source(self):
-        return self.b_source if self.orientation == "MN" else self.a_source
+        return self.b.source if self.orientation == "MN" else self.a.source
 
     @property
     def p_base(self):
         """Word address of P on the port the operand fetch reads it from."""
-        return self._a_port_base if self.orientation == "MN" else self.b_base
+        return self._a_port_base if self.orientation == "MN" else self.b.base
 
     @property
     def q_base(self):
         """Word address of Q on the port the operand fetch reads it from."""
-        return self.b_base if self.orientation == "MN" else self._a_port_base
+        return self.b.base if self.orientation == "MN" else self._a_port_base
 
     @property
     def _a_port_base(self):
-        # A window reader's port addresses the im2col tiles from 0 (the input is at a_base).
-        return 0 if self.a_window is not None else self.a_base
-
-    @property
-    def b_parts(self):
-        """``((source, base), ...)``: where ``B`` is read from (see ``b_gather``)."""
-        if self.b_gather is not None:
-            return self.b_gather
-        return ((self.b_source, self.b_base),)
-
-    @property
-    def a_parts(self):
-        """``((source, base), ...)``: where ``A`` is read from (see ``a_gather``)."""
-        if self.a_gather is not None:
-            return self.a_gather
-        return ((self.a_source, self.a_base),)
+        # A window reader's port addresses the im2col tiles from 0 (the input is at a.base).
+        return 0 if self.a.window is not None else self.a.base
 
     @property
     def epilogue(self):
@@ -735,19 +794,21 @@ class GemmProgram:
     def a_words(self):
         """Words ``A`` takes in its memory (a window's input in ``"flat"`` layout; none when it
         is an earlier program's result)."""
-        if self.a_window is not None:
-            return self.a_window.words if self.a_window.layout == "flat" else 0
-        if self.a_laid_out:
-            return self.batch * cdiv(self.M, self.a_slots) * cdiv(self.K, self.a_lanes)
+        a = self.a
+        if a.window is not None:
+            return a.window.words if a.window.layout == "flat" else 0
+        if a.laid_out:
+            return self.batch * cdiv(self.M, a.slots) * cdiv(self.K, a.lanes)
         return self.batch * cdiv(self.M, self.dm) * self.kb
 
     @property
     def b_words(self):
         """Words ``B`` takes in its memory."""
-        if self.b_laid_out and self.b_transposed:
-            return self.batch * cdiv(self.K, self.b_slots) * cdiv(self.N, self.b_lanes)
-        if self.b_laid_out:
-            return self.batch * cdiv(self.N, self.b_slots) * cdiv(self.K, self.b_lanes)
+        b = self.b
+        if b.laid_out and b.transposed:
+            return self.batch * cdiv(self.K, b.slots) * cdiv(self.N, b.lanes)
+        if b.laid_out:
+            return self.batch * cdiv(self.N, b.slots) * cdiv(self.K, b.lanes)
         return self.batch * cdiv(self.N, self.dn) * self.kb
 
     @property
@@ -768,11 +829,11 @@ class GemmProgram:
 
         def use(name, end):
             used[name] = max(used.get(name, 0), end)
-        parts = self.a_parts
+        parts = self.a.parts
         for i, (source, base) in enumerate(parts):
             # Part i holds words i, i + len(parts), ... of the row.
             use(source.value, base + len(range(i, self.a_words, len(parts))))
-        use(self.b_source.value, self.b_base + self.b_words)
+        use(self.b.source.value, self.b.base + self.b_words)
         use(self.dest.value, self.dest_base + self.dest_words)
         if self.join is not None:
             use(self.join.source.value, self.join.base + self.dest_words)
@@ -783,11 +844,12 @@ class GemmProgram:
     def _operand_image(self, name, X, rows, block, lanes):
         d3, kb = self.pea[2], self.kb
         X = np.asarray(X)
-        if name == "A" and self.a_window is not None:
+        window = self.a.window
+        if name == "A" and window is not None:
             # The stored input, in the window's flat layout, its words at the bottom of ours.
-            flat = self.a_window.image(X)
+            flat = window.image(X)
             words = np.zeros((len(flat), lanes * d3), dtype=np.int64)
-            words[:, :self.a_window.word_elements] = flat
+            words[:, :window.word_elements] = flat
             return words.reshape(-1, lanes, d3).tolist()
         if X.shape != (self.batch, rows, self.K) and not (self.batch == 1
                                                           and X.shape == (rows, self.K)):
@@ -804,8 +866,8 @@ class GemmProgram:
         return words.reshape(-1, lanes, d3).tolist()
 
     def a_image(self, A, lanes=None):
-        """Words of ``A`` (``(batch, M, K)`` or ``(M, K)``; with ``a_window`` in ``"flat"``
-        layout, the convolution's stored input) for its memory, from ``a_base``.
+        """Words of ``A`` (``(batch, M, K)`` or ``(M, K)``; with ``a.window`` in ``"flat"``
+        layout, the convolution's stored input) for its memory, from ``a.base``.
 
         ``lanes`` is the memory's word width in ``d3``-vectors (:func:`memory_lanes`); by default
         the block height of ``A``. Padding is written as zeros.
@@ -814,7 +876,7 @@ class GemmProgram:
         return self._operand_image("A", A, self.M, block, block if lanes is None else lanes)
 
     def b_image(self, B, lanes=None):
-        """Words of ``B`` (``(batch, N, K)`` or ``(N, K)``) for its memory, from ``b_base``."""
+        """Words of ``B`` (``(batch, N, K)`` or ``(N, K)``) for its memory, from ``b.base``."""
         block = self.pea[1] if self.orientation == "MN" else self.pea[0]
         return self._operand_image("B", B, self.N, block, block if lanes is None else lanes)
 
@@ -895,7 +957,7 @@ def memory_lanes(programs):
     lanes = {}
     for p in programs:
         for source, extent in ((p.p_source, p.pea[0]), (p.q_source, p.pea[1])):
-            if source in (Source.RESULTS, Source.PEER):
+            if source in _RESULT_SOURCES:
                 continue        # result memories have their own word shape
             lanes[source.value] = max(lanes.get(source.value, 0), extent)
     return lanes
@@ -908,6 +970,18 @@ def memory_words(programs):
         for name, used in p.extents().items():
             words[name] = max(words.get(name, 0), used)
     return words
+
+
+def _place_operand(images, lanes, name, read, X, image_of):
+    """Write operand ``name`` (``X``, laid out by ``image_of``) where ``read`` reads it, unless
+    it is an earlier program's result (then ``X`` must be ``None``)."""
+    if read.computed:
+        if X is not None:
+            raise ValueError(f"memory_images takes no {name} for a program reading "
+                             f"{read.source!r}")
+        return
+    words = image_of(X, lanes[read.source.value])
+    images[read.source.value][read.base:read.base + len(words)] = words
 
 
 def memory_images(programs, operands, depths=None):
@@ -948,20 +1022,8 @@ def memory_images(programs, operands, depths=None):
             s = program.side_image(side)
             base = program.join.base
             images["sides"][base:base + len(s)] = s
-        if program.a_computed:
-            if A is not None:
-                raise ValueError(f"memory_images takes no A for a program reading "
-                                 f"{program.a_source!r}")
-        else:
-            a = program.a_image(A, lanes[program.a_source.value])
-            images[program.a_source.value][program.a_base:program.a_base + len(a)] = a
-        if program.b_laid_out:
-            if B is not None:
-                raise ValueError(f"memory_images takes no B for a program reading "
-                                 f"{program.b_source!r}")
-        else:
-            b = program.b_image(B, lanes[program.b_source.value])
-            images[program.b_source.value][program.b_base:program.b_base + len(b)] = b
+        _place_operand(images, lanes, "A", program.a, A, program.a_image)
+        _place_operand(images, lanes, "B", program.b, B, program.b_image)
         if program.bias_base is not None:
             if bias is None:
                 raise ValueError("memory_images needs a bias for a program with bias_base")

@@ -62,18 +62,16 @@ def read_spec(program, which):
     """The :class:`ReadSpec` of ``program``'s operand ``which`` (``"a"`` or ``"b"``), or
     ``None`` if it is not read from a result memory."""
     d3 = program.pea[2]
+    read = program.a if which == "a" else program.b
+    if not read.laid_out:
+        return None
+    L, S, parts, transposed = read.lanes, read.slots, read.parts, read.transposed
     if which == "a":
-        if not program.a_laid_out:
-            return None
         side = "p" if program.orientation == "MN" else "q"
-        block, L, S, rows = program.a_block, program.a_lanes, program.a_slots, program.M
-        parts, transposed, by_tiles = program.a_parts, False, program.a_gather_tiles
+        block, rows, by_tiles = program.a_block, program.M, read.gather_tiles
     else:
-        if not program.b_laid_out:
-            return None
         side = "q" if program.orientation == "MN" else "p"
-        block, L, S, rows = program.b_block, program.b_lanes, program.b_slots, program.N
-        parts, transposed = program.b_parts, program.b_transposed
+        block, rows = program.b_block, program.N
         by_tiles = len(parts) > 1 and not transposed
     if transposed:
         row_words = cdiv(rows, L)
@@ -82,7 +80,7 @@ def read_spec(program, which):
                         wraps=L % block == 0,
                         words=program.batch * cdiv(program.K, S) * row_words)
     row_words = cdiv(program.K, L)
-    stride = program.a_tile_stride if which == "a" else 1
+    stride = read.tile_stride
     return ReadSpec(side, block, L, S, parts, False, pos_limit=S, pos_row=row_words,
                     sub_limit=L // d3, sub_row=1, batch_words=cdiv(rows, S) * row_words,
                     wraps=S % block == 0,

@@ -4,7 +4,8 @@ import pytest
 
 from intar_hw import numerics
 from intar_hw.flow.verilog import to_verilog
-from intar_hw.hw.core import ComputingCore, GemmProgram, Join, SoftmaxLink, Source, memory_images
+from intar_hw.hw.core import (ComputingCore, GemmProgram, Join, OperandRead, SoftmaxLink, Source,
+                              memory_images)
 from intar_hw.hw.core.program import BIAS_LATENCY
 from intar_hw.schedule import cost
 from intar_hw.testbench import get, put, run, seeded
@@ -46,8 +47,8 @@ def with_garbage(rng, programs, images, width=8):
     used = {name: np.zeros(np.shape(words), dtype=bool) for name, words in images.items()}
     for p in programs:
         d1, d2, d3 = p.pea
-        for source, rows, block in ((p.a_source, p.M, p.dm), (p.b_source, p.N, p.dn)):
-            base, blocks = (p.a_base if source is p.a_source else p.b_base), -(-rows // block)
+        for read, rows, block in ((p.a, p.M, p.dm), (p.b, p.N, p.dn)):
+            source, base, blocks = read.source, read.base, -(-rows // block)
             for b in range(p.batch):
                 for i in range(blocks):
                     for kk in range(p.kb):
@@ -212,8 +213,9 @@ SHAPES = {
 @pytest.mark.parametrize("name", list(SHAPES))
 def test_gemm(name):
     pea, orientation, batch, M, N, K, epilogue = SHAPES[name]
-    program = GemmProgram(pea, M, N, K, batch=batch, orientation=orientation, a_base=1,
-                          b_base=2, dest_base=3, **epilogue)
+    program = GemmProgram(pea, M, N, K, batch=batch, orientation=orientation,
+                          a=OperandRead(Source.ACTIVATIONS, 1), b=OperandRead(Source.WEIGHTS, 2),
+                          dest_base=3, **epilogue)
     cycles = check((program,), [0], seed=sum(map(ord, name)))
     assert cycles == [predicted(program)] == [program.cycles]
 
@@ -229,8 +231,8 @@ def test_operand_widths(width):
 def test_two_programs_back_to_back():
     # Different shapes, orientations, sources, bases and epilogues on one core.
     p0 = GemmProgram((2, 3, 2), 5, 4, 5, dest_base=0, bias_base=0, shift=6, relu=True)
-    p1 = GemmProgram((2, 3, 2), 3, 7, 3, orientation="NM", a_source=Source.WEIGHTS, a_base=8,
-                     b_source=Source.ACTIVATIONS, b_base=12, dest_base=10, shift=3,
+    p1 = GemmProgram((2, 3, 2), 3, 7, 3, orientation="NM", a=OperandRead(Source.WEIGHTS, 8),
+                     b=OperandRead(Source.ACTIVATIONS, 12), dest_base=10, shift=3,
                      out_format="int16")
     cycles = check((p0, p1), [1, 0], seed=7)
     assert cycles == [predicted(p1), predicted(p0)]
@@ -238,7 +240,8 @@ def test_two_programs_back_to_back():
 
 def test_same_program_twice():
     p0 = GemmProgram((2, 2, 1), 3, 3, 2, shift=2)
-    p1 = GemmProgram((2, 2, 1), 2, 2, 3, a_base=4, b_base=4, dest_base=6, bias_base=0)
+    p1 = GemmProgram((2, 2, 1), 2, 2, 3, a=OperandRead(Source.ACTIVATIONS, 4),
+                     b=OperandRead(Source.WEIGHTS, 4), dest_base=6, bias_base=0)
     assert check((p0, p1), [0, 0, 1, 0], seed=8) == [predicted(p) for p in (p0, p0, p1, p0)]
 
 
@@ -294,8 +297,8 @@ PROGRAM = GemmProgram((2, 2, 1), 4, 4, 4, bias_base=0)
 
 
 def test_attributes():
-    p1 = GemmProgram((2, 2, 1), 2, 6, 3, orientation="NM", a_source=Source.WEIGHTS,
-                     b_source=Source.ACTIVATIONS, b_base=8, out_format="int16")
+    p1 = GemmProgram((2, 2, 1), 2, 6, 3, orientation="NM", a=OperandRead(Source.WEIGHTS),
+                     b=OperandRead(Source.ACTIVATIONS, 8), out_format="int16")
     core = ComputingCore((PROGRAM, p1), depths={"results": 64})
     assert core.pea == (2, 2, 1) and core.operand_width == 8
     assert core.programs == (PROGRAM, p1)
@@ -370,8 +373,8 @@ def test_init():
 
 
 def test_verilog():
-    p1 = GemmProgram((2, 3, 2), 3, 7, 3, orientation="NM", a_source=Source.WEIGHTS,
-                     b_source=Source.ACTIVATIONS, relu=True, out_format="int16")
+    p1 = GemmProgram((2, 3, 2), 3, 7, 3, orientation="NM", a=OperandRead(Source.WEIGHTS),
+                     b=OperandRead(Source.ACTIVATIONS), relu=True, out_format="int16")
     text = to_verilog(ComputingCore((GemmProgram((2, 3, 2), 5, 4, 5, bias_base=0), p1)))
     for port in ("start", "stage", "busy", "done", "results_read__req__valid",
                  "activations_write__valid", "biases_write__payload"):
@@ -392,22 +395,23 @@ CHAINS = {
 def test_chained_gemv(name):
     pea, batch, (K0, N0, N1), shift = CHAINS[name]
     first = GemmProgram(pea, 1, N0, K0, batch=batch, bias_base=0, shift=4, relu=True,
-                        a_base=0, b_base=0, dest_base=1)
-    second = GemmProgram(pea, 1, N1, N0, batch=batch, a_source=Source.RESULTS, a_base=1,
-                         b_base=first.b_words, bias_base=first.bias_words, shift=shift,
-                         dest_base=1 + first.dest_words)
+                        a=OperandRead(Source.ACTIVATIONS, 0), b=OperandRead(Source.WEIGHTS, 0),
+                        dest_base=1)
+    second = GemmProgram(pea, 1, N1, N0, batch=batch, a=OperandRead(Source.RESULTS, 1),
+                         b=OperandRead(Source.WEIGHTS, first.b_words), bias_base=first.bias_words,
+                         shift=shift, dest_base=1 + first.dest_words)
     check_chain(first, second, seed=sum(map(ord, name)))
 
 
 def test_results_source_needs_a_tile_of_rows_in_one_word():
     with pytest.raises(ValueError, match=r"^GemmProgram reading A from Source.RESULTS needs d3 "
-                                         r"dividing its 4 lanes and M <= a_slots or a_slots a "
-                                         r"multiple of A's 2 rows per tile, not M=3, a_slots=1, "
+                                         r"dividing its 4 lanes and M <= a.slots or a.slots a "
+                                         r"multiple of A's 2 rows per tile, not M=3, a.slots=1, "
                                          r"pea \(2, 4, 1\)$"):
-        GemmProgram((2, 4, 1), 3, 4, 4, a_source=Source.RESULTS)
+        GemmProgram((2, 4, 1), 3, 4, 4, a=OperandRead(Source.RESULTS))
     with pytest.raises(ValueError, match=r"needs d3 dividing its 4 lanes .* not M=1, "
-                                         r"a_slots=1, pea \(1, 4, 3\)$"):
-        GemmProgram((1, 4, 3), 1, 4, 4, a_source=Source.RESULTS)
+                                         r"a.slots=1, pea \(1, 4, 3\)$"):
+        GemmProgram((1, 4, 3), 1, 4, 4, a=OperandRead(Source.RESULTS))
 
 
 MATMULS = {
@@ -427,11 +431,12 @@ def test_matmul_of_two_results(name):
     pea, slots, M, N, K, orientation, transposed = MATMULS[name]
     x = GemmProgram(pea, M, K, 3, shift=4, slots=slots)
     y_rows, y_cols = (K, N) if transposed else (N, K)
-    y = GemmProgram(pea, y_rows, y_cols, 2, a_base=x.a_words, b_base=x.b_words, shift=3,
-                    slots=slots, dest_base=x.dest_words)
-    z = GemmProgram(pea, M, N, K, orientation=orientation, a_source=Source.RESULTS, a_base=0,
-                    b_source=Source.RESULTS, b_base=x.dest_words, b_transposed=transposed,
-                    shift=5, slots=slots, dest_base=x.dest_words + y.dest_words)
+    y = GemmProgram(pea, y_rows, y_cols, 2, a=OperandRead(Source.ACTIVATIONS, x.a_words),
+                    b=OperandRead(Source.WEIGHTS, x.b_words), shift=3, slots=slots,
+                    dest_base=x.dest_words)
+    z = GemmProgram(pea, M, N, K, orientation=orientation, a=OperandRead(Source.RESULTS, 0),
+                    b=OperandRead(Source.RESULTS, x.dest_words, transposed=transposed), shift=5,
+                    slots=slots, dest_base=x.dest_words + y.dest_words)
     rng = np.random.default_rng(sum(map(ord, name)))
     ops_x, ops_y = random_operands(rng, x), random_operands(rng, y)
     images = memory_images((x, y, z), [ops_x, ops_y, None])
@@ -446,7 +451,7 @@ def test_matmul_of_two_results(name):
 
 def test_chained_results_must_match_operand_width():
     first = GemmProgram((1, 4, 1), 1, 4, 4, out_format="int16")
-    second = GemmProgram((1, 4, 1), 1, 4, 4, a_source=Source.RESULTS, dest_base=1)
+    second = GemmProgram((1, 4, 1), 1, 4, 4, a=OperandRead(Source.RESULTS), dest_base=1)
     with pytest.raises(ValueError, match=r"^ComputingCore programs reading operands from "
                                          r"Source.RESULTS need 8-bit results, not 16-bit$"):
         ComputingCore((first, second))
@@ -503,16 +508,16 @@ def test_gated_must_be_a_bool():
 
 def test_peer_source_errors():
     with pytest.raises(ValueError, match=r"^GemmProgram reading A from Source.PEER needs d3 "
-                                         r"dividing its 5 lanes and M <= a_slots or a_slots a "
-                                         r"multiple of A's 1 rows per tile, not M=1, a_slots=1, "
+                                         r"dividing its 5 lanes and M <= a.slots or a.slots a "
+                                         r"multiple of A's 1 rows per tile, not M=1, a.slots=1, "
                                          r"pea \(1, 4, 2\)$"):
-        GemmProgram((1, 4, 2), 1, 4, 4, a_source=Source.PEER, a_lanes=5)
-    with pytest.raises(ValueError, match=r"^GemmProgram a_lanes must be a positive integer or "
+        GemmProgram((1, 4, 2), 1, 4, 4, a=OperandRead(Source.PEER, lanes=5))
+    with pytest.raises(ValueError, match=r"^OperandRead lanes must be a positive integer or "
                                          r"None, not 0$"):
-        GemmProgram((1, 4, 1), 1, 4, 4, a_source=Source.PEER, a_lanes=0)
+        OperandRead(Source.PEER, lanes=0)
     with pytest.raises(ValueError, match=r"^ComputingCore programs reading A from Source.PEER "
                                          r"need peer$"):
-        ComputingCore((GemmProgram((1, 4, 1), 1, 4, 4, a_source=Source.PEER, a_lanes=8),))
+        ComputingCore((GemmProgram((1, 4, 1), 1, 4, 4, a=OperandRead(Source.PEER, lanes=8)),))
 
 
 # --- results of several rows as A, in slots of the result memory ---------------------------------
@@ -532,9 +537,10 @@ def test_chained_rows(name):
     pea, slots, batch, M, (K0, N0, N1), (o0, o1) = ROW_CHAINS[name]
     first = GemmProgram(pea, M, N0, K0, batch=batch, orientation=o0, bias_base=0, shift=4,
                         relu=True, slots=slots, dest_base=1)
-    second = GemmProgram(pea, M, N1, N0, batch=batch, orientation=o1, a_source=Source.RESULTS,
-                         a_base=1, b_base=first.b_words, bias_base=first.bias_words, shift=5,
-                         slots=slots, dest_base=1 + first.dest_words)
+    second = GemmProgram(pea, M, N1, N0, batch=batch, orientation=o1,
+                         a=OperandRead(Source.RESULTS, 1),
+                         b=OperandRead(Source.WEIGHTS, first.b_words), bias_base=first.bias_words,
+                         shift=5, slots=slots, dest_base=1 + first.dest_words)
     check_chain(first, second, seed=sum(map(ord, name)))
 
 
@@ -588,9 +594,10 @@ def test_epilogue_sfus(name):
                         out_format=epilogue.get("out_format", "int8"))
     if "join" in epilogue:
         epilogue["join"] = Join(source=Source.RESULTS, base=0, **epilogue["join"])
-    second = GemmProgram(pea, M, N, K, orientation=orientation, a_base=first.a_words,
-                         b_base=first.b_words, dest_base=first.dest_words, slots=slots,
-                         **epilogue)
+    second = GemmProgram(pea, M, N, K, orientation=orientation,
+                         a=OperandRead(Source.ACTIVATIONS, first.a_words),
+                         b=OperandRead(Source.WEIGHTS, first.b_words), dest_base=first.dest_words,
+                         slots=slots, **epilogue)
     rng = np.random.default_rng(sum(map(ord, name)))
     width = 8
     ops0 = random_operands(rng, first, width)

@@ -1,4 +1,6 @@
 # amaranth: UnusedElaboratable=no
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from amaranth import *
@@ -6,7 +8,8 @@ from amaranth.lib import data, wiring
 from amaranth.utils import ceil_log2
 
 from intar_hw.hw.core.operand_fetch import OperandFetch, nest_deltas, operand_word
-from intar_hw.hw.core.program import GemmProgram, Source, memory_lanes, memory_words
+from intar_hw.hw.core.program import (GemmProgram, OperandRead, Source, memory_lanes,
+                                      memory_words)
 from intar_hw.hw.scratchpad import Scratchpad
 from intar_hw.testbench import run, seeded
 
@@ -118,8 +121,8 @@ def fetch_rtl(bench, stages, *, seed, backpressure, counts=None):
 ])
 def test_beats_with_backpressure(pea, orientation, batch, M, N, K):
     rng = np.random.default_rng(M * N * K)
-    program = GemmProgram(pea, M, N, K, batch=batch, orientation=orientation, a_base=2,
-                          b_base=1)
+    program = GemmProgram(pea, M, N, K, batch=batch, orientation=orientation,
+                          a=OperandRead(Source.ACTIVATIONS, 2), b=OperandRead(Source.WEIGHTS, 1))
     images = random_images(rng, (program,))
     beats, _ = fetch_rtl(FetchBench((program,), images), [0], seed=K, backpressure=0.5)
     assert beats == reference_beats(program, images)
@@ -129,8 +132,8 @@ def test_one_beat_per_cycle_from_start():
     # Reads go out in the start cycle (0), so beats move in cycles 1, 2, ... with no gap.
     rng = np.random.default_rng(3)
     p0 = GemmProgram((2, 2, 2), 3, 3, 5)
-    p1 = GemmProgram((2, 2, 2), 3, 2, 2, orientation="NM", a_source=Source.WEIGHTS,
-                     b_source=Source.ACTIVATIONS, a_base=6, b_base=6)
+    p1 = GemmProgram((2, 2, 2), 3, 2, 2, orientation="NM", a=OperandRead(Source.WEIGHTS, 6),
+                     b=OperandRead(Source.ACTIVATIONS, 6))
     images = random_images(rng, (p0, p1))
     bench = FetchBench((p0, p1), images)
     beats, moved = fetch_rtl(bench, [1], seed=0, backpressure=0)
@@ -176,8 +179,9 @@ def test_gathered_row_with_backpressure(backpressure):
     """Word w of A from part w % 2 (results at 1, peer at 3), whatever the stalls on ``o``."""
     rng = np.random.default_rng(5)
     lanes, K, N = 4, 13, 6
-    program = GemmProgram((1, 4, 2), 1, N, K, a_source=Source.RESULTS, a_base=1,
-                          a_gather=((Source.RESULTS, 1), (Source.PEER, 3)), a_lanes=lanes)
+    gather = ((Source.RESULTS, 1), (Source.PEER, 3))
+    program = GemmProgram((1, 4, 2), 1, N, K,
+                          a=OperandRead(Source.RESULTS, 1, lanes=lanes, gather=gather))
     row = rng.integers(-128, 128, 16).tolist()      # 4 words of A; past K is garbage
     rows = {"results": [[0] * lanes] * 8, "peer": [[0] * lanes] * 8}
     for w in range(4):
@@ -202,23 +206,20 @@ def test_gathered_row_with_backpressure(backpressure):
 
 
 def test_gather_errors():
-    with pytest.raises(ValueError, match=r"^GemmProgram a_gather must start with \(a_source, "
-                                         r"a_base\) and name Source.RESULTS and Source.PEER at "
-                                         r"most once each, with batch 1, not "):
-        GemmProgram((1, 4, 1), 1, 4, 8, a_source=Source.RESULTS,
-                    a_gather=((Source.PEER, 0), (Source.RESULTS, 0)))
-    with pytest.raises(ValueError, match=r"^GemmProgram a_gather must start"):
-        GemmProgram((1, 4, 1), 1, 4, 8, a_source=Source.RESULTS,
-                    a_gather=((Source.RESULTS, 0), (Source.RESULTS, 2)))
-    with pytest.raises(TypeError, match=r"^GemmProgram a_gather must be a tuple of at least two "
-                                        r"\(Source, base\) pairs or None, not "
-                                        r"\(\(Source.RESULTS, 0\),\)$"):
-        GemmProgram((1, 4, 1), 1, 4, 8, a_source=Source.RESULTS,
-                    a_gather=((Source.RESULTS, 0),))
-    p = GemmProgram((1, 4, 1), 1, 4, 12, a_source=Source.RESULTS, a_base=2,
-                    a_gather=((Source.RESULTS, 2), (Source.PEER, 5)))
+    # The gather's own checks are OperandRead's (test_program.py); these need the program.
+    gather = OperandRead(Source.RESULTS, gather=((Source.RESULTS, 0), (Source.PEER, 0)))
+    with pytest.raises(ValueError, match=r"^GemmProgram a.gather needs batch 1, not 2$"):
+        GemmProgram((1, 4, 1), 1, 4, 8, batch=2, a=gather)
+    with pytest.raises(ValueError, match=r"^GemmProgram b.gather needs batch 1, not 2$"):
+        GemmProgram((1, 4, 1), 1, 4, 8, batch=2, slots=4, b=replace(gather, slots=4))
+    with pytest.raises(ValueError, match=r"^GemmProgram a.gather by words needs A's 2 rows in "
+                                         r"one word row of 1 slots$"):
+        GemmProgram((1, 4, 1), 2, 4, 8, a=gather)
+    p = GemmProgram((1, 4, 1), 1, 4, 12,
+                    a=OperandRead(Source.RESULTS, 2,
+                                  gather=((Source.RESULTS, 2), (Source.PEER, 5))))
     # Words 0 and 2 of the row are in results, word 1 in the peer's memory.
-    assert p.a_parts == ((Source.RESULTS, 2), (Source.PEER, 5))
+    assert p.a.parts == ((Source.RESULTS, 2), (Source.PEER, 5))
     assert p.extents()["results"] == 2 + 2 and p.extents()["peer"] == 5 + 1
 
 
@@ -228,9 +229,10 @@ def test_rows_gathered_by_tiles(backpressure):
     a word row: 2 slots of 4 lanes) read as A, tile by tile."""
     rng = np.random.default_rng(8)
     slots, lanes, M, K, N = 2, 4, 4, 6, 4
-    program = GemmProgram((2, 4, 1), M, N, K, a_source=Source.RESULTS, a_base=1, a_lanes=lanes,
-                          slots=slots, a_gather=((Source.RESULTS, 1), (Source.PEER, 3)),
-                          a_gather_tiles=True)
+    gather = ((Source.RESULTS, 1), (Source.PEER, 3))
+    program = GemmProgram((2, 4, 1), M, N, K, slots=slots,
+                          a=OperandRead(Source.RESULTS, 1, lanes=lanes, gather=gather,
+                                        gather_tiles=True))
     A = rng.integers(-128, 128, (M, 2 * lanes))     # columns past K are garbage
     rows = {"results": [[0] * slots * lanes] * 8, "peer": [[0] * slots * lanes] * 8}
     for t in range(2):
@@ -254,7 +256,8 @@ def test_rows_gathered_by_tiles(backpressure):
 
 
 def test_gather_by_tiles_needs_a_tile_per_word_row():
-    with pytest.raises(ValueError, match=r"^GemmProgram a_gather_tiles needs a_gather and "
-                                         r"a_slots equal to A's 2 rows per tile, not 4$"):
-        GemmProgram((2, 4, 1), 4, 4, 4, a_source=Source.RESULTS, slots=4,
-                    a_gather=((Source.RESULTS, 0), (Source.PEER, 0)), a_gather_tiles=True)
+    with pytest.raises(ValueError, match=r"^GemmProgram a.gather_tiles needs a.slots equal to "
+                                         r"A's 2 rows per tile, not 4$"):
+        GemmProgram((2, 4, 1), 4, 4, 4, slots=4,
+                    a=OperandRead(Source.RESULTS, gather=((Source.RESULTS, 0), (Source.PEER, 0)),
+                                  gather_tiles=True))

@@ -1,9 +1,12 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from intar_hw import numerics
-from intar_hw.hw.core.program import (BIAS_LATENCY, Destination, GemmProgram, Source,
-                                      memory_images, memory_lanes, memory_words)
+from intar_hw.hw.core.program import (BIAS_LATENCY, Destination, GemmProgram, OperandRead,
+                                      Source, memory_images, memory_lanes, memory_words)
+from intar_hw.hw.core.window import Window
 from intar_hw.schedule import cost
 
 
@@ -46,32 +49,18 @@ def test_orientation():
         make(orientation="MK")
 
 
-@pytest.mark.parametrize("name", ["a_source", "b_source"])
-def test_sources(name):
-    with pytest.raises(TypeError, match=rf"^GemmProgram {name} must be a Source, "
-                                        rf"not 'activations'$"):
-        make(**{name: "activations"})
-
-
-def test_sources_differ():
-    with pytest.raises(ValueError, match=r"^GemmProgram a_source and b_source must be different "
-                                         r"memories, not Source.WEIGHTS for both$"):
-        make(a_source=Source.WEIGHTS)
-
-
 def test_dest():
     with pytest.raises(TypeError, match=r"^GemmProgram dest must be a Destination, "
                                         r"not Source.ACTIVATIONS$"):
         make(dest=Source.ACTIVATIONS)
 
 
-@pytest.mark.parametrize("name", ["a_base", "b_base", "dest_base"])
-def test_bases(name):
-    with pytest.raises(TypeError, match=rf"^GemmProgram {name} must be an integer, not '0'$"):
-        make(**{name: "0"})
-    with pytest.raises(ValueError, match=rf"^GemmProgram {name} must be a non-negative integer, "
-                                         rf"not -1$"):
-        make(**{name: -1})
+def test_dest_base():
+    with pytest.raises(TypeError, match=r"^GemmProgram dest_base must be an integer, not '0'$"):
+        make(dest_base="0")
+    with pytest.raises(ValueError, match=r"^GemmProgram dest_base must be a non-negative "
+                                         r"integer, not -1$"):
+        make(dest_base=-1)
 
 
 def test_bias_base():
@@ -116,6 +105,194 @@ def test_frozen_and_hashable():
     assert repr(Destination.RESULTS) == "Destination.RESULTS"
 
 
+# --- operand reads: OperandRead's own checks, then those that need the program ------------------
+
+FLAT = Window(images=1, channels=1, height=3, width=3, out_height=3, out_width=3, kernel=3,
+              padding=1, word_elements=2)
+
+
+def test_read_source():
+    with pytest.raises(TypeError, match=r"^OperandRead source must be a Source, "
+                                        r"not 'activations'$"):
+        OperandRead("activations")
+
+
+def test_read_base():
+    with pytest.raises(TypeError, match=r"^OperandRead base must be an integer, not '0'$"):
+        OperandRead(Source.WEIGHTS, "0")
+    with pytest.raises(ValueError, match=r"^OperandRead base must be a non-negative integer, "
+                                         r"not -1$"):
+        OperandRead(Source.WEIGHTS, -1)
+
+
+@pytest.mark.parametrize("name", ["lanes", "slots"])
+def test_read_lanes_and_slots(name):
+    with pytest.raises(TypeError, match=rf"^OperandRead {name} must be an integer or None, "
+                                        rf"not 2\.0$"):
+        OperandRead(Source.PEER, **{name: 2.0})
+    with pytest.raises(ValueError, match=rf"^OperandRead {name} must be a positive integer or "
+                                         rf"None, not 0$"):
+        OperandRead(Source.PEER, **{name: 0})
+
+
+@pytest.mark.parametrize("name", ["gather_tiles", "transposed"])
+def test_read_flags(name):
+    with pytest.raises(TypeError, match=rf"^OperandRead {name} must be a bool, not 1$"):
+        OperandRead(Source.RESULTS, **{name: 1})
+
+
+def test_read_gather():
+    with pytest.raises(TypeError, match=r"^OperandRead gather must be a tuple of at least two "
+                                        r"\(Source, base\) pairs or None, not "
+                                        r"\(\(Source.RESULTS, 0\),\)$"):
+        OperandRead(Source.RESULTS, gather=((Source.RESULTS, 0),))
+    with pytest.raises(TypeError, match=r"^OperandRead gather must be a tuple"):
+        OperandRead(Source.RESULTS, gather=((Source.RESULTS, 0), (Source.PEER, -1)))
+    for source, gather in ((Source.RESULTS, ((Source.PEER, 0), (Source.RESULTS, 0))),
+                           (Source.RESULTS, ((Source.RESULTS, 0), (Source.RESULTS, 2))),
+                           (Source.SIDES, ((Source.SIDES, 0), (Source.PEER, 0)))):
+        with pytest.raises(ValueError, match=r"^OperandRead gather must start with \(source, "
+                                             r"base\) and name Source.RESULTS and Source.PEER "
+                                             r"at most once each, not "):
+            OperandRead(source, gather=gather)
+    gather = ((Source.RESULTS, 2), (Source.PEER, 5))
+    assert OperandRead(Source.RESULTS, 2, gather=gather).parts == gather
+    assert OperandRead(Source.WEIGHTS, 3).parts == ((Source.WEIGHTS, 3),)
+
+
+def test_read_gather_tiles_needs_gather():
+    with pytest.raises(ValueError, match=r"^OperandRead gather_tiles needs gather$"):
+        OperandRead(Source.RESULTS, gather_tiles=True)
+
+
+def test_read_tile_stride():
+    with pytest.raises(TypeError, match=r"^OperandRead tile_stride must be an integer, "
+                                        r"not 1\.5$"):
+        OperandRead(Source.RESULTS, tile_stride=1.5)
+    with pytest.raises(ValueError, match=r"^OperandRead tile_stride must be a positive integer, "
+                                         r"not 0$"):
+        OperandRead(Source.RESULTS, tile_stride=0)
+    with pytest.raises(ValueError, match=r"^OperandRead tile_stride needs a read in result "
+                                         r"layout from one result memory, not from "
+                                         r"Source.ACTIVATIONS with gather None$"):
+        OperandRead(Source.ACTIVATIONS, tile_stride=2)
+    with pytest.raises(ValueError, match=r"^OperandRead tile_stride needs a read in result "
+                                         r"layout from one result memory"):
+        OperandRead(Source.RESULTS, gather=((Source.RESULTS, 0), (Source.PEER, 0)),
+                    tile_stride=2)
+
+
+def test_read_transposed_needs_a_result_memory():
+    with pytest.raises(ValueError, match=r"^OperandRead transposed needs a read from a result "
+                                         r"memory, not from Source.WEIGHTS$"):
+        OperandRead(Source.WEIGHTS, transposed=True)
+
+
+def test_read_window():
+    with pytest.raises(TypeError, match=r"^OperandRead window must be a Window or None, "
+                                        r"not 'window'$"):
+        OperandRead(Source.ACTIVATIONS, window="window")
+    for source in (Source.RESULTS, Source.WEIGHTS):
+        with pytest.raises(ValueError, match=rf"^OperandRead window reads Source.ACTIVATIONS in "
+                                             rf"'flat' layout or Source.RESULTS or Source.PEER "
+                                             rf"in 'result' layout, not {source!r} in 'flat'$"):
+            OperandRead(source, window=FLAT)
+    with pytest.raises(ValueError, match=r"^OperandRead window reads Source.PEER exactly when "
+                                         r"some of its parts are the peer's$"):
+        OperandRead(Source.PEER, window=replace(FLAT, layout="result"))
+    with pytest.raises(ValueError, match=r"^OperandRead window takes no gather or "
+                                         r"tile_stride$"):
+        OperandRead(Source.ACTIVATIONS, window=FLAT, tile_stride=2)
+    with pytest.raises(ValueError, match=r"^OperandRead base must be the window's base 0, "
+                                         r"not 3$"):
+        OperandRead(Source.ACTIVATIONS, 3, window=FLAT)
+
+
+def test_read_kinds():
+    loaded = OperandRead(Source.ACTIVATIONS)
+    assert not loaded.computed and not loaded.laid_out
+    assert OperandRead(Source.PEER).computed and OperandRead(Source.PEER).laid_out
+    windowed = OperandRead(Source.RESULTS, window=replace(FLAT, layout="result"))
+    assert windowed.computed and not windowed.laid_out
+
+
+@pytest.mark.parametrize("name", ["a", "b"])
+def test_reads_are_records(name):
+    with pytest.raises(TypeError, match=rf"^GemmProgram {name} must be an OperandRead, "
+                                        rf"not Source.WEIGHTS$"):
+        make(**{name: Source.WEIGHTS})
+
+
+def test_sources_differ():
+    with pytest.raises(ValueError, match=r"^GemmProgram a.source and b.source must be different "
+                                         r"memories, not Source.WEIGHTS for both$"):
+        make(a=OperandRead(Source.WEIGHTS))
+
+
+def test_reads_resolve_their_defaults():
+    # A read in result layout is stored with its lanes and slots, as if they were given.
+    program = make(a=OperandRead(Source.RESULTS), b=OperandRead(Source.PEER, 3, slots=4),
+                   slots=2)
+    assert program.a == OperandRead(Source.RESULTS, lanes=2, slots=2)
+    assert program.b == OperandRead(Source.PEER, 3, lanes=2, slots=4)
+    explicit = make(a=OperandRead(Source.RESULTS, lanes=2, slots=2),
+                    b=OperandRead(Source.PEER, 3, lanes=2, slots=4), slots=2)
+    assert program == explicit and hash(program) == hash(explicit)
+    assert make().a == OperandRead(Source.ACTIVATIONS)
+    assert make().b == OperandRead(Source.WEIGHTS)
+
+
+def test_reads_own_result_memory():
+    with pytest.raises(ValueError, match=r"^GemmProgram reading A from Source.RESULTS needs "
+                                         r"a.lanes d2 \(2\) and a.slots slots \(2\), not 4 and "
+                                         r"2$"):
+        make(a=OperandRead(Source.RESULTS, lanes=4), slots=2)
+    with pytest.raises(ValueError, match=r"^GemmProgram reading B from Source.RESULTS needs "
+                                         r"b.lanes d2 \(2\) and b.slots slots \(2\), not 2 and "
+                                         r"4$"):
+        make(b=OperandRead(Source.RESULTS, slots=4), slots=2)
+
+
+def test_a_is_read_as_rows():
+    with pytest.raises(ValueError, match=r"^GemmProgram a.transposed must be False \(B alone "
+                                         r"is read transposed\)$"):
+        make(a=OperandRead(Source.RESULTS, transposed=True))
+
+
+def test_a_tile_stride():
+    assert make(a=OperandRead(Source.RESULTS, tile_stride=2), slots=2).a.tile_stride == 2
+    with pytest.raises(ValueError, match=r"^GemmProgram a.tile_stride needs a.slots equal to "
+                                         r"A's 2 rows per tile and batch 1, not 2 and 2$"):
+        make(a=OperandRead(Source.RESULTS, tile_stride=2), slots=2, batch=2)
+    with pytest.raises(ValueError, match=r"^GemmProgram a.tile_stride needs a.slots equal to "
+                                         r"A's 2 rows per tile and batch 1, not 4 and 1$"):
+        make(a=OperandRead(Source.PEER, slots=4, tile_stride=2))
+
+
+def test_b_takes_no_fields_of_a():
+    with pytest.raises(ValueError, match=r"^GemmProgram b.window, b.gather_tiles and "
+                                         r"b.tile_stride must be None, False and 1 \(A's "
+                                         r"alone\), not None, False and 2$"):
+        make(b=OperandRead(Source.RESULTS, tile_stride=2))
+
+
+def test_b_layout():
+    with pytest.raises(ValueError, match=r"^GemmProgram reading B transposed from "
+                                         r"Source.RESULTS needs d3 == 1 and its 2 rows per tile "
+                                         r"within one word of 2 lanes, not pea \(2, 2, 2\), "
+                                         r"N=4$"):
+        make(pea=(2, 2, 2), b=OperandRead(Source.RESULTS, transposed=True))
+    with pytest.raises(ValueError, match=r"^GemmProgram reading B from Source.PEER needs d3 "
+                                         r"dividing its 2 lanes and N <= b.slots or b.slots a "
+                                         r"multiple of B's 2 rows per tile, not N=4, "
+                                         r"b.slots=1, pea \(2, 2, 1\)$"):
+        make(b=OperandRead(Source.PEER))
+    with pytest.raises(ValueError, match=r"^GemmProgram b.gather needs B read transposed, or as "
+                                         r"rows with b.slots equal to B's 2 rows per tile, "
+                                         r"not 4$"):
+        make(b=OperandRead(Source.PEER, slots=4, gather=((Source.PEER, 0), (Source.RESULTS, 0))))
+
+
 # --- derived values -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("pea,orientation,batch,M,N,K", [
@@ -140,7 +317,8 @@ def test_matches_cost_model(pea, orientation, batch, M, N, K):
 
 
 def test_geometry_nm():
-    program = GemmProgram((3, 2, 2), 5, 4, 3, orientation="NM", a_base=7, b_base=9)
+    program = GemmProgram((3, 2, 2), 5, 4, 3, orientation="NM",
+                          a=OperandRead(Source.ACTIVATIONS, 7), b=OperandRead(Source.WEIGHTS, 9))
     assert (program.dm, program.dn, program.kb) == (2, 3, 2)
     assert (program.p_rows, program.q_rows) == (4, 5)
     assert (program.p_tiles, program.q_tiles, program.p_rem, program.q_rem) == (2, 3, 1, 1)
@@ -207,9 +385,10 @@ def test_result_from_words():
 
 
 def test_memories():
-    p0 = GemmProgram((2, 3, 1), 5, 4, 2, a_base=3, bias_base=1, dest_base=2)
-    p1 = GemmProgram((2, 3, 1), 3, 7, 2, orientation="NM", a_source=Source.WEIGHTS,
-                     a_base=4, b_source=Source.ACTIVATIONS, b_base=40)
+    p0 = GemmProgram((2, 3, 1), 5, 4, 2, a=OperandRead(Source.ACTIVATIONS, 3), bias_base=1,
+                     dest_base=2)
+    p1 = GemmProgram((2, 3, 1), 3, 7, 2, orientation="NM", a=OperandRead(Source.WEIGHTS, 4),
+                     b=OperandRead(Source.ACTIVATIONS, 40))
     # activations feed the rows in both programs (A of p0, B of p1); weights the columns.
     assert memory_lanes((p0, p1)) == {"activations": 2, "weights": 3}
     assert p0.extents() == {"activations": 3 + 3 * 2, "weights": 2 * 2, "results": 2 + 5 * 2,
@@ -220,9 +399,9 @@ def test_memories():
 
 def test_memory_images():
     rng = np.random.default_rng(0)
-    p0 = GemmProgram((2, 3, 1), 5, 4, 2, a_base=3, bias_base=1)
-    p1 = GemmProgram((2, 3, 1), 3, 7, 2, orientation="NM", a_source=Source.WEIGHTS,
-                     a_base=4, b_source=Source.ACTIVATIONS, b_base=40)
+    p0 = GemmProgram((2, 3, 1), 5, 4, 2, a=OperandRead(Source.ACTIVATIONS, 3), bias_base=1)
+    p1 = GemmProgram((2, 3, 1), 3, 7, 2, orientation="NM", a=OperandRead(Source.WEIGHTS, 4),
+                     b=OperandRead(Source.ACTIVATIONS, 40))
     A0, B0, bias0 = rng.integers(-8, 8, (5, 2)), rng.integers(-8, 8, (4, 2)), [5, 6, 7, 8]
     A1, B1 = rng.integers(-8, 8, (3, 2)), rng.integers(-8, 8, (7, 2))
     images = memory_images((p0, p1), [(A0, B0, bias0), (A1, B1, None)],

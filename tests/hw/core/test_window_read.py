@@ -1,4 +1,6 @@
 # amaranth: UnusedElaboratable=no
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from amaranth import *
@@ -309,7 +311,8 @@ def test_window_checks_its_parameters():
 # --- convolutions on a computing core ------------------------------------------------------------
 
 from intar_hw import numerics                                       # noqa: E402
-from intar_hw.hw.core import ComputingCore, GemmProgram, Source, memory_images  # noqa: E402
+from intar_hw.hw.core import (ComputingCore, GemmProgram, OperandRead, Source,  # noqa: E402
+                              memory_images)
 from intar_hw.schedule import cost                                  # noqa: E402
 
 from test_core import core_rtl, read_results                        # noqa: E402
@@ -317,10 +320,10 @@ from test_core import core_rtl, read_results                        # noqa: E402
 
 def conv_program(pea, orientation, window, cout, *, source, base, dest_base, bias_base,
                  shift):
-    kwargs = dict(pea=pea, M=window.M, N=cout, K=window.K, orientation=orientation,
-                  a_source=source, a_base=window.base, a_window=window, b_base=base,
-                  bias_base=bias_base, shift=shift, relu=True, dest_base=dest_base)
-    return GemmProgram(**kwargs)
+    return GemmProgram(pea, window.M, cout, window.K, orientation=orientation,
+                       a=OperandRead(source, window.base, window=window),
+                       b=OperandRead(Source.WEIGHTS, base), bias_base=bias_base, shift=shift,
+                       relu=True, dest_base=dest_base)
 
 
 def requant_relu(acc, shift):
@@ -351,7 +354,7 @@ def test_core_runs_a_convolution_chain(pea, orientation):
                     pool_fill=-128, layout="result", base=p2.dest_base,
                     orientation=orientation, lanes=d2, q_tiles=p2.q_tiles)
     p3 = conv_program(pea, orientation, pooled, c3, source=Source.RESULTS,
-                      base=p2.b_base + p2.b_words, dest_base=p2.dest_base + p2.dest_words,
+                      base=p2.b.base + p2.b_words, dest_base=p2.dest_base + p2.dest_words,
                       bias_base=None, shift=5)
     programs = (p1, p2, p3)
 
@@ -400,15 +403,22 @@ def test_conv_core_exports_verilog():
 def test_program_checks_its_window():
     window = Window(images=1, channels=1, height=3, width=3, out_height=3, out_width=3,
                     kernel=3, padding=1, word_elements=27)
-    with pytest.raises(ValueError, match="im2col"):
-        GemmProgram((1, 3, 9), M=8, N=1, K=9, orientation="NM", a_window=window)
-    with pytest.raises(ValueError, match="words of 9 elements"):
-        GemmProgram((1, 3, 9), M=9, N=1, K=9, a_window=window)
-    with pytest.raises(ValueError, match="'flat' layout"):
-        GemmProgram((1, 3, 9), M=9, N=1, K=9, orientation="NM", a_source=Source.RESULTS,
-                    a_window=window)
-    with pytest.raises(TypeError, match="a_window"):
-        GemmProgram((1, 3, 9), M=9, N=1, K=9, a_window="window")
+    read = OperandRead(Source.ACTIVATIONS, window=window)
+    with pytest.raises(ValueError, match=r"^GemmProgram a.window reads a 9 x 9 im2col matrix, "
+                                         r"not A of 1 x 8 x 9$"):
+        GemmProgram((1, 3, 9), M=8, N=1, K=9, orientation="NM", a=read)
+    with pytest.raises(ValueError, match=r"^GemmProgram a.window in 'flat' layout needs words "
+                                         r"of 9 elements"):
+        GemmProgram((1, 3, 9), M=9, N=1, K=9, a=read)
+    with pytest.raises(ValueError, match=r"^GemmProgram a.window reads the core's own result "
+                                         r"memory: 1 slots of 3 lanes, not 1 of 4$"):
+        GemmProgram((1, 3, 9), M=9, N=1, K=9, orientation="NM",
+                    a=OperandRead(Source.RESULTS, window=replace(window, layout="result",
+                                                                 lanes=4)))
+    with pytest.raises(ValueError, match=r"^GemmProgram b.window, b.gather_tiles and "
+                                         r"b.tile_stride must be None, False and 1"):
+        GemmProgram((1, 3, 9), M=9, N=1, K=9, orientation="NM", a=OperandRead(Source.WEIGHTS),
+                    b=read)
 
 
 @pytest.mark.parametrize("orientation, deal", [("NM", "Q"), ("MN", "P"), ("MN", "Q")])
