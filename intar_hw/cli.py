@@ -5,6 +5,7 @@ stderr and exit status 2.
 """
 
 import argparse
+import re
 import sys
 
 
@@ -107,11 +108,20 @@ def _cmd_verilog(args):
     print(f"{args.output}: {len(text.splitlines())} lines of Verilog")
 
 
+def _parse_seeds(text):
+    """``"1"`` as 1, ``"1,2,3"`` as ``(1, 2, 3)``."""
+    if not re.fullmatch(r"\d+(,\d+)*", text):
+        raise ValueError(f"Seed must be an integer or integers joined by commas, not {text!r}")
+    seeds = tuple(int(part) for part in text.split(","))
+    return seeds[0] if len(seeds) == 1 else seeds
+
+
 def _cmd_synth(args):
     import json
     import intar_hw as ih
     from intar_hw.flow.synth import check_options
 
+    args.seed = _parse_seeds(args.seed)
     check_options(args.device or "ecp5-85k", args.freq, args.seed, keep=args.keep)   # first
     graph, schedule = _scheduled(args)
     device = args.device or schedule.resources.device or "ecp5-85k"
@@ -199,7 +209,9 @@ def _parser():
                             f"ecp5-85k)")
     synth.add_argument("--freq", type=float, default=100, metavar="MHZ",
                        help="nextpnr's target frequency (default: 100)")
-    synth.add_argument("--seed", type=int, default=1, help="nextpnr's placer seed (default: 1)")
+    synth.add_argument("--seed", default="1", metavar="N[,N...]",
+                       help="nextpnr's placer seed (default: 1); several: nextpnr once per seed "
+                            "and the median Fmax reported")
     synth.add_argument("--modules", action="store_true",
                        help="also report the cells of each block (a second, hierarchical "
                             "synthesis)")

@@ -22,6 +22,10 @@ from intar_hw.cli import main
      "intar synth: error: Target frequency must be in (0, 1000] MHz, not 0.0"),
     (["synth", "mlp", "--pea", "4by4"],
      "intar synth: error: PE array shape must look like 4x4 or 1x16x9, not '4by4'"),
+    (["synth", "mlp", "--seed", "1,x"],
+     "intar synth: error: Seed must be an integer or integers joined by commas, not '1,x'"),
+    (["synth", "mlp", "--seed", "2,2"],
+     "intar synth: error: Seeds must be a non-empty tuple of distinct integers, not (2, 2)"),
     (["synth", "mlp", "--keep", "/proc/version/work"],
      "intar synth: error: Keep folder '/proc/version/work' cannot be made: Not a directory"),
 ])

@@ -71,7 +71,10 @@ class SynthReport:
     target_mhz : float
         The frequency nextpnr was asked for.
     seed : int
-        nextpnr's placer seed (Fmax varies by seed).
+        nextpnr's placer seed (Fmax varies by seed) of the run reported.
+    fmax_by_seed : dict of int to float or None
+        With several seeds: each seed's Fmax (``None`` where it did not fit); the report is the
+        run with the median Fmax.
     critical_path : PathSummary or None
     modules : dict of str to dict of str to int, or None
         With a hierarchical run: per instance path, the cells of each kind of the instance and
@@ -99,6 +102,7 @@ class SynthReport:
     seconds: dict = field(default_factory=dict)
     notes: tuple = ()
     cached: bool = False
+    fmax_by_seed: dict = field(default_factory=dict)
 
     def to_dict(self):
         """A JSON-able dictionary; :meth:`from_dict` reads it back."""
@@ -121,16 +125,27 @@ class SynthReport:
             path["blocks"] = tuple(path["blocks"])
             data["critical_path"] = PathSummary(**path)
         data["notes"] = tuple(data.get("notes", ()))
+        # JSON keys are strings.
+        data["fmax_by_seed"] = {int(seed): fmax
+                                for seed, fmax in data.get("fmax_by_seed", {}).items()}
         return cls(**data)
 
     def replace(self, **changes):
         return type(self)(**{**self.__dict__, **changes})
 
+    def _seeds(self):
+        """``seed N``, or the median's seed and every seed's Fmax."""
+        if not self.fmax_by_seed:
+            return f"seed {self.seed}"
+        each = ", ".join(f"{fmax:.1f}" if fmax else "-" for fmax in self.fmax_by_seed.values())
+        return (f"median of seeds {', '.join(map(str, self.fmax_by_seed))}: {each} MHz; "
+                f"seed {self.seed} reported")
+
     def lines(self):
         """The report as text lines for a terminal."""
         head = (f"{self.top} on {self.device}: " +
-                (f"Fmax {self.fmax_mhz:.1f} MHz (target {self.target_mhz:g} MHz, seed "
-                 f"{self.seed})" if self.fits else f"does not fit: {self.error}"))
+                (f"Fmax {self.fmax_mhz:.1f} MHz (target {self.target_mhz:g} MHz, "
+                 f"{self._seeds()})" if self.fits else f"does not fit: {self.error}"))
         out = [head]
         for kind, usage in self.resources.items():
             extra = ""

@@ -58,6 +58,23 @@ def test_keep_leaves_the_tools_files_and_always_runs_them(cache, tmp_path):
         f.name for f in work.iterdir()}
 
 
+def test_several_seeds_report_the_median(cache, tmp_path):
+    """One Yosys run, nextpnr per seed; the report is the median seed's (iCE40 routes a small
+    accumulator in seconds)."""
+    verilog = ("module top(clk, d, q);\n  input clk;\n  input [7:0] d;\n  output reg [15:0] q;\n"
+               "  always @(posedge clk) q <= q + d * q[7:0];\nendmodule\n")
+    work = tmp_path / "work"
+    report = synthesize(verilog, "ice40-up5k", seed=(3, 1, 2), keep=work)
+    assert list(report.fmax_by_seed) == [3, 1, 2]
+    fmaxes = sorted(report.fmax_by_seed.values())
+    assert report.fmax_mhz == fmaxes[1] == report.fmax_by_seed[report.seed]
+    assert {f.name for f in work.iterdir()} >= {"netlist.json", "seed1", "seed2", "seed3"}
+    assert (work / "seed2" / "report.json").is_file()
+    assert "median of seeds 3, 1, 2:" in report.lines()[0]
+    again = synthesize(verilog, "ice40-up5k", seed=(3, 1, 2))
+    assert again.cached and again.replace(cached=False) == report
+
+
 def test_a_design_that_does_not_fit_says_what_overflows(cache):
     report = synthesize(MACArray(4, 4, max_reduction=8), "ice40-up5k")
     assert not report.fits and report.fmax_mhz is None
@@ -103,6 +120,10 @@ def test_ooc_shell_connects_every_port():
     ({"router": "router3"}, ValueError, r"^Router must be router1 or router2, not 'router3'$"),
     ({"top": "no such"}, ValueError, r"^Top module name must be an identifier, not 'no such'$"),
     ({"top": "other"}, ValueError, r"^Module 'other' was not found in the Verilog$"),
+    ({"seed": (1, "2")}, TypeError, r"^Seed must be an integer or a tuple of them, not "
+     r"\(1, '2'\)$"),
+    ({"seed": ()}, ValueError, r"^Seeds must be a non-empty tuple of distinct integers, not "
+     r"\(\)$"),
     ({"keep": 3}, TypeError, r"^Keep folder must be a path, not 3$"),
     ({"keep": "/proc/version/x"}, ValueError,
      r"^Keep folder '/proc/version/x' cannot be made: Not a directory$"),
