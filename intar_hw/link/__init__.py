@@ -1,0 +1,18 @@
+"""The host link: a framed request/response protocol over a UART between a host and a board.
+
+:mod:`.frames` is the protocol (plain Python, used by hosts and tests); :class:`.HostLink` is the
+board's side in Amaranth, imported on first use so that a host importing :mod:`.frames` needs no
+Amaranth.
+"""
+
+from . import frames
+
+
+__all__ = ["frames", "HostLink"]
+
+
+def __getattr__(name):
+    if name == "HostLink":
+        from .host_link import HostLink
+        return HostLink
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
