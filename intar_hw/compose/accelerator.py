@@ -10,6 +10,7 @@ from amaranth.utils import bits_for, ceil_log2
 from ..graph import Graph
 from ..hw.core import ComputingCore, memory_words, result_word
 from ..hw.core.core import array_multipliers, core_multipliers
+from ..hw.memory_map import design_brams
 from ..hw.offchip import BurstBeat, BurstRequest
 from ..hw.scratchpad import WriteRequest
 from ..schedule import Schedule
@@ -202,6 +203,16 @@ class Accelerator(wiring.Component):
     def array_multipliers(self):
         """Multipliers of the cores' MAC arrays (one per PE some program reaches)."""
         return sum(core.array_multipliers for core in self._cores.values())
+
+    @property
+    def brams(self):
+        """ECP5 block RAMs (DP16KD) Yosys 0.70's ``synth_ecp5`` maps the design's memories to
+        (:func:`~intar_hw.hw.memory_map.design_brams`): the cores' scratchpads, replicas, window
+        reader copies and special-function tables, and the loader's ring (read asynchronously,
+        so never block RAM). Elaborates the design (about a second for small ones). Counts a
+        result memory nobody reads (only mirrored into a peer's window copy), which Yosys
+        removes: an upper bound for such chains (CNN, VAE)."""
+        return design_brams(self)
 
     @property
     def bus_bytes(self):

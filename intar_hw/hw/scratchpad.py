@@ -7,9 +7,11 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
 
 from ..integers import cdiv
+from .memory_map import ecp5_brams
 
 
-__all__ = ["ReadRequest", "ReadResponse", "WriteRequest", "ReadPortSignature", "Scratchpad"]
+__all__ = ["ReadRequest", "ReadResponse", "WriteRequest", "ReadPortSignature", "Scratchpad",
+           "scratchpad_brams"]
 
 
 # ECP5 DP16KD in pseudo-dual-port mode (one read and one write port): (depth, width) aspect ratios.
@@ -131,6 +133,22 @@ def _check_init(owner, shape, depth, init):
     return init
 
 
+def scratchpad_brams(shape, depth, *, write_ports=1, banks=1, slots=1):
+    """ECP5 block RAMs (DP16KD) Yosys 0.70's ``synth_ecp5`` maps a :class:`Scratchpad` of these
+    parameters to (its other parameters do not matter): ``banks`` times
+    :func:`.memory_map.ecp5_brams` of one bank, ``depth // banks`` words with one synchronous
+    read port and, if ``write_ports``, one write port of ``slots`` write enables.
+
+    Exact when every bit of the words can change (Yosys drops bits that are constant in the
+    initial contents and all writes); raises :class:`TypeError`/:class:`ValueError` as
+    :func:`.memory_map.ecp5_memory` does for bad counts.
+    """
+    _check_shape("Scratchpad", shape)
+    width = Shape.cast(shape).width
+    return banks * ecp5_brams(width, depth // banks, read_ports=1,
+                              write_ports=min(1, write_ports), granules=slots)
+
+
 class Scratchpad(wiring.Component):
     """Banked synchronous on-chip memory with several read and write stream ports.
 
@@ -203,6 +221,9 @@ class Scratchpad(wiring.Component):
         ECP5 18-kbit block RAMs (DP16KD) needed if every bank is mapped to block RAM: per bank, the
         cheapest aspect ratio of 16384x1 .. 512x36 covering its ``depth // banks`` words. Yosys
         may put very small banks into LUT RAM instead, so this is an upper bound.
+    brams : int
+        ECP5 block RAMs (DP16KD) Yosys 0.70's ``synth_ecp5`` maps the banks to
+        (:func:`scratchpad_brams`): small banks go to LUT RAM (0 here).
 
     Raises
     ------
@@ -294,6 +315,11 @@ class Scratchpad(wiring.Component):
         rows = self._depth // self._banks
         per_bank = min(cdiv(width, w) * cdiv(rows, d) for d, w in _BRAM_18K_ASPECTS)
         return self._banks * per_bank
+
+    @property
+    def brams(self):
+        return scratchpad_brams(self._shape, self._depth, write_ports=self._write_ports,
+                                banks=self._banks, slots=self._slots)
 
     def elaborate(self, platform):
         m = Module()

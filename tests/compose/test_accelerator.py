@@ -302,3 +302,14 @@ def test_a_second_run_reads_only_its_own_data(policy):
     for (_, outputs), inputs in zip(seen, runs):
         np.testing.assert_array_equal(outputs["relu3"],
                                       ih.reference(graph, inputs, params)["relu3"])
+
+
+def test_brams_count_the_memories_yosys_puts_in_block_ram():
+    # Tiny designs keep every memory in LUT RAM; the small gating network's operand memories
+    # are block RAM (8 DP16KD, as synth_ecp5 maps it: tests/flow/test_memory_map.py).
+    graph = ih.model_graph("gating_net", "tiny")
+    tiny = build(schedule(graph, Resources.for_model("gating_net", "tiny"), "intar"))
+    assert tiny.brams == sum(core.brams for core in tiny.cores.values()) == 0
+    graph = ih.model_graph("gating_net", "small")
+    small = build(schedule(graph, Resources.for_model("gating_net", "small"), "intar"))
+    assert small.brams == sum(core.brams for core in small.cores.values()) == 8

@@ -387,3 +387,15 @@ def test_slots_value_error():
         Scratchpad(VECTOR, 16, slots=3)
     with pytest.raises(TypeError, match=r"^Scratchpad slots must be a positive integer, not 'a'$"):
         Scratchpad(VECTOR, 16, slots="a")
+
+
+@pytest.mark.parametrize("shape,depth,banks,slots,brams", [
+    (signed(8), 64, 1, 1, 0),                            # LUT RAM
+    (signed(8), 512, 1, 1, 1),
+    (unsigned(64), 128, 1, 1, 2),                        # two 36-bit wide blocks
+    (data.ArrayLayout(signed(24), 4), 512, 1, 4, 3),     # 24-bit slots padded to 27
+    (VECTOR, 4096, 4, 1, 8),                             # 2 DP16KD (18x1024) a bank
+])
+def test_brams(shape, depth, banks, slots, brams):
+    dut = Scratchpad(shape, depth, banks=banks, slots=slots)
+    assert dut.brams == brams

@@ -9,6 +9,7 @@ from amaranth.utils import ceil_log2
 
 from ..checks import check_bool
 from ..mac_array import OPERAND_WIDTHS, MACArray, accumulator_width
+from ..memory_map import design_brams
 from ..scratchpad import ReadPortSignature, Scratchpad, WriteRequest, _word_fits
 from ..pipe import RegisterSlice
 from .operand_fetch import (OperandFetch, operand_word, result_ports, window_entries,
@@ -405,6 +406,14 @@ class ComputingCore(wiring.Component):
     def accumulator_width(self):
         # The PE array's, for the longest reduction of the programs.
         return accumulator_width(self._operand_width, self._max_reduction, self._pea[2])
+
+    @property
+    def brams(self):
+        """ECP5 block RAMs (DP16KD) Yosys 0.70's ``synth_ecp5`` maps the core's memories to
+        (:func:`~intar_hw.hw.memory_map.design_brams`): scratchpads, result replicas, window
+        reader copies, special-function tables. Elaborates the core (under a second for small
+        designs); the hardware is unchanged."""
+        return design_brams(self)
 
     def _host_reads(self, m, port):
         # results_read addresses one slot of a word (word << slot_bits | slot); the slot is kept
