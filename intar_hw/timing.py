@@ -13,7 +13,8 @@ from .integers import cdiv
 
 __all__ = ["ARRAY_LATENCY", "BIAS_LATENCY", "LOADER_LATENCY", "STORE_LATENCY", "RECONFIG_CYCLES",
            "RUN_OVERHEAD", "FIFO_DEPTH", "KOUTER_MAX_ROWS", "REORDER_LATENCY", "sfu_latency",
-           "softmax_timing", "softmax_busy", "core_cycles", "operand_word_runs", "bias_word_runs"]
+           "softmax_timing", "softmax_busy", "core_cycles", "drain_after", "operand_word_runs",
+           "bias_word_runs"]
 
 
 #: Pipeline latency of a PE array: the operand register after the fetch
@@ -176,31 +177,85 @@ def _tiles(pea, orientation, M, N):
     return dm, dn, tm, tn, full_rows, rem_rows, n_rem
 
 
+#: Before the first tile: no drain has ended.
+_NEVER = -(1 << 62)
+
+
+def _tile(state, kb, rows):
+    """The array and the drain after one more tile of ``kb`` beats and ``rows`` rows.
+
+    ``state`` is ``(finish, end, end_before)``: the cycle the last tile's sum reached the
+    array's result registers, and the cycles the last two drains ended (``None``: no tile
+    yet). A tile's sum needs one of the two result registers: the one the drain before last
+    frees, usable the cycle after; its drain starts once the previous drain has ended.
+    """
+    if state is None:
+        finish, end, before = kb, _NEVER, _NEVER
+    else:
+        finish, end, before = state
+        finish = max(finish + kb, before + 1)
+    return finish, max(finish, end) + rows, end
+
+
+def _repeat(state, step, times):
+    """``step`` applied ``times`` times to ``state``. Once one application shifts every time
+    in the state by the same amount, each further one does (the recurrence only adds constants
+    and takes maxima), so the rest is that shift times the count."""
+    for done in range(times):
+        after = step(state)
+        if state is not None:
+            shifts = {new - old for new, old in zip(after, state)}
+            if len(shifts) == 1:
+                (shift,) = shifts
+                left = times - done - 1
+                return tuple(t + left * shift for t in after)
+        state = after
+    return state
+
+
+def drain_after(kb, rows, runs):
+    """Cycles from a tile of ``rows`` rows reaching the array's result registers to the end of
+    the last drain, when the tiles after it (``runs``: ``(rows, count)`` of them in order, ``kb``
+    beats each) can start at once: the tail a core computes after its last operand arrives."""
+    state = (0, rows, _NEVER)
+    for tile_rows, count in runs:
+        state = _repeat(state, lambda s, r=tile_rows: _tile(s, kb, r), count)
+    return state[1]
+
+
 def core_cycles(pea, orientation, batch, M, N, K, chunk=None):
     """Busy cycles of one core computing ``batch`` GEMMs ``M x N x K`` (see
-    :mod:`intar_hw.schedule.cost`).
+    :mod:`intar_hw.schedule.cost`): from the first beat to the end of the last tile's drain.
 
-    With ``chunk``, the reduction runs outermost in chunks of ``chunk`` (``KOUTER``).
-    Returns ``(cycles, (i, j, k))`` with the loop bounds: tiles along M and N, beats per tile.
+    Tiles are visited chunk by chunk (with ``chunk``, the reduction runs outermost in chunks of
+    ``chunk``: ``KOUTER``), GEMM by GEMM, P tile by P tile, then Q tile; a tile takes ``kb``
+    beats in the array and its rows drain one per cycle. The array holds two finished tiles
+    (:class:`~intar_hw.hw.mac_array.MACArray`'s result registers), so it runs up to a tile
+    ahead of the drain (:func:`_tile`). Returns ``(cycles, (i, j, k))`` with the loop bounds:
+    tiles along M and N, beats per tile.
     """
     if M <= 0 or N <= 0:
         return 0, (0, 0, 0)
     d3 = pea[2]
     dm, dn, tm, tn, r_full, r_rem, n_rem = _tiles(pea, orientation, M, N)
-    n_rem *= batch
-    n_full = batch * tm * tn - n_rem
+    p_tiles, q_tiles = (tm, tn) if orientation == "MN" else (tn, tm)
     if chunk is None or chunk >= K:
         chunks = [(K, 1)]
     else:
         count = cdiv(K, chunk)
         last = K - (count - 1) * chunk
         chunks = [(chunk, count - 1), (last, 1)] if last != chunk else [(chunk, count)]
-    total = 0
+    state = None
     for size, count in chunks:
         kb = cdiv(size, d3)
-        total += count * (n_full * max(kb, r_full) + n_rem * max(kb, r_rem))
-    kb_first = cdiv(chunks[0][0], d3)
-    kb_last = cdiv(chunks[-1][0], d3)
-    r_last = r_rem
-    total += kb_first - max(kb_last, r_last) + r_last
-    return total, (tm, tn, cdiv(min(K, chunk or K), d3))
+
+        def run(state, rows, kb=kb):
+            # A P tile: its Q tiles, all of the same rows.
+            return _repeat(state, lambda s: _tile(s, kb, rows), q_tiles)
+
+        def gemm(state):
+            state = _repeat(state, lambda s: run(s, r_full), p_tiles - 1)
+            return run(state, r_rem)
+
+        state = _repeat(state, gemm, count * batch)
+    return state[1], (tm, tn, cdiv(min(K, chunk or K), d3))

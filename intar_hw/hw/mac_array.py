@@ -3,6 +3,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 from .checks import check_count
+from .pipe import RegisterSlice
 from .tech import ecp5_multiplier, family_of
 from ..integers import cdiv
 
@@ -106,13 +107,14 @@ class MACArray(wiring.Component):
 
     The datapath is a three-stage pipeline shaped for FPGA DSP blocks: registered multiplier inputs,
     registered products (elaborated for an ECP5, see :mod:`.tech`: the input and output registers of
-    one ``MULT18X18D`` per product), then the accumulators, whose sum on a ``last`` beat goes to a
-    separate result register. That register lets a finished tile wait on ``o`` while the next
-    reduction accumulates, so with ``o`` always ready the array takes one beat per cycle, even when
-    every beat ends a reduction. The pipeline stalls (and ``i.ready`` falls) only when a ``last``
-    beat reaches the accumulators while the result register holds a tile that ``o`` is not taking
-    this cycle; no tile is ever dropped or repeated. ``o.valid`` is a register output; ``i.ready``
-    depends combinationally on ``o.ready``.
+    one ``MULT18X18D`` per product), then the accumulators, whose sum on a ``last`` beat goes to
+    one of two result registers taken in turn (a :class:`~.pipe.RegisterSlice`). Finished tiles
+    wait there on ``o`` while the next reductions accumulate, so with ``o`` always ready the array
+    takes one beat per cycle, even when every beat ends a reduction. The pipeline stalls (and
+    ``i.ready`` falls) only when a ``last`` beat reaches the accumulators while both result
+    registers hold tiles; no tile is ever dropped or repeated. ``o.valid`` and ``i.ready`` are
+    functions of registers alone: the sink's ``o.ready`` does not reach the pipeline's enable (the
+    clock enable of every DSP block and accumulator).
 
     Parameters
     ----------
@@ -248,7 +250,7 @@ class MACArray(wiring.Component):
                       for k in range(depth)] for c in range(cols)] for r in range(rows)]
         products_valid = Signal()
         products_last = Signal()
-        # Stage 3: accumulators and the result register (which drives o.payload).
+        # Stage 3: accumulators, then the result registers (which drive o).
         accumulators = [[Signal(signed(self._accumulator_width), name=f"accumulator_{r}_{c}")
                          for c in range(cols)] for r in range(rows)]
 
@@ -262,15 +264,15 @@ class MACArray(wiring.Component):
                     for k in range(live_depth):
                         ecp5_multiplier(m, f"mult_{r}_{c}_{k}", self.i.payload.a[r][k],
                                         self.i.payload.b[c][k], products[r][c][k], advance)
-        # A last beat needs the result register; it is free if empty or being emptied now.
+        # Finished tiles go to two result registers taken in turn; a last beat needs one free.
+        m.submodules.results = results = RegisterSlice(self.o.payload.shape())
+        wiring.connect(m, results.o, wiring.flipped(self.o))
+        finishing = products_valid & products_last
         m.d.comb += [
-            advance.eq(~(products_valid & products_last) | ~self.o.valid | self.o.ready),
+            advance.eq(~finishing | results.i.ready),
             self.i.ready.eq(advance),
+            results.i.valid.eq(finishing),
         ]
-
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-
         with m.If(advance):
             m.d.sync += [
                 operands.eq(self.i.payload),
@@ -284,20 +286,11 @@ class MACArray(wiring.Component):
                         for k in range(live_depth):
                             m.d.sync += products[r][c][k].eq(operands.a[r][k] *
                                                              operands.b[c][k])
-
-            with m.If(products_valid):
-                for r in range(live_rows):
-                    for c in range(live_cols):
-                        # Exact: the sum of at most max_reduction products fits (see Notes).
-                        total = sum(products[r][c][:live_depth], accumulators[r][c])
-                        with m.If(products_last):
-                            m.d.sync += [
-                                self.o.payload[r][c].eq(total),
-                                accumulators[r][c].eq(0),
-                            ]
-                        with m.Else():
-                            m.d.sync += accumulators[r][c].eq(total)
-                with m.If(products_last):
-                    m.d.sync += self.o.valid.eq(1)
-
+        for r in range(live_rows):
+            for c in range(live_cols):
+                # Exact: the sum of at most max_reduction products fits (see Notes).
+                total = sum(products[r][c][:live_depth], accumulators[r][c])
+                m.d.comb += results.i.payload[r][c].eq(total)
+                with m.If(advance & products_valid):
+                    m.d.sync += accumulators[r][c].eq(Mux(products_last, 0, total))
         return m

@@ -12,8 +12,10 @@ PE array
     ``"MN"``) or swapped (``"NM"``), whichever is faster (on a tie, the one with more rows per
     tile, which passes over B fewer times). A tile is ``ceil(K / d3)`` beats deep;
     a finished tile drains through the result path one PE row (``d2`` values) per cycle while the
-    next tile accumulates, so tile ``t`` costs ``max(kb, rows_t)`` and a run of ``T`` tiles costs
-    ``kb + sum(max(kb, rows_t) for t < T - 1) + rows_last``. The array's pipeline latency
+    next tiles accumulate (the array holds two finished tiles): tile ``t``'s sum is ready at
+    ``max(finish[t-1] + kb, end[t-2] + 1)`` and its drain ends ``rows_t`` cycles after
+    ``max(finish[t], end[t-1])`` (:func:`~intar_hw.timing.core_cycles`; with tiles of equal rows
+    a tile costs ``max(kb, rows)``). The array's pipeline latency
     (:data:`ARRAY_LATENCY`, 4 cycles: the operand register between fetch and array, registered
     operands, products, accumulators) is paid once per stage.
 Core groups
@@ -102,8 +104,8 @@ import numpy as np
 
 from ..timing import (ARRAY_LATENCY, BIAS_LATENCY, FIFO_DEPTH, KOUTER_MAX_ROWS, LOADER_LATENCY,
                       RECONFIG_CYCLES, REORDER_LATENCY, RUN_OVERHEAD, STORE_LATENCY, _tiles,
-                      bias_word_runs, core_cycles, operand_word_runs, sfu_latency, softmax_busy,
-                      softmax_timing)
+                      bias_word_runs, core_cycles, drain_after, operand_word_runs, sfu_latency,
+                      softmax_busy, softmax_timing)
 from .plan import Order
 from ..integers import cdiv
 
@@ -194,21 +196,23 @@ _MAX_RUNS = 16
 def _load_tail(d, peas, cores, weights):
     """Cycles a dealt task computes after its last off-chip operand word arrives (the most on
     any core): a weight word (``weights``) is last consumed in the first pass over the tiles of
-    B, an input word in the last tile of A; the tiles after it and the last drain remain."""
+    B, an input word in the last tile of A; the tiles after it and their drains remain
+    (:func:`~intar_hw.timing.drain_after`)."""
     tail = 0
     for core, (orientation, Mc, Nc, cycles, (i, j, k)) in zip(cores, d.cores):
         if cycles == 0:
             continue
-        pea = peas[core]
-        _, _, _, _, rows, rem, _ = _tiles(pea, orientation, Mc, Nc)
+        _, _, _, _, rows, rem, _ = _tiles(peas[core], orientation, Mc, Nc)
         p_tiles, q_tiles = (i, j) if orientation == "MN" else (j, i)
-        tiles = p_tiles * q_tiles
-        per_tile = max(k, rows)
         # B lies on the array's columns ("MN") or rows ("NM"); A on the other side.
         b_on_columns = orientation == "MN"
-        last_in_first_pass = b_on_columns if weights else not b_on_columns
-        after = tiles - q_tiles if last_in_first_pass else q_tiles - 1
-        tail = max(tail, after * per_tile + rem)
+        if b_on_columns if weights else not b_on_columns:
+            # The last tile of the first P tile, then the other P tiles.
+            runs = [(rows, (p_tiles - 2) * q_tiles), (rem, q_tiles)] if p_tiles > 1 else []
+            tail = max(tail, drain_after(k, rows if p_tiles > 1 else rem, runs))
+        else:
+            # The first tile of the last P tile, then the rest of it.
+            tail = max(tail, drain_after(k, rem, [(rem, q_tiles - 1)]))
     return tail
 
 

@@ -207,7 +207,7 @@ def test_mlp_small_sequential_deals_fc2():
 @pytest.mark.parametrize("offchip", [True, False])
 @pytest.mark.parametrize("rows, K, N, pea, split", [
     (9, 4, 2, (2, 2, 1), "M"),        # row tiles dealt round-robin, "MN"
-    (9, 4, 3, (8, 1, 1), "M"),        # "NM": the dealt rows are the result words' columns
+    (10, 4, 3, (8, 1, 1), "M"),       # "NM": the dealt rows are the result words' columns
     (3, 7, 70, (1, 64, 1), "N"),      # several rows, columns dealt; the output gathered per row
 ])
 def test_dealt_layer_of_several_rows(rows, K, N, pea, split, offchip):

@@ -159,7 +159,7 @@ def test_latency():
 @pytest.mark.parametrize("length", [1, 16])
 def test_backpressure_stalls_input_only_at_last(length):
     dut = MACArray(1, 1, max_reduction=length)
-    values = list(range(1, 3 * length + 1))
+    values = list(range(1, 4 * length + 1))
     beats = [{"a": [[value]], "b": [[1]], "last": int(n % length == length - 1)}
              for n, value in enumerate(values)]
 
@@ -169,17 +169,38 @@ def test_backpressure_stalls_input_only_at_last(length):
     async def sink(ctx):
         ctx.set(dut.o.ready, 0)
         taken = 0
-        for _ in range(3 * length + 20):
+        for _ in range(4 * length + 20):
             _, _, valid, ready = await ctx.tick().sample(dut.i.valid, dut.i.ready)
             taken += valid and ready
-        # One tile waits in the result register while the next reduction accumulates; its last
+        # Two tiles wait in the result registers while the next reduction accumulates; its last
         # beat stalls in the pipeline, with one more beat behind it.
-        assert taken == 2 * length + 1 and not ready
-        received = await get(ctx, dut.o, 3)
+        assert taken == 3 * length + 1 and not ready
+        received = await get(ctx, dut.o, 4)
         assert [payload[0][0] for payload in received] == \
-            [sum(values[n * length:(n + 1) * length]) for n in range(3)]
+            [sum(values[n * length:(n + 1) * length]) for n in range(4)]
 
     run(dut, source, sink, deadline=10 * length + 100)
+
+
+def test_ready_is_a_function_of_registers():
+    """The sink's ready does not reach the pipeline: with both result registers full, the input
+    stalls whatever ``o.ready`` says in that cycle (the tile taken frees a register for the next
+    cycle)."""
+    dut = MACArray(1, 1, max_reduction=1)
+    beats = [{"a": [[n + 1]], "b": [[1]], "last": 1} for n in range(6)]
+
+    async def bench(ctx):
+        ctx.set(dut.i.valid, 1)
+        for beat in beats[:4]:
+            ctx.set(dut.i.payload, beat)
+            await ctx.tick()
+        # Tiles 1 and 2 wait; tile 3 is at the accumulators, tile 4 on the input.
+        assert not ctx.get(dut.i.ready)
+        ctx.set(dut.o.ready, 1)
+        assert not ctx.get(dut.i.ready)
+        assert ctx.get(dut.o.payload)[0][0] == 1
+
+    run(dut, bench, deadline=50)
 
 
 def test_parameters_are_read_only():
