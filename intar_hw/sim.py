@@ -90,14 +90,17 @@ class _Board(Elaboratable):
         return m
 
 
-def offchip_memory(acc, inputs, params):
-    """The :class:`OffchipPort` modelling ``acc``'s off-chip memory, holding these data.
+def offchip_memory(acc, inputs=None, params=None):
+    """The :class:`OffchipPort` modelling ``acc``'s off-chip memory, of ``acc.offchip_words``
+    words (at least 2), holding the image of ``inputs`` and ``params``
+    (:meth:`~intar_hw.compose.layout.Plan.offchip_image`), or empty without them (a board's
+    memory, loaded by its host).
 
     Its bandwidth and latency are the schedule's budget's (a latency below the port's minimum of
-    2 cycles is raised to 2).
+    2 cycles is raised to 2), so the accelerator sees the timing its schedule assumed.
     """
     resources = acc.schedule.resources
-    image = acc.plan.offchip_image(inputs, params, acc.bus_bytes)
+    image = () if inputs is None else acc.plan.offchip_image(inputs, params, acc.bus_bytes)
     return OffchipPort(unsigned(8 * acc.bus_bytes), max(2, acc.offchip_words),
                        bandwidth=resources.offchip_bytes_per_cycle,
                        latency=max(2, resources.offchip_latency), max_burst=MAX_BURST,
