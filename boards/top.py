@@ -88,12 +88,7 @@ class BoardTop(wiring.Component):
             raise ValueError(f"BoardTop accelerator bus_bytes must be a power of two, "
                              f"not {acc.bus_bytes!r}")
         check_divisor("BoardTop", divisor)
-        if not isinstance(max_payload, int) or isinstance(max_payload, bool):
-            raise TypeError(f"BoardTop max_payload must be an integer from 1 to 65531, "
-                            f"not {max_payload!r}")
-        if not 1 <= max_payload <= 0xFFFF - 4:
-            raise ValueError(f"BoardTop max_payload must be an integer from 1 to 65531, "
-                             f"not {max_payload!r}")
+        frames.check_max_payload("BoardTop", max_payload)
         self._acc = acc
         self._divisor = divisor
         self._max_payload = max_payload

@@ -68,7 +68,7 @@ __all__ = ["REQUEST_SYNC", "RESPONSE_SYNC", "POLYNOMIAL", "MAX_PAYLOAD", "TIMEOU
            "HEADER_SIZE", "STATUS_BUSY", "STATUS_DONE", "Command", "Status", "crc8",
            "frame_size", "encode_request", "encode_response", "decode_request",
            "decode_response", "write", "read", "start", "status", "cycles", "status_flags",
-           "cycle_count"]
+           "cycle_count", "PAYLOAD_LIMIT", "check_max_payload"]
 
 
 #: First byte of a request frame.
@@ -91,6 +91,19 @@ STATUS_DONE = 0x02
 _ADDRESS_SIZE = 4
 _COUNT_SIZE = 2
 _LENGTH_LIMIT = 0xFFFF
+#: The largest ``max_payload`` a link can take: a ``WRITE``'s address and data fit the length.
+PAYLOAD_LIMIT = _LENGTH_LIMIT - _ADDRESS_SIZE
+
+
+def check_max_payload(owner, value):
+    """Raise :class:`TypeError`/:class:`ValueError` (naming ``owner``) unless ``value`` is a
+    ``max_payload``: an integer from 1 to :data:`PAYLOAD_LIMIT`."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{owner} max_payload must be an integer from 1 to {PAYLOAD_LIMIT}, "
+                        f"not {value!r}")
+    if not 1 <= value <= PAYLOAD_LIMIT:
+        raise ValueError(f"{owner} max_payload must be an integer from 1 to {PAYLOAD_LIMIT}, "
+                         f"not {value!r}")
 
 
 class Command(enum.IntEnum):

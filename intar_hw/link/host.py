@@ -47,12 +47,7 @@ class Host:
             if not callable(getattr(port, method, None)):
                 raise TypeError(f"Host port must have read(n) and write(data) methods, "
                                 f"not {port!r}")
-        if not isinstance(max_payload, int) or isinstance(max_payload, bool):
-            raise TypeError(f"Host max_payload must be an integer from 1 to 65531, "
-                            f"not {max_payload!r}")
-        if not 1 <= max_payload <= 0xFFFF - 4:
-            raise ValueError(f"Host max_payload must be an integer from 1 to 65531, "
-                             f"not {max_payload!r}")
+        frames.check_max_payload("Host", max_payload)
         self._port = port
         self._max_payload = max_payload
 

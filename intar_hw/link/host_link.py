@@ -113,7 +113,7 @@ class HostLink(wiring.Component):
                  timeout_bits=frames.TIMEOUT_BITS):
         check_divisor("HostLink", divisor)
         _check_int("addr_width", addr_width, 1, 32)
-        _check_int("max_payload", max_payload, 1, 0xFFFF - 4)
+        frames.check_max_payload("HostLink", max_payload)
         if not isinstance(timeout_bits, int) or isinstance(timeout_bits, bool):
             raise TypeError(f"HostLink timeout_bits must be a positive integer, "
                             f"not {timeout_bits!r}")
