@@ -50,7 +50,8 @@ def test_mlp_tiny_sequential(seed):
 @pytest.mark.parametrize("scale, policy, predicted, measured", [
     ("tiny", "intar", 377, 377),
     ("tiny", "dataflow", 377, 377),
-    ("small", "intar", 7681, 7681),
+    # The small MLP runs in make test on one core (test_mlp_sequential_on_one_core).
+    pytest.param("small", "intar", 7681, 7681, marks=pytest.mark.slow),
     pytest.param("small", "dataflow", 7681, 7681, marks=pytest.mark.slow),
 ])
 def test_mlp_task_pipeline(scale, policy, predicted, measured):
@@ -306,10 +307,12 @@ def test_cnn4l(scale, policy, predicted, measured):
 
 
 @pytest.mark.parametrize("scale, policy, predicted, measured", [
-    ("tiny", "sequential", 393, 393),
+    # The sequential run (convolutions dealt over two cores, as in the tiny CNN's sequential run
+    # in make test) and the small dataflow run are in make bench: 30 s of pysim each.
+    pytest.param("tiny", "sequential", 393, 393, marks=pytest.mark.slow),
     ("tiny", "dataflow", 288, 288),
     ("tiny", "intar", 288, 288),
-    ("small", "dataflow", 1273, 1273),
+    pytest.param("small", "dataflow", 1273, 1273, marks=pytest.mark.slow),
     pytest.param("small", "sequential", 1583, 1583, marks=pytest.mark.slow),
 ])
 def test_vae(scale, policy, predicted, measured):

