@@ -48,7 +48,7 @@ def test_mlp_tiny_sequential(seed):
 
 
 @pytest.mark.parametrize("scale, policy, predicted, measured", [
-    ("tiny", "intar", 377, 377),
+    pytest.param("tiny", "intar", 377, 377, marks=pytest.mark.slow),  # = dataflow
     ("tiny", "dataflow", 377, 377),
     # The small MLP runs in make test on one core (test_mlp_sequential_on_one_core).
     pytest.param("small", "intar", 7681, 7681, marks=pytest.mark.slow),
@@ -259,7 +259,7 @@ def test_shapes_bit_exact(pea, M, N, K, bias):
 @pytest.mark.parametrize("scale, policy, predicted, measured", [
     ("tiny", "sequential", 313, 313),
     ("tiny", "dataflow", 249, 249),
-    ("tiny", "intar", 249, 249),
+    pytest.param("tiny", "intar", 249, 249, marks=pytest.mark.slow),  # = dataflow
     # The small intar schedule is the sequential one relabelled (the same hardware): make test
     # simulates it once.
     pytest.param("small", "sequential", 3367, 3367, marks=pytest.mark.slow),
@@ -276,7 +276,7 @@ def test_gating_net(scale, policy, predicted, measured):
 @pytest.mark.parametrize("scale, policy, predicted, measured", [
     ("tiny", "sequential", 416, 416),
     ("tiny", "dataflow", 286, 286),
-    ("tiny", "intar", 286, 286),
+    pytest.param("tiny", "intar", 286, 286, marks=pytest.mark.slow),  # = dataflow
     ("small", "sequential", 3172, 3172),
     ("small", "intar", 3072, 3072),
     pytest.param("small", "dataflow", 3783, 3768, marks=pytest.mark.slow),
@@ -293,7 +293,7 @@ def test_self_attention(scale, policy, predicted, measured):
 @pytest.mark.parametrize("scale, policy, predicted, measured", [
     ("tiny", "sequential", 167, 167),
     ("tiny", "dataflow", 91, 91),
-    ("tiny", "intar", 91, 91),
+    pytest.param("tiny", "intar", 91, 91, marks=pytest.mark.slow),  # = dataflow
     pytest.param("small", "sequential", 424, 424, marks=pytest.mark.slow),
     pytest.param("small", "intar", 387, 387, marks=pytest.mark.slow),
 ])
@@ -311,7 +311,7 @@ def test_cnn4l(scale, policy, predicted, measured):
     # in make test) and the small dataflow run are in make bench: 30 s of pysim each.
     pytest.param("tiny", "sequential", 393, 393, marks=pytest.mark.slow),
     ("tiny", "dataflow", 288, 288),
-    ("tiny", "intar", 288, 288),
+    pytest.param("tiny", "intar", 288, 288, marks=pytest.mark.slow),  # = dataflow
     pytest.param("small", "dataflow", 1273, 1273, marks=pytest.mark.slow),
     pytest.param("small", "sequential", 1583, 1583, marks=pytest.mark.slow),
 ])
@@ -380,3 +380,12 @@ def test_a_users_graph_builds_from_its_schedule_alone(policy):
         assert ih.to_verilog(ih.build(again)) == ih.to_verilog(ih.build(s))
     else:
         assert plan(again, again.graph).programs == plan(s, g).programs
+
+
+@pytest.mark.parametrize("model", ["mlp", "gating_net", "self_attention", "cnn4l", "vae"])
+def test_tiny_intar_schedules_are_the_dataflow_ones(model):
+    """At tiny scale every intar schedule is the dataflow one (the same stages, so the same
+    hardware): make test simulates it once, under dataflow; make bench under both."""
+    graph = ih.model_graph(model, "tiny")
+    budget = Resources.for_model(model, "tiny")
+    assert schedule(graph, budget, "intar").stages == schedule(graph, budget, "dataflow").stages
