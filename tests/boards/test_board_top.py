@@ -4,7 +4,6 @@ outputs equal the golden model's and the link's cycle count equals simulate()'s.
 
 import numpy as np
 import pytest
-from amaranth.hdl import Fragment
 
 import intar_hw as ih
 from boards import BoardTop, SimSerial
@@ -16,33 +15,15 @@ from intar_hw.link.host import Host
 DIVISOR = 4
 
 
-def tiny_graph():
-    g = ih.Graph("one")
-    g.output(g.linear(g.input("x", shape=(1, 8), fmt="int8"), 4, shift=5, name="fc"))
-    return g
-
-
-def tiny_accelerator(bytes_per_cycle=4, *, offchip=True):
-    budget = ih.Resources(ccs=1, pea=(1, 4, 1), scratchpad_kib=4,
-                          offchip_bytes_per_cycle=bytes_per_cycle, offchip_latency=2)
-    return ih.build(ih.schedule(tiny_graph(), budget), offchip=offchip)
-
-
-def elaborated(acc):
-    """``acc``, elaborated once so that it does not warn as unused (errors tests only)."""
-    Fragment.get(acc, None)
-    return acc
-
-
-def board():
-    acc = tiny_accelerator()
+def board(one_layer):
+    acc = one_layer()
     top = BoardTop(acc, DIVISOR)
     port = SimSerial(top, top.rx, top.tx, DIVISOR, timeout_cycles=2000)
     return acc, Host(port), port
 
 
-def test_run_equals_reference_and_simulate():
-    acc, host, port = board()
+def test_run_equals_reference_and_simulate(one_layer):
+    acc, host, port = board(one_layer)
     g = acc.graph
     for seed in (0, 1):     # twice on one board: the second run reloads and restarts
         inputs, params = g.random_inputs(seed), g.random_parameters(seed)
@@ -51,13 +32,13 @@ def test_run_equals_reference_and_simulate():
         assert set(outputs) == {"fc"}
         np.testing.assert_array_equal(outputs["fc"], golden["fc"])
         assert outputs["fc"].dtype == golden["fc"].dtype
-        assert cycles == ih.simulate(tiny_accelerator(), inputs, params).cycles == 33
+        assert cycles == ih.simulate(one_layer(), inputs, params).cycles == 33
         assert host.status() == (False, True)
 
 
-def test_byte_lanes():
+def test_byte_lanes(one_layer):
     """A one-byte write changes one byte lane of its word (read-modify-write)."""
-    acc, host, _ = board()
+    acc, host, _ = board(one_layer)
     data = bytes(range(1, 13))
     host.write(0, data)
     assert host.read(0, 12) == data
@@ -69,8 +50,8 @@ def test_byte_lanes():
     assert host.read(6, 1) == bytes(expected[6:7])
 
 
-def test_corrupted_write_changes_nothing():
-    acc, host, port = board()
+def test_corrupted_write_changes_nothing(one_layer):
+    acc, host, port = board(one_layer)
     host.write(0, bytes(range(8)))
     frame = bytearray(frames.write(2, b"\xff\xff"))
     frame[6] ^= 0x10        # a data bit of the address
@@ -81,17 +62,17 @@ def test_corrupted_write_changes_nothing():
     assert host.read(0, 8) == bytes(range(8))
 
 
-def test_parameter_errors():
-    acc = elaborated(tiny_accelerator())
+def test_parameter_errors(one_layer):
+    acc = one_layer(used=True)
     with pytest.raises(TypeError, match=r"^BoardTop accelerator must be an Accelerator from "
                                         r"build\(\), not 'acc'$"):
         BoardTop("acc", DIVISOR)
     with pytest.raises(ValueError, match=r"^BoardTop accelerator must be built with "
                                          r"offchip=True, not False$"):
-        BoardTop(elaborated(tiny_accelerator(offchip=False)), DIVISOR)
+        BoardTop(one_layer(offchip=False, used=True), DIVISOR)
     with pytest.raises(ValueError, match=r"^BoardTop accelerator bus_bytes must be a power of "
                                          r"two, not 3$"):
-        BoardTop(elaborated(tiny_accelerator(bytes_per_cycle=3)), DIVISOR)
+        BoardTop(one_layer(bytes_per_cycle=3, used=True), DIVISOR)
     with pytest.raises(ValueError, match=r"^BoardTop divisor must be an integer of at least 4, "
                                          r"not 3$"):
         BoardTop(acc, 3)
@@ -103,7 +84,7 @@ def test_parameter_errors():
         BoardTop(acc, DIVISOR, max_payload=0)
 
 
-def test_attributes():
-    top = BoardTop(elaborated(tiny_accelerator()), 217, max_payload=64)
+def test_attributes(one_layer):
+    top = BoardTop(one_layer(used=True), 217, max_payload=64)
     assert (top.divisor, top.max_payload, top.memory_words, top.addr_width, top.memory) == (
         217, 64, 15, 6, None)

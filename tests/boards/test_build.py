@@ -6,19 +6,8 @@ import pytest
 from amaranth.build import ResourceError
 from amaranth.hdl import Fragment
 
-import intar_hw as ih
 from boards.build import BOARDS, build
 from boards.platform_top import PlatformTop, baud_divisor
-
-
-def tiny_accelerator():
-    g = ih.Graph("one")
-    g.output(g.linear(g.input("x", shape=(1, 8), fmt="int8"), 4, shift=5, name="fc"))
-    budget = ih.Resources(ccs=1, pea=(1, 4, 1), scratchpad_kib=4, offchip_bytes_per_cycle=4,
-                          offchip_latency=2)
-    acc = ih.build(ih.schedule(g, budget))
-    Fragment.get(acc, None)     # used, so that it does not warn as an unused elaboratable
-    return acc
 
 
 def test_baud_divisor():
@@ -37,8 +26,8 @@ def test_baud_divisor():
         baud_divisor(12e6, 2_600_000)
 
 
-def test_build_errors(tmp_path):
-    acc = tiny_accelerator()
+def test_build_errors(tmp_path, one_layer):
+    acc = one_layer(used=True)
     assert sorted(BOARDS) == ["icebreaker", "ulx3s-85f"]
     with pytest.raises(TypeError, match=r"^Board must be a string, not 1$"):
         build(acc, 1, tmp_path)
@@ -55,10 +44,10 @@ def test_build_errors(tmp_path):
 
 
 @pytest.mark.parametrize("board", sorted(BOARDS))
-def test_platform_top_pins(board):
+def test_platform_top_pins(board, one_layer):
     """The design elaborates on each platform and takes the pins it documents."""
     platform = BOARDS[board].platform()
-    Fragment.get(PlatformTop(tiny_accelerator()), platform)
+    Fragment.get(PlatformTop(one_layer(used=True)), platform)
     for name, number in [("uart", 0), ("led", 0), ("led", 1), ("button", 0)]:
         with pytest.raises(ResourceError, match=r"already been requested"):
             platform.request(name, number)

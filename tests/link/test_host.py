@@ -2,9 +2,7 @@
 reads, decoded results, and a LinkError naming the request for every failed exchange."""
 
 import pytest
-from amaranth.hdl import Fragment
 
-import intar_hw as ih
 from intar_hw.link import frames
 from intar_hw.link.frames import Command, Status
 from intar_hw.link.host import Host, LinkError
@@ -106,18 +104,9 @@ def test_malformed_response(reply, message):
         Host(board).start()
 
 
-def tiny_accelerator():
-    g = ih.Graph("one")
-    g.output(g.linear(g.input("x", shape=(1, 8), fmt="int8"), 4, shift=5, name="fc"))
-    budget = ih.Resources(ccs=1, pea=(1, 4, 1), scratchpad_kib=4, offchip_bytes_per_cycle=4,
-                          offchip_latency=2)
-    acc = ih.build(ih.schedule(g, budget))
-    Fragment.get(acc, None)     # used, so that it does not warn as an unused elaboratable
-    return g, acc
-
-
-def test_run_loads_image_and_times_out():
-    g, acc = tiny_accelerator()
+def test_run_loads_image_and_times_out(one_layer):
+    acc = one_layer(used=True)
+    g = acc.graph
     board = FakeBoard(done_after=None)
     inputs, params = g.random_inputs(0), g.random_parameters(0)
     with pytest.raises(TimeoutError, match=r"^The board was not done within 0 seconds$"):
