@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import namedtuple
 from pathlib import Path
 
 from .cache import cache_root
@@ -261,9 +262,14 @@ def _block_areas(work, dev, top, yosys, timeout, say, seconds):
     return module_areas(json.loads((work / "hier.json").read_text()), dev.cells, top)
 
 
+#: One nextpnr run: its wall time, whether the design fits, the resources used, Fmax, the
+#: critical path and, when it does not fit, why.
+Routed = namedtuple("Routed", ["seconds", "fits", "resources", "fmax_mhz", "path", "error"])
+
+
 def _place_and_route(work, dev, counts, nextpnr, freq_mhz, seed, router, timeout):
     """nextpnr on ``netlist.json`` in ``work``, which gets its outputs (``nextpnr.log``,
-    ``report.json``); returns ``(seconds, fits, resources, fmax_mhz, path, error)``."""
+    ``report.json``); returns a :data:`Routed`."""
     # The WebAssembly tools see only their working folder: the netlist must be in it.
     argv = [nextpnr, *dev.nextpnr_args, "--json", "netlist.json", "--freq", f"{freq_mhz:g}",
             "--seed", str(seed), "--timing-allow-fail", "--report", "report.json",
@@ -295,7 +301,7 @@ def _place_and_route(work, dev, counts, nextpnr, freq_mhz, seed, router, timeout
                 for kind, u in resources.items() if u.overflows]
         error = ("overflows " + ", ".join(over)) if over else (
             logged_error(log) or f"nextpnr exit status {status}")
-    return seconds, fits, resources, fmax_mhz, path, error
+    return Routed(seconds, fits, resources, fmax_mhz, path, error)
 
 
 def _keep_folder(keep):
@@ -335,10 +341,10 @@ def _seed_folder(work, seed):
 def _median_seed(runs):
     """The seed whose run a report gives: one that did not fit, if any (the design does not fit
     reliably), else the median Fmax (the lower of the two middle ones for an even count)."""
-    failed = [one for one, run in runs.items() if not run[1]]
+    failed = [one for one, run in runs.items() if not run.fits]
     if failed:
         return failed[0]
-    ranked = sorted(runs, key=lambda one: (runs[one][3] or 0, one))
+    ranked = sorted(runs, key=lambda one: (runs[one].fmax_mhz or 0, one))
     return ranked[(len(ranked) - 1) // 2]
 
 
@@ -434,13 +440,13 @@ def synthesize(design, device="ecp5-85k", *, freq_mhz=100, seed=1, top="top", hi
             runs[one] = _place_and_route(folder, dev, counts, tools[dev.family], freq_mhz, one,
                                          router, timeout)
     chosen = _median_seed(runs)
-    spent, fits, resources, fmax_mhz, path, error = runs[chosen]
-    seconds["nextpnr"] = sum(run[0] for run in runs.values())
+    _, fits, resources, fmax_mhz, path, error = runs[chosen]
+    seconds["nextpnr"] = sum(run.seconds for run in runs.values())
     report = SynthReport(
         device=dev.name, top=top, fits=fits, resources=resources, cells=counts,
         fmax_mhz=fmax_mhz, target_mhz=freq_mhz, seed=chosen, critical_path=path, modules=modules,
         error=error, seconds={k: round(v, 2) for k, v in seconds.items()}, notes=tuple(notes),
-        fmax_by_seed={one: run[3] for one, run in runs.items()} if len(runs) > 1 else {})
+        fmax_by_seed={one: run.fmax_mhz for one, run in runs.items()} if len(runs) > 1 else {})
     if cache:
         stored.parent.mkdir(parents=True, exist_ok=True)
         partial = stored.with_suffix(f".{os.getpid()}.tmp")
